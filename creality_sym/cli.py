@@ -1,0 +1,58 @@
+"""The ``creality`` command line: one subcommand per job.
+
+Each subcommand lives in its own module exposing ``configure(parser)`` and
+``run(args) -> int``; this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: subcommand name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "derive": ("creality_sym.commands.derive", "derive, verify and generate code for specs"),
+    "check": ("creality_sym.commands.check", "exit 0 when generated/ is in sync with derivations/"),
+    "solve": ("creality_sym.solve.command", "Newton solve of a random or saved instance"),
+    "audit": ("creality_sym.audit.command", "attack every stated bound numerically"),
+    "bench": ("creality_sym.bench.command", "time generated code against floors and peers"),
+    "report": ("creality_sym.report.command", "the full study: derivations, audit, solver, plots"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="creality",
+        description="Loss in SymPy -> verified closed forms -> generated numpy/CUDA code -> Newton.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                p.set_defaults(_missing=module_name)
+                continue
+            raise
+        module.configure(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "_missing", None):
+        print(f"creality {args.command}: not available ({args._missing} missing)", file=sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

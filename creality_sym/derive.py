@@ -1,0 +1,184 @@
+"""Structured derivation: gradient and Hessian of a spec, for symbolic n and d.
+
+For a z-space term ``sum_j phi(f_j, z_j, ...)`` with ``f = softmax(k z)``
+(``k`` the spec's logit scale) the scalar calculus gives five entry
+quantities, each simplified so that no ``1/f`` survives:
+
+    G = f phi_f,  E = f^2 phi_ff,  R = f phi_fz,  Z1 = phi_z,  Z2 = phi_zz.
+
+With ``h = G - f <G, 1>`` the structure lemma reads
+
+    grad_z   = k h + Z1
+    hess_z   = diag(delta) - p f^T - f p^T + c f f^T
+    delta    = k^2 (h + E) + 2 k R + Z2,   p = k^2 (h + E) + k R,   c = k^2 <E, 1>
+
+so ``grad L = A^T grad_z`` and ``hess L = A^T hess_z A``: diagonal plus rank
+two, never an n x n expression. An x-space term ``sum_i psi(x_i)`` adds
+``psi'(x)`` to the gradient and ``diag(psi''(x))`` to the Hessian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from creality_sym.spec import Spec, Term, f, x, z
+from creality_sym.vector import LowRank, total
+
+
+@dataclass(frozen=True)
+class EntryParts:
+    """Scalar derivative quantities of one z-space term (entry expressions)."""
+
+    phi: sp.Expr
+    G: sp.Expr
+    E: sp.Expr
+    R: sp.Expr
+    Z1: sp.Expr
+    Z2: sp.Expr
+
+    def scaled(self, weight: sp.Expr) -> EntryParts:
+        return EntryParts(*(tidy(weight * getattr(self, k)) for k in _PART_NAMES))
+
+    def __add__(self, other: EntryParts) -> EntryParts:
+        return EntryParts(*(tidy(getattr(self, k) + getattr(other, k)) for k in _PART_NAMES))
+
+
+_PART_NAMES = ("phi", "G", "E", "R", "Z1", "Z2")
+ZERO_PARTS = EntryParts(*(sp.Integer(0),) * 6)
+
+
+@dataclass(frozen=True)
+class TermDerivation:
+    """Gradient and Hessian of one term (unweighted) or of the weighted total.
+
+    ``z_gradient`` / ``z_hessian`` give ``A^T g`` and ``A^T B A``;
+    ``x_gradient`` / ``x_hessian`` are the x-space gradient and Hessian
+    diagonal (entry expressions in ``x``).
+    """
+
+    name: str
+    weight: sp.Expr
+    loss_z: sp.Expr
+    loss_x: sp.Expr
+    parts: EntryParts
+    z_gradient: sp.Expr
+    z_hessian: LowRank
+    x_gradient: sp.Expr
+    x_hessian: sp.Expr
+
+    @property
+    def has_z(self) -> bool:
+        return self.parts != ZERO_PARTS
+
+    @property
+    def has_x(self) -> bool:
+        return self.loss_x != 0
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """The derivation of a whole spec: every term (unweighted) and the total."""
+
+    spec: Spec
+    terms: dict[str, TermDerivation]
+    total: TermDerivation
+
+    def get(self, name: str) -> TermDerivation:
+        return self.total if name == "total" else self.terms[name]
+
+    @property
+    def all(self) -> list[TermDerivation]:
+        return [*self.terms.values(), self.total]
+
+
+def tidy(e: sp.Expr) -> sp.Expr:
+    """Canonical light simplification of an entry expression (deterministic)."""
+    e = sp.expand(sp.powsimp(sp.sympify(e)), log=False)
+    return sp.collect(e, [f], evaluate=True) if e.has(f) else e
+
+
+def entry_parts(phi: sp.Expr) -> EntryParts:
+    """The scalar calculus of ``phi(f, z)``: products taken before simplifying."""
+    phi_f = sp.diff(phi, f)
+    return EntryParts(
+        phi=tidy(phi),
+        G=tidy(f * phi_f),
+        E=tidy(f**2 * sp.diff(phi_f, f)),
+        R=tidy(f * sp.diff(phi_f, z)),
+        Z1=tidy(sp.diff(phi, z)),
+        Z2=tidy(sp.diff(phi, z, 2)),
+    )
+
+
+def structure(parts: EntryParts, kappa: sp.Expr) -> tuple[sp.Expr, LowRank]:
+    """z-gradient and z-Hessian (diag + rank 2) from the entry quantities."""
+    h = tidy(parts.G - f * total(parts.G))
+    base = tidy(kappa**2 * (h + parts.E))
+    delta = tidy(base + 2 * kappa * parts.R + parts.Z2)
+    p = tidy(base + kappa * parts.R)
+    c = sp.expand(kappa**2 * total(parts.E))
+    grad = tidy(kappa * h + parts.Z1)
+    terms = []
+    if p != 0:
+        terms += [(sp.Integer(-1), p, f), (sp.Integer(-1), f, p)]
+    if c != 0:
+        terms.append((c, f, f))
+    return grad, LowRank(delta, tuple(terms))
+
+
+def derive_term(term: Term, kappa: sp.Expr) -> TermDerivation:
+    """Derive one term, unweighted."""
+    if term.space == "x":
+        psi = tidy(term.phi)
+        return TermDerivation(
+            name=term.name,
+            weight=term.weight,
+            loss_z=sp.Integer(0),
+            loss_x=psi,
+            parts=ZERO_PARTS,
+            z_gradient=sp.Integer(0),
+            z_hessian=LowRank(sp.Integer(0)),
+            x_gradient=tidy(sp.diff(psi, x)),
+            x_hessian=tidy(sp.diff(psi, x, 2)),
+        )
+    parts = entry_parts(term.phi)
+    grad, hess = structure(parts, kappa)
+    return TermDerivation(
+        name=term.name,
+        weight=term.weight,
+        loss_z=parts.phi,
+        loss_x=sp.Integer(0),
+        parts=parts,
+        z_gradient=grad,
+        z_hessian=hess,
+        x_gradient=sp.Integer(0),
+        x_hessian=sp.Integer(0),
+    )
+
+
+def derive(spec: Spec) -> Derivation:
+    """Derive every term of ``spec`` and the weighted total."""
+    kappa = spec.logit_scale
+    terms = {t.name: derive_term(t, kappa) for t in spec.terms}
+    parts = ZERO_PARTS
+    loss_x = sp.Integer(0)
+    for t in spec.terms:
+        d = terms[t.name]
+        parts = parts + d.parts.scaled(t.weight)
+        loss_x = loss_x + t.weight * d.loss_x
+    loss_x = tidy(loss_x)
+    grad, hess = structure(parts, kappa)
+    total_derivation = TermDerivation(
+        name="total",
+        weight=sp.Integer(1),
+        loss_z=parts.phi,
+        loss_x=loss_x,
+        parts=parts,
+        z_gradient=grad,
+        z_hessian=hess,
+        x_gradient=tidy(sp.diff(loss_x, x)),
+        x_hessian=tidy(sp.diff(loss_x, x, 2)),
+    )
+    return Derivation(spec=spec, terms=terms, total=total_derivation)

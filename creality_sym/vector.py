@@ -1,0 +1,147 @@
+"""Vector expressions for symbolic n: entry expressions, totals, diag + low rank.
+
+An *entry expression* is a SymPy expression in entry symbols (``f``, ``z``,
+``b``, ...) that stands for the vector whose j-th entry it gives.
+``Total(e)`` is the scalar ``sum_j e_j``; ``inner(u, v) = Total(u*v)``.
+A :class:`LowRank` is the n x n matrix ``diag(d) + sum_k c_k u_k v_k^T`` held
+by its pieces only, never as an n x n expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import sympy as sp
+
+
+#: the symbolic dimension n (number of logits).
+N = sp.Symbol("n", positive=True, integer=True)
+
+
+class Total(sp.Function):
+    """``Total(e) = sum_j e_j`` over the n entries (an unevaluated scalar)."""
+
+    nargs = 1
+    is_real = True
+
+    @classmethod
+    def eval(cls, arg):  # noqa: ANN001 - SymPy protocol
+        arg = sp.sympify(arg)
+        if arg == 0:
+            return sp.Integer(0)
+        return None
+
+    def _latex(self, printer) -> str:  # noqa: ANN001
+        inner_arg = self.args[0]
+        if isinstance(inner_arg, sp.Mul):
+            factors = [printer._print(a) for a in inner_arg.args]
+            if len(factors) == 2:
+                return r"\langle %s, %s \rangle" % (factors[0], factors[1])
+        return r"\langle %s, \mathbf{1} \rangle" % printer._print(inner_arg)
+
+
+def total(e: sp.Expr) -> sp.Expr:
+    """Sum of an entry expression over all entries, expanded over + and constants."""
+    e = sp.expand(sp.sympify(e), deep=False, mul=True, multinomial=False, log=False)
+    if isinstance(e, sp.Add):
+        return sp.Add(*(total(a) for a in e.args))
+    coeff, rest = e.as_independent(*_entry_atoms(e), as_Add=False)
+    if rest == 1:
+        return coeff * N
+    if isinstance(rest, sp.Symbol) and str(rest) in PROBABILITY_NAMES:
+        return coeff  # a probability vector sums to one
+    return coeff * Total(rest)
+
+
+def inner(u: sp.Expr, v: sp.Expr) -> sp.Expr:
+    """``<u, v> = sum_j u_j v_j``."""
+    return total(sp.sympify(u) * sp.sympify(v))
+
+
+ENTRY_NAMES: set[str] = {"f", "z", "x"}
+PROBABILITY_NAMES: set[str] = {"f"}
+
+
+def register_entry_symbol(symbol: sp.Symbol, *, probability: bool = False) -> None:
+    """Mark a symbol as an entry symbol (an n-vector parameter)."""
+    ENTRY_NAMES.add(str(symbol))
+    if probability:
+        PROBABILITY_NAMES.add(str(symbol))
+    else:
+        PROBABILITY_NAMES.discard(str(symbol))
+
+
+def _entry_atoms(e: sp.Expr) -> list[sp.Symbol]:
+    return [s for s in e.free_symbols if str(s) in ENTRY_NAMES and not _inside_total(e, s)]
+
+
+def _inside_total(e: sp.Expr, s: sp.Symbol) -> bool:
+    """True when every occurrence of ``s`` in ``e`` sits inside a Total."""
+    stripped = e.replace(Total, lambda *a: sp.Integer(0))
+    return s not in stripped.free_symbols
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """``diag(d) + sum_k c_k u_k v_k^T`` as pieces (entry expressions, scalar c_k)."""
+
+    diagonal: sp.Expr
+    terms: tuple[tuple[sp.Expr, sp.Expr, sp.Expr], ...] = ()
+
+    def __add__(self, other: LowRank) -> LowRank:
+        if not isinstance(other, LowRank):
+            return NotImplemented
+        return LowRank(self.diagonal + other.diagonal, self.terms + other.terms)
+
+    def __neg__(self) -> LowRank:
+        return LowRank(-self.diagonal, tuple((-c, u, v) for c, u, v in self.terms))
+
+    def __sub__(self, other: LowRank) -> LowRank:
+        return self + (-other)
+
+    def __mul__(self, scalar: object) -> LowRank:
+        s = sp.sympify(scalar)
+        return LowRank(s * self.diagonal, tuple((s * c, u, v) for c, u, v in self.terms))
+
+    __rmul__ = __mul__
+
+    @property
+    def rank(self) -> int:
+        return len(self.terms)
+
+    def map(self, fn: Callable[[sp.Expr], sp.Expr]) -> LowRank:
+        """Apply ``fn`` to every piece."""
+        return LowRank(fn(self.diagonal), tuple((fn(c), fn(u), fn(v)) for c, u, v in self.terms))
+
+    def matrix(self, entries: Callable[[sp.Expr, int], sp.Expr], n: int) -> sp.Matrix:
+        """The explicit n x n matrix, given ``entries(expr, j)`` for concrete n."""
+        out = sp.diag(*[entries(self.diagonal, j) for j in range(n)])
+        for c, u, v in self.terms:
+            cj = entries(c, 0)
+            uu = sp.Matrix([entries(u, j) for j in range(n)])
+            vv = sp.Matrix([entries(v, j) for j in range(n)])
+            out += cj * uu * vv.T
+        return out
+
+
+def diag(d: sp.Expr) -> LowRank:
+    """``diag(d)`` for an entry expression ``d``."""
+    return LowRank(sp.sympify(d))
+
+
+def outer(u: sp.Expr, v: sp.Expr) -> LowRank:
+    """``u v^T`` for entry expressions ``u``, ``v``."""
+    return LowRank(sp.Integer(0), ((sp.Integer(1), sp.sympify(u), sp.sympify(v)),))
+
+
+def instantiate(e: sp.Expr, j: int, table: Mapping[sp.Symbol, Sequence[sp.Expr]], n: int) -> sp.Expr:
+    """Entry ``j`` of ``e`` at concrete ``n``: entry symbols from ``table``, Totals summed."""
+    e = sp.sympify(e)
+    if e.has(Total):
+        e = e.replace(
+            lambda a: isinstance(a, Total),
+            lambda a: sp.Add(*(instantiate(a.args[0], k, table, n) for k in range(n))),
+        )
+    e = e.xreplace({N: sp.Integer(n)})
+    return e.xreplace({s: vals[j] for s, vals in table.items()})
