@@ -1,0 +1,1 @@
+"""Generated code (placeholder until the first `creality derive`)."""
