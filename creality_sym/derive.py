@@ -50,6 +50,32 @@ ZERO_PARTS = EntryParts(*(sp.Integer(0),) * 6)
 
 
 @dataclass(frozen=True)
+class HessianPieces:
+    """``B = diag(delta) - p f^T - f p^T + c f f^T`` and its action on ``1_n``.
+
+    ``ones`` is ``B 1_n`` simplified symbolically (zero for the part of B that
+    depends on z through f only, since softmax is shift-invariant), and
+    ``ones_total = <1_n, B 1_n>``; generated code uses both to shift rows of A
+    without cancellation.
+    """
+
+    delta: sp.Expr
+    p: sp.Expr
+    c: sp.Expr
+    ones: sp.Expr
+    ones_total: sp.Expr
+
+    @property
+    def matrix(self) -> LowRank:
+        terms = []
+        if self.p != 0:
+            terms += [(sp.Integer(-1), self.p, f), (sp.Integer(-1), f, self.p)]
+        if self.c != 0:
+            terms.append((self.c, f, f))
+        return LowRank(self.delta, tuple(terms))
+
+
+@dataclass(frozen=True)
 class TermDerivation:
     """Gradient and Hessian of one term (unweighted) or of the weighted total.
 
@@ -64,9 +90,18 @@ class TermDerivation:
     loss_x: sp.Expr
     parts: EntryParts
     z_gradient: sp.Expr
-    z_hessian: LowRank
+    pieces: HessianPieces
     x_gradient: sp.Expr
     x_hessian: sp.Expr
+
+    @property
+    def z_hessian(self) -> LowRank:
+        return self.pieces.matrix
+
+    @property
+    def z_gradient_total(self) -> sp.Expr:
+        """``<1_n, z_gradient>`` simplified (shift invariance removes the softmax part)."""
+        return sp.expand(total(self.z_gradient))
 
     @property
     def has_z(self) -> bool:
@@ -112,20 +147,16 @@ def entry_parts(phi: sp.Expr) -> EntryParts:
     )
 
 
-def structure(parts: EntryParts, kappa: sp.Expr) -> tuple[sp.Expr, LowRank]:
-    """z-gradient and z-Hessian (diag + rank 2) from the entry quantities."""
+def structure(parts: EntryParts, kappa: sp.Expr) -> tuple[sp.Expr, HessianPieces]:
+    """z-gradient and z-Hessian pieces (diag + rank 2) from the entry quantities."""
     h = tidy(parts.G - f * total(parts.G))
     base = tidy(kappa**2 * (h + parts.E))
     delta = tidy(base + 2 * kappa * parts.R + parts.Z2)
     p = tidy(base + kappa * parts.R)
     c = sp.expand(kappa**2 * total(parts.E))
     grad = tidy(kappa * h + parts.Z1)
-    terms = []
-    if p != 0:
-        terms += [(sp.Integer(-1), p, f), (sp.Integer(-1), f, p)]
-    if c != 0:
-        terms.append((c, f, f))
-    return grad, LowRank(delta, tuple(terms))
+    ones = tidy(delta - p - f * (total(p) - c))
+    return grad, HessianPieces(delta, p, c, ones, sp.expand(total(ones)))
 
 
 def derive_term(term: Term, kappa: sp.Expr) -> TermDerivation:
@@ -139,7 +170,7 @@ def derive_term(term: Term, kappa: sp.Expr) -> TermDerivation:
             loss_x=psi,
             parts=ZERO_PARTS,
             z_gradient=sp.Integer(0),
-            z_hessian=LowRank(sp.Integer(0)),
+            pieces=HessianPieces(*(sp.Integer(0),) * 5),
             x_gradient=tidy(sp.diff(psi, x)),
             x_hessian=tidy(sp.diff(psi, x, 2)),
         )
@@ -152,7 +183,7 @@ def derive_term(term: Term, kappa: sp.Expr) -> TermDerivation:
         loss_x=sp.Integer(0),
         parts=parts,
         z_gradient=grad,
-        z_hessian=hess,
+        pieces=hess,
         x_gradient=sp.Integer(0),
         x_hessian=sp.Integer(0),
     )
@@ -177,7 +208,7 @@ def derive(spec: Spec) -> Derivation:
         loss_x=loss_x,
         parts=parts,
         z_gradient=grad,
-        z_hessian=hess,
+        pieces=hess,
         x_gradient=tidy(sp.diff(loss_x, x)),
         x_hessian=tidy(sp.diff(loss_x, x, 2)),
     )

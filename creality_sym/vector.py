@@ -43,10 +43,10 @@ class Total(sp.Function):
 
 def total(e: sp.Expr) -> sp.Expr:
     """Sum of an entry expression over all entries, expanded over + and constants."""
-    e = sp.expand(sp.sympify(e), deep=False, mul=True, multinomial=False, log=False)
+    e = sp.expand_mul(sp.sympify(e))
     if isinstance(e, sp.Add):
         return sp.Add(*(total(a) for a in e.args))
-    coeff, rest = e.as_independent(*_entry_atoms(e), as_Add=False)
+    coeff, rest = _split_scalar(e)
     if rest == 1:
         return coeff * N
     if isinstance(rest, sp.Symbol) and str(rest) in PROBABILITY_NAMES:
@@ -59,6 +59,7 @@ def inner(u: sp.Expr, v: sp.Expr) -> sp.Expr:
     return total(sp.sympify(u) * sp.sympify(v))
 
 
+_OPAQUE = sp.Symbol("_opaque_total")
 ENTRY_NAMES: set[str] = {"f", "z", "x"}
 PROBABILITY_NAMES: set[str] = {"f"}
 
@@ -72,14 +73,20 @@ def register_entry_symbol(symbol: sp.Symbol, *, probability: bool = False) -> No
         PROBABILITY_NAMES.discard(str(symbol))
 
 
-def _entry_atoms(e: sp.Expr) -> list[sp.Symbol]:
-    return [s for s in e.free_symbols if str(s) in ENTRY_NAMES and not _inside_total(e, s)]
+def is_entrywise(e: sp.Expr) -> bool:
+    """True when ``e`` depends on an entry symbol outside every Total."""
+    stripped = sp.sympify(e).replace(Total, lambda *a: _OPAQUE)
+    return any(str(s) in ENTRY_NAMES for s in stripped.free_symbols)
 
 
-def _inside_total(e: sp.Expr, s: sp.Symbol) -> bool:
-    """True when every occurrence of ``s`` in ``e`` sits inside a Total."""
-    stripped = e.replace(Total, lambda *a: sp.Integer(0))
-    return s not in stripped.free_symbols
+def _split_scalar(e: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """Split a product into (scalar factor, entrywise factor)."""
+    factors = e.args if isinstance(e, sp.Mul) else (e,)
+    scalar = [a for a in factors if not is_entrywise(a)]
+    entry = [a for a in factors if is_entrywise(a)]
+    return sp.Mul(*scalar), sp.Mul(*entry)
+
+
 
 
 @dataclass(frozen=True)
