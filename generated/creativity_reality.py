@@ -350,7 +350,7 @@ def hessian(x, A, b, w, gamma, *, validate=True):
     S *= xp.sqrt(xp.abs(delta))[:, None]
     H = S.T @ S
     negative = delta < 0
-    n_negative = int(xp.sum(negative))
+    n_negative = int(xp.count_nonzero(negative))
     if n_negative:
         if 2 * n_negative <= delta.shape[0]:
             S_neg = S[negative]
@@ -359,8 +359,9 @@ def hessian(x, A, b, w, gamma, *, validate=True):
             S_pos = S[~negative]
             H = 2.0 * (S_pos.T @ S_pos) - H
     del S
-    H += (c * F - P)[:, None] * F[None, :] - F[:, None] * P[None, :]
-    H += M[:, None] * a_k[None, :] + a_k[:, None] * (M + float(ones_total) * a_k)[None, :]
+    # rank-2 part and shift corrections as L + L^T: exactly symmetric
+    L = (0.5 * c * F - P)[:, None] * F[None, :] + (M + 0.5 * float(ones_total) * a_k)[:, None] * a_k[None, :]
+    H += L + L.T
     return H
 
 
