@@ -76,7 +76,10 @@ def render_all(derivations: list[Derivation], layout: Layout) -> dict[str, str]:
     manifest = {
         "generator": f"creality_sym {GENERATOR_VERSION}",
         "specs": {
-            d.spec.name: {"source": f"derivations/{Path(d.spec.path).name}", "sha256": d.spec.digest}
+            d.spec.name: {
+                "source": f"derivations/{Path(d.spec.path).name}",
+                "sha256": d.spec.digest,
+            }
             for d in derivations
         },
         "files": {path: _sha256(text.encode()) for path, text in sorted(files.items())},

@@ -46,8 +46,9 @@ class VectorLatexPrinter(LatexPrinter):
             scalars = [a for a in arg.args if not is_entrywise(a)]
             if len(vectors) == 2:
                 head = self._print(sp.Mul(*scalars)) + " " if scalars else ""
-                return head + r"\langle %s, %s \rangle" % tuple(self._print(v) for v in vectors)
-        return r"\langle %s, \mathbf{1} \rangle" % self._print(arg)
+                u, v = (self._print(v) for v in vectors)
+                return head + rf"\langle {u}, {v} \rangle"
+        return rf"\langle {self._print(arg)}, \mathbf{{1}} \rangle"
 
 
 def vector_latex(e: sp.Expr) -> str:
@@ -103,7 +104,9 @@ def derivations_markdown(derivations: list[Derivation]) -> str:
             if td.has_x:
                 rows.append(rf"\psi(x) &= {vector_latex(td.loss_x)}")
                 rows.append(rf"\nabla_x \psi &= {vector_latex(td.x_gradient)}")
-                rows.append(rf"\nabla_x^2 \psi &= \operatorname{{diag}}({vector_latex(td.x_hessian)})")
+                rows.append(
+                    rf"\nabla_x^2 \psi &= \operatorname{{diag}}({vector_latex(td.x_hessian)})"
+                )
             out.append(" \\\\\n".join(rows))
             out += [r"\end{aligned}", "$$", ""]
         if spec.statements:

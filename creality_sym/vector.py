@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-
 #: the symbolic dimension n (number of logits).
 N = sp.Symbol("n", positive=True, integer=True)
 
@@ -31,14 +30,6 @@ class Total(sp.Function):
         if arg == 0:
             return sp.Integer(0)
         return None
-
-    def _latex(self, printer) -> str:  # noqa: ANN001
-        inner_arg = self.args[0]
-        if isinstance(inner_arg, sp.Mul):
-            factors = [printer._print(a) for a in inner_arg.args]
-            if len(factors) == 2:
-                return r"\langle %s, %s \rangle" % (factors[0], factors[1])
-        return r"\langle %s, \mathbf{1} \rangle" % printer._print(inner_arg)
 
 
 def total(e: sp.Expr) -> sp.Expr:
@@ -85,8 +76,6 @@ def _split_scalar(e: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     scalar = [a for a in factors if not is_entrywise(a)]
     entry = [a for a in factors if is_entrywise(a)]
     return sp.Mul(*scalar), sp.Mul(*entry)
-
-
 
 
 @dataclass(frozen=True)
@@ -142,7 +131,9 @@ def outer(u: sp.Expr, v: sp.Expr) -> LowRank:
     return LowRank(sp.Integer(0), ((sp.Integer(1), sp.sympify(u), sp.sympify(v)),))
 
 
-def instantiate(e: sp.Expr, j: int, table: Mapping[sp.Symbol, Sequence[sp.Expr]], n: int) -> sp.Expr:
+def instantiate(
+    e: sp.Expr, j: int, table: Mapping[sp.Symbol, Sequence[sp.Expr]], n: int
+) -> sp.Expr:
     """Entry ``j`` of ``e`` at concrete ``n``: entry symbols from ``table``, Totals summed."""
     e = sp.sympify(e)
     if e.has(Total):

@@ -44,8 +44,6 @@ SPEC = Spec(
         Statement("B_real", "reality", "z_hessian", B_real),
         Statement("B_cre", "creativity", "z_hessian", B_cre),
         Statement("W2", "regularizer", "z_hessian", diag(w**2)),
-        Statement(
-            "hessian-total", "total", "z_hessian", B_real + gamma * B_cre + diag(w**2)
-        ),
+        Statement("hessian-total", "total", "z_hessian", B_real + gamma * B_cre + diag(w**2)),
     ],
 )

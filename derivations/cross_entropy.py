@@ -1,6 +1,6 @@
 """Variant: cross-entropy reality loss.
 
-    L(x) = -<b, log f> + gamma <f, log f> + 1/2 ||W A x||^2,   f = softmax(A x)
+L(x) = -<b, log f> + gamma <f, log f> + 1/2 ||W A x||^2,   f = softmax(A x)
 """
 
 import sympy as sp
@@ -31,7 +31,9 @@ SPEC = Spec(
         Statement("grad-regularizer", "regularizer", "z_gradient", w**2 * z),
         Statement("B_ce", "reality", "z_hessian", J),
         Statement(
-            "B_cre", "creativity", "z_hessian",
+            "B_cre",
+            "creativity",
+            "z_hessian",
             diag(f + v) - outer(f, f) - outer(v, f) - outer(f, v),
         ),
         Statement("W2", "regularizer", "z_hessian", diag(w**2)),

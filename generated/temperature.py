@@ -30,7 +30,7 @@ def _z_loss_reality(xp, f, logf, z, b, w, gamma, tau):
     n = f.shape[0]
     _r0 = xp.sum((1/2)*b*b - b*f + (1/2)*f*f)
     phi_sum = _r0
-    return phi_sum
+    return (phi_sum,)
 
 
 def _z_gradient_reality(xp, f, logf, z, b, w, gamma, tau):
@@ -41,7 +41,7 @@ def _z_gradient_reality(xp, f, logf, z, b, w, gamma, tau):
     _rt10 = tau**(-1.0)
     g = _rt10*f*f + f*(-_r0*_rt10 + _r1*_rt10 - _rt10*b)
     g_total = 0
-    return g, g_total
+    return (g, g_total,)
 
 
 def _z_hessian_reality(xp, f, logf, z, b, w, gamma, tau):
@@ -57,28 +57,28 @@ def _z_hessian_reality(xp, f, logf, z, b, w, gamma, tau):
     c = _rt11
     ones = xp.zeros_like(f) + (0)
     ones_total = 0
-    return delta, p, c, ones, ones_total
+    return (delta, p, c, ones, ones_total,)
 
 
 def _x_loss_reality(xp, x, gamma, tau):
     """x-space loss pieces of term 'reality' (unweighted). (0 operations)"""
     n = x.shape[0]
     psi_sum = 0
-    return psi_sum
+    return (psi_sum,)
 
 
 def _x_gradient_reality(xp, x, gamma, tau):
     """x-space gradient pieces of term 'reality' (unweighted). (0 operations)"""
     n = x.shape[0]
     xg = xp.zeros_like(x) + (0)
-    return xg
+    return (xg,)
 
 
 def _x_hessian_reality(xp, x, gamma, tau):
     """x-space hessian pieces of term 'reality' (unweighted). (0 operations)"""
     n = x.shape[0]
     xh = xp.zeros_like(x) + (0)
-    return xh
+    return (xh,)
 
 
 def _z_loss_creativity(xp, f, logf, z, b, w, gamma, tau):
@@ -86,7 +86,7 @@ def _z_loss_creativity(xp, f, logf, z, b, w, gamma, tau):
     n = f.shape[0]
     _r0 = xp.sum(f*logf)
     phi_sum = _r0
-    return phi_sum
+    return (phi_sum,)
 
 
 def _z_gradient_creativity(xp, f, logf, z, b, w, gamma, tau):
@@ -96,7 +96,7 @@ def _z_gradient_creativity(xp, f, logf, z, b, w, gamma, tau):
     _rt10 = tau**(-1.0)
     g = f*(-_r0*_rt10 + _rt10*logf)
     g_total = 0
-    return g, g_total
+    return (g, g_total,)
 
 
 def _z_hessian_creativity(xp, f, logf, z, b, w, gamma, tau):
@@ -110,28 +110,28 @@ def _z_hessian_creativity(xp, f, logf, z, b, w, gamma, tau):
     c = _rt10
     ones = xp.zeros_like(f) + (0)
     ones_total = 0
-    return delta, p, c, ones, ones_total
+    return (delta, p, c, ones, ones_total,)
 
 
 def _x_loss_creativity(xp, x, gamma, tau):
     """x-space loss pieces of term 'creativity' (unweighted). (0 operations)"""
     n = x.shape[0]
     psi_sum = 0
-    return psi_sum
+    return (psi_sum,)
 
 
 def _x_gradient_creativity(xp, x, gamma, tau):
     """x-space gradient pieces of term 'creativity' (unweighted). (0 operations)"""
     n = x.shape[0]
     xg = xp.zeros_like(x) + (0)
-    return xg
+    return (xg,)
 
 
 def _x_hessian_creativity(xp, x, gamma, tau):
     """x-space hessian pieces of term 'creativity' (unweighted). (0 operations)"""
     n = x.shape[0]
     xh = xp.zeros_like(x) + (0)
-    return xh
+    return (xh,)
 
 
 def _z_loss_regularizer(xp, f, logf, z, b, w, gamma, tau):
@@ -139,7 +139,7 @@ def _z_loss_regularizer(xp, f, logf, z, b, w, gamma, tau):
     n = f.shape[0]
     _r0 = xp.sum((1/2)*w*w*z*z)
     phi_sum = _r0
-    return phi_sum
+    return (phi_sum,)
 
 
 def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma, tau):
@@ -148,7 +148,7 @@ def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma, tau):
     _r0 = xp.sum(w*w*z)
     g = w*w*z
     g_total = _r0
-    return g, g_total
+    return (g, g_total,)
 
 
 def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma, tau):
@@ -161,28 +161,28 @@ def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma, tau):
     c = 0
     ones = xp.zeros_like(f) + (_rt10)
     ones_total = _r0
-    return delta, p, c, ones, ones_total
+    return (delta, p, c, ones, ones_total,)
 
 
 def _x_loss_regularizer(xp, x, gamma, tau):
     """x-space loss pieces of term 'regularizer' (unweighted). (0 operations)"""
     n = x.shape[0]
     psi_sum = 0
-    return psi_sum
+    return (psi_sum,)
 
 
 def _x_gradient_regularizer(xp, x, gamma, tau):
     """x-space gradient pieces of term 'regularizer' (unweighted). (0 operations)"""
     n = x.shape[0]
     xg = xp.zeros_like(x) + (0)
-    return xg
+    return (xg,)
 
 
 def _x_hessian_regularizer(xp, x, gamma, tau):
     """x-space hessian pieces of term 'regularizer' (unweighted). (0 operations)"""
     n = x.shape[0]
     xh = xp.zeros_like(x) + (0)
-    return xh
+    return (xh,)
 
 
 def _z_loss_total(xp, f, logf, z, b, w, gamma, tau):
@@ -190,7 +190,7 @@ def _z_loss_total(xp, f, logf, z, b, w, gamma, tau):
     n = f.shape[0]
     _r0 = xp.sum((1/2)*b*b + (1/2)*f*f + f*(-b + gamma*logf) + (1/2)*w*w*z*z)
     phi_sum = _r0
-    return phi_sum
+    return (phi_sum,)
 
 
 def _z_gradient_total(xp, f, logf, z, b, w, gamma, tau):
@@ -203,7 +203,7 @@ def _z_gradient_total(xp, f, logf, z, b, w, gamma, tau):
     _rt10 = tau**(-1.0)
     g = _rt10*f*f + f*(-_r0*_rt10 + _r1*_rt10 - _r2*_rt10*gamma - _rt10*b + _rt10*gamma*logf) + w*w*z
     g_total = _r3
-    return g, g_total
+    return (g, g_total,)
 
 
 def _z_hessian_total(xp, f, logf, z, b, w, gamma, tau):
@@ -223,28 +223,28 @@ def _z_hessian_total(xp, f, logf, z, b, w, gamma, tau):
     c = _rt12 + _rt13
     ones = xp.zeros_like(f) + (_rt10)
     ones_total = _r1
-    return delta, p, c, ones, ones_total
+    return (delta, p, c, ones, ones_total,)
 
 
 def _x_loss_total(xp, x, gamma, tau):
     """x-space loss pieces of the weighted total. (0 operations)"""
     n = x.shape[0]
     psi_sum = 0
-    return psi_sum
+    return (psi_sum,)
 
 
 def _x_gradient_total(xp, x, gamma, tau):
     """x-space gradient pieces of the weighted total. (0 operations)"""
     n = x.shape[0]
     xg = xp.zeros_like(x) + (0)
-    return xg
+    return (xg,)
 
 
 def _x_hessian_total(xp, x, gamma, tau):
     """x-space hessian pieces of the weighted total. (0 operations)"""
     n = x.shape[0]
     xh = xp.zeros_like(x) + (0)
-    return xh
+    return (xh,)
 
 
 def _data(x, A, b, w, gamma, tau, validate, v=None):
@@ -286,8 +286,8 @@ def loss(x, A, b, w, gamma, *, tau=1.0, term=None, validate=True):
     name = _term_name(term)
     xp, x, A, (b, w, gamma, tau,) = _data(x, A, b, w, gamma, tau, validate)
     z, f, logf, _ = _softmax(xp, x, A, b, w, gamma, tau)
-    value = _LOSS[name][0](xp, f, logf, z, b, w, gamma, tau)
-    value = value + _LOSS[name][1](xp, x, gamma, tau)
+    value = _LOSS[name][0](xp, f, logf, z, b, w, gamma, tau)[0]
+    value = value + _LOSS[name][1](xp, x, gamma, tau)[0]
     return float(value)
 
 

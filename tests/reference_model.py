@@ -65,7 +65,9 @@ def z_hessian_dense(x, A, b, w, gamma, *, term=None):
     m = f @ z
     v = f * (z - m)
     B_real = (
-        np.diag(f * (2 * f - b - s)) - np.outer(q, f) - np.outer(f, q)
+        np.diag(f * (2 * f - b - s))
+        - np.outer(q, f)
+        - np.outer(f, q)
         + ((3 * f - 2 * b) @ f) * np.outer(f, f)
     )
     B_cre = np.diag(f + v) - np.outer(f, f) - np.outer(v, f) - np.outer(f, v)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import warnings
 
+import creality_generated.creativity_reality as model
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import creality_generated.creativity_reality as model
 from tests.mp_reference import reference
 from tests.reference_model import hessian as dense_hessian
 
@@ -113,10 +113,13 @@ def test_gradient_matches_central_differences():
     x, A, b, w, gamma = instance(40, 6, seed=9)
     g = model.gradient(x, A, b, w, gamma)
     eps = 1e-6
-    fd = np.array([
-        (model.loss(x + eps * e, A, b, w, gamma) - model.loss(x - eps * e, A, b, w, gamma)) / (2 * eps)
-        for e in np.eye(6)
-    ])
+    fd = np.array(
+        [
+            (model.loss(x + eps * e, A, b, w, gamma) - model.loss(x - eps * e, A, b, w, gamma))
+            / (2 * eps)
+            for e in np.eye(6)
+        ]
+    )
     assert rel_err(g, fd) <= 1e-7
 
 

@@ -82,7 +82,9 @@ def lower(outputs: Mapping[str, sp.Expr], *, prefix: str = "r") -> Program:
             counter += 1
             reduction_of[t] = sym
             named[str(sym)] = t.args[0]
-        stages.append(_cse_stage(named, reductions=frozenset(named), prefix=f"_{prefix}t{len(stages)}"))
+        stages.append(
+            _cse_stage(named, reductions=frozenset(named), prefix=f"_{prefix}t{len(stages)}")
+        )
         exprs = {k: v.xreplace(reduction_of) for k, v in exprs.items()}
     stages.append(_cse_stage(exprs, reductions=frozenset(), prefix=f"_{prefix}t{len(stages)}"))
     return Program(stages=tuple(stages), results=tuple(outputs))

@@ -11,8 +11,12 @@ from creality_sym.spec import SpecError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=Path.cwd(),
-                        help="project folder holding derivations/ and generated/ (default: .)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="project folder holding derivations/ and generated/ (default: .)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,12 +15,21 @@ DERIVATION_METHODS = ("symbolic", "numeric")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="*", metavar="SPEC",
-                        help="spec names to verify (default: every spec in derivations/)")
-    parser.add_argument("--root", type=Path, default=Path.cwd(),
-                        help="project folder holding derivations/ and generated/ (default: .)")
-    parser.add_argument("--no-verify", action="store_true",
-                        help="regenerate without running the verification")
+    parser.add_argument(
+        "specs",
+        nargs="*",
+        metavar="SPEC",
+        help="spec names to verify (default: every spec in derivations/)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="project folder holding derivations/ and generated/ (default: .)",
+    )
+    parser.add_argument(
+        "--no-verify", action="store_true", help="regenerate without running the verification"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the numeric checks")
 
 
@@ -43,17 +52,25 @@ def run(args: argparse.Namespace) -> int:
             print()
             bad = [r for r in report.rows if r.verdict == "FAIL"]
             if any(r.method in DERIVATION_METHODS for r in bad):
-                print(f"creality derive: the derivation of {spec.name} failed verification; "
-                      "generated/ left unchanged", file=sys.stderr)
+                print(
+                    f"creality derive: the derivation of {spec.name} failed verification; "
+                    "generated/ left unchanged",
+                    file=sys.stderr,
+                )
                 return 1
             statements_ok = statements_ok and not bad
     files = render_all(derivations, layout)
     write_tree(files, layout.generated)
     elapsed = time.perf_counter() - start
-    print(f"wrote {len(files)} files to {layout.generated} "
-          f"({len(derivations)} specs, {elapsed:.1f} s)")
+    print(
+        f"wrote {len(files)} files to {layout.generated} "
+        f"({len(derivations)} specs, {elapsed:.1f} s)"
+    )
     if not statements_ok:
-        print("creality derive: some registered statements disagree with the derivation "
-              "(see FAIL rows above)", file=sys.stderr)
+        print(
+            "creality derive: some registered statements disagree with the derivation "
+            "(see FAIL rows above)",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -53,8 +53,9 @@ class PrintedFunction:
     doc: str
 
 
-def _printed(name: str, program: Program, arguments: tuple[str, ...], vectors: set[str],
-             like: str, doc: str) -> PrintedFunction:
+def _printed(
+    name: str, program: Program, arguments: tuple[str, ...], vectors: set[str], like: str, doc: str
+) -> PrintedFunction:
     lines: list[str] = [f"n = {like}.shape[0]"]
     entry_temps: set[sp.Symbol] = set()
 
@@ -74,13 +75,20 @@ def _printed(name: str, program: Program, arguments: tuple[str, ...], vectors: s
                 # a fresh array: callers may write into vector results
                 text = f"xp.zeros_like({like}) + ({text})"
             lines.append(f"{out} = {text}")
-    return PrintedFunction(name, arguments, tuple(lines), program.results,
-                           program.operation_count, doc)
+    return PrintedFunction(
+        name, arguments, tuple(lines), program.results, program.operation_count, doc
+    )
 
 
 def _z_arguments(derivation: Derivation) -> tuple[str, ...]:
     spec = derivation.spec
-    return ("f", str(LOGF), str(z), *(str(v) for v in spec.vectors), *(str(s) for s in spec.scalars))
+    return (
+        "f",
+        str(LOGF),
+        str(z),
+        *(str(v) for v in spec.vectors),
+        *(str(s) for s in spec.scalars),
+    )
 
 
 def piece_functions(derivation: Derivation) -> list[PrintedFunction]:
@@ -94,14 +102,30 @@ def piece_functions(derivation: Derivation) -> list[PrintedFunction]:
             exprs = {name: getter(td) for name, getter, _ in pieces}
             vectors = {name for name, _, is_vec in pieces if is_vec}
             prog = lower(exprs)
-            out.append(_printed(f"_z_{kind}_{td.name}", prog, z_args, vectors, "f",
-                                f"z-space {kind} pieces of {_label(td)}."))
+            out.append(
+                _printed(
+                    f"_z_{kind}_{td.name}",
+                    prog,
+                    z_args,
+                    vectors,
+                    "f",
+                    f"z-space {kind} pieces of {_label(td)}.",
+                )
+            )
         for kind, pieces in X_PIECES.items():
             exprs = {name: getter(td) for name, getter, _ in pieces}
             vectors = {name for name, _, is_vec in pieces if is_vec}
             prog = lower(exprs)
-            out.append(_printed(f"_x_{kind}_{td.name}", prog, x_args, vectors, "x",
-                                f"x-space {kind} pieces of {_label(td)}."))
+            out.append(
+                _printed(
+                    f"_x_{kind}_{td.name}",
+                    prog,
+                    x_args,
+                    vectors,
+                    "x",
+                    f"x-space {kind} pieces of {_label(td)}.",
+                )
+            )
     return out
 
 
@@ -121,8 +145,11 @@ def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
     vectors = [(str(s), rule) for s, rule in spec.vectors.items()]
     scalars = [(str(s), rule, spec.defaults.get(str(s))) for s, rule in spec.scalars.items()]
     text = template.render(
-        header=header_lines(spec_file=spec_file, spec_hash=spec.digest,
-                            template=f"numpy/templates/{MODULE_TEMPLATE}"),
+        header=header_lines(
+            spec_file=spec_file,
+            spec_hash=spec.digest,
+            template=f"numpy/templates/{MODULE_TEMPLATE}",
+        ),
         spec=spec,
         spec_hash=spec.digest,
         vectors=vectors,
@@ -141,13 +168,14 @@ def render_runtime(spec_names: list[str]) -> dict[str, str]:
     """The shared runtime (validation, namespaces) and the package ``__init__``."""
     env = environment(TEMPLATES)
     runtime = env.get_template(RUNTIME_TEMPLATE).render(
-        header=header_lines(spec_file="(all specs)", spec_hash="-",
-                            template=f"numpy/templates/{RUNTIME_TEMPLATE}"),
+        header=header_lines(
+            spec_file="(all specs)", spec_hash="-", template=f"numpy/templates/{RUNTIME_TEMPLATE}"
+        ),
     )
     package = env.get_template(PACKAGE_TEMPLATE).render(
-        header=header_lines(spec_file="(all specs)", spec_hash="-",
-                            template=f"numpy/templates/{PACKAGE_TEMPLATE}"),
+        header=header_lines(
+            spec_file="(all specs)", spec_hash="-", template=f"numpy/templates/{PACKAGE_TEMPLATE}"
+        ),
         specs=spec_names,
     )
     return {"_runtime.py": runtime, "__init__.py": package}
-

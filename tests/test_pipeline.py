@@ -1,0 +1,232 @@
+"""derive / check: deterministic, atomic, in sync; specs are plain files."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from creality_sym.cli import main
+from creality_sym.generate import Layout, derive_all, render_all, write_tree
+from creality_sym.spec import SpecError, load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's derivations/ and generated/."""
+    for name in ("derivations", "generated"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def test_generated_matches_a_fresh_regeneration(request):
+    """Golden test: regenerate in memory and diff against generated/."""
+    layout = Layout(ROOT)
+    expected = render_all(derive_all(layout), layout)
+    if request.config.getoption("--update-generated"):
+        write_tree(expected, layout.generated)
+    on_disk = tree(layout.generated)
+    assert sorted(on_disk) == sorted(expected), (
+        "run `pytest --update-generated` or `creality derive`"
+    )
+    for rel, text in expected.items():
+        assert on_disk[rel] == text.encode(), f"generated/{rel} is stale"
+
+
+def test_regeneration_is_deterministic(project):
+    layout = Layout(project)
+    first = render_all(derive_all(layout), layout)
+    second = render_all(derive_all(layout), layout)
+    assert first == second
+
+
+def test_check_detects_an_edited_spec_and_derive_repairs_it(project, capsys):
+    assert main(["check", "--root", str(project)]) == 0
+    spec = project / "derivations" / "creativity_reality.py"
+    spec.write_text(spec.read_text() + "# an edit\n")
+    assert main(["check", "--root", str(project)]) == 1
+    assert "creativity_reality" in capsys.readouterr().err
+    assert main(["derive", "--no-verify", "--root", str(project)]) == 0
+    assert main(["check", "--root", str(project)]) == 0
+
+
+def test_derive_reproduces_generated_byte_for_byte(project):
+    before = tree(project / "generated")
+    assert main(["derive", "--no-verify", "--root", str(project)]) == 0
+    assert tree(project / "generated") == before
+
+
+def test_check_detects_a_hand_edited_generated_file(project, capsys):
+    target = project / "generated" / "creativity_reality.py"
+    target.write_text(target.read_text().replace("k = int(", "k = 0 * int(", 1))
+    assert main(["check", "--root", str(project)]) == 1
+    assert "generated/creativity_reality.py differs" in capsys.readouterr().err
+
+
+def test_a_broken_spec_is_reported_with_file_and_line_and_changes_nothing(project, capsys):
+    before = tree(project / "generated")
+    spec = project / "derivations" / "temperature.py"
+    lines = spec.read_text().splitlines()
+    lines.insert(20, "oops = undefined_name + 1")
+    spec.write_text("\n".join(lines) + "\n")
+    assert main(["derive", "--no-verify", "--root", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:21" in err and "NameError" in err
+    assert tree(project / "generated") == before
+
+
+def test_a_failed_write_leaves_generated_intact(project, monkeypatch):
+    before = tree(project / "generated")
+    files = render_all(derive_all(Layout(project)), Layout(project))
+    original = Path.write_bytes
+
+    def failing(self, data):
+        if self.name == "temperature.py" and "generated.tmp" in str(self):
+            raise OSError("disk full")
+        return original(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+    with pytest.raises(OSError):
+        write_tree(files, project / "generated")
+    assert tree(project / "generated") == before
+    assert not list(project.glob("generated.tmp-*"))
+
+
+def test_syntax_error_names_the_line(tmp_path):
+    bad = tmp_path / "broken.py"
+    bad.write_text("import sympy\nSPEC = (\n")
+    with pytest.raises(SpecError, match=r"broken.py:\d+: syntax error"):
+        load_spec(bad)
+
+
+TSALLIS = '''
+"""Tsallis-type creativity: sum f^q, with plain ridge on x."""
+
+import sympy as sp
+
+from creality_sym.spec import Spec, Statement, Term, f, scalar, vector, x, z
+
+b = vector("b", "probability")
+gamma = scalar("gamma", "nonnegative")
+q = scalar("q", "positive")
+lam = scalar("lam", "nonnegative")
+
+SPEC = Spec(
+    name="tsallis",
+    description="KL(b || f) reality + gamma * sum f^q + lam/2 ||x||^2.",
+    terms=[
+        Term("reality", b * sp.log(b) - b * sp.log(f)),
+        Term("creativity", f**q, weight=gamma),
+        Term("ridge", lam * x**2 / 2, space="x"),
+    ],
+    vectors=[b],
+    scalars=[gamma, q, lam],
+    defaults={"q": 2.0, "lam": 0.1},
+    statements=[Statement("grad-ridge", "ridge", "x_gradient", lam * x)],
+)
+'''
+
+
+def _import_generated(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(f"_gen_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_new_spec_file_goes_through_the_pipeline(project):
+    (project / "derivations" / "tsallis.py").write_text(TSALLIS)
+    assert main(["check", "--root", str(project)]) == 1
+    assert main(["derive", "--no-verify", "--root", str(project)]) == 0
+    mod = _import_generated(project / "generated" / "tsallis.py", "tsallis")
+    assert "sympy" not in mod.__dict__
+    rng = np.random.default_rng(0)
+    n, d = 12, 4
+    A, x = rng.standard_normal((n, d)), rng.standard_normal(d)
+    b = rng.random(n)
+    b /= b.sum()
+    g = mod.gradient(x, A, b, 0.4, q=1.5, lam=0.3)
+    eps = 1e-6
+    fd = [
+        (
+            mod.loss(x + eps * e, A, b, 0.4, q=1.5, lam=0.3)
+            - mod.loss(x - eps * e, A, b, 0.4, q=1.5, lam=0.3)
+        )
+        / (2 * eps)
+        for e in np.eye(d)
+    ]
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
+    H = mod.hessian(x, A, b, 0.4, q=1.5, lam=0.3)
+    fdH = np.array(
+        [
+            (
+                mod.gradient(x + eps * e, A, b, 0.4, q=1.5, lam=0.3)
+                - mod.gradient(x - eps * e, A, b, 0.4, q=1.5, lam=0.3)
+            )
+            / (2 * eps)
+            for e in np.eye(d)
+        ]
+    )
+    np.testing.assert_allclose(H, fdH, rtol=1e-5, atol=1e-8)
+    v = rng.standard_normal(d)
+    np.testing.assert_allclose(mod.hvp(x, v, A, b, 0.4, q=1.5, lam=0.3), H @ v, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["temperature", "cross_entropy"])
+def test_variant_modules_agree_with_finite_differences(name):
+    mod = importlib.import_module(f"creality_generated.{name}")
+    rng = np.random.default_rng(3)
+    n, d = 25, 5
+    A, x = rng.standard_normal((n, d)), rng.standard_normal(d)
+    b = rng.random(n)
+    b /= b.sum()
+    w = 0.5 + rng.random(n)
+    kw = {"tau": 0.7} if name == "temperature" else {}
+    grad = mod.gradient(x, A, b, w, 0.6, **kw)
+    H = mod.hessian(x, A, b, w, 0.6, **kw)
+    eps = 1e-6
+    fd = np.array(
+        [
+            (
+                mod.gradient(x + eps * e, A, b, w, 0.6, **kw)
+                - mod.gradient(x - eps * e, A, b, w, 0.6, **kw)
+            )
+            / (2 * eps)
+            for e in np.eye(d)
+        ]
+    )
+    np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-7)
+    fdg = [
+        (mod.loss(x + eps * e, A, b, w, 0.6, **kw) - mod.loss(x - eps * e, A, b, w, 0.6, **kw))
+        / (2 * eps)
+        for e in np.eye(d)
+    ]
+    np.testing.assert_allclose(grad, fdg, rtol=1e-6, atol=1e-7)
+
+
+def test_temperature_one_equals_the_default_spec():
+    import creality_generated.creativity_reality as default
+    import creality_generated.temperature as temp
+
+    rng = np.random.default_rng(4)
+    A, x = rng.standard_normal((9, 3)), rng.standard_normal(3)
+    b = np.full(9, 1 / 9)
+    w = np.ones(9)
+    np.testing.assert_allclose(
+        temp.hessian(x, A, b, w, 0.3, tau=1.0), default.hessian(x, A, b, w, 0.3), rtol=1e-14
+    )
+    with pytest.raises(ValueError, match="^tau must be > 0"):
+        temp.loss(x, A, b, w, 0.3, tau=0.0)
