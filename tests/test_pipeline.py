@@ -230,3 +230,57 @@ def test_temperature_one_equals_the_default_spec():
     )
     with pytest.raises(ValueError, match="^tau must be > 0"):
         temp.loss(x, A, b, w, 0.3, tau=0.0)
+
+
+CROSS = '''
+"""A loss mixing f and z (exercises the f-z cross derivative and B 1_n != 0)."""
+
+import sympy as sp
+
+from creality_sym.spec import Spec, Term, f, scalar, vector, z
+
+b = vector("b", "probability")
+tau = scalar("tau", "positive")
+
+SPEC = Spec(
+    name="cross_terms",
+    terms=[
+        Term("expected_logit", f * z),
+        Term("softplus", sp.log(1 + sp.exp(z)) * b),
+        Term("entropy", f * sp.log(f), weight=tau),
+    ],
+    vectors=[b],
+    scalars=[tau],
+    logit_scale=1 / tau,
+)
+'''
+
+
+def test_cross_terms_and_temperature_agree_with_finite_differences(project):
+    (project / "derivations" / "cross_terms.py").write_text(CROSS)
+    assert main(["derive", "--no-verify", "--root", str(project)]) == 0
+    mod = _import_generated(project / "generated" / "cross_terms.py", "cross_terms")
+    rng = np.random.default_rng(5)
+    n, d = 15, 4
+    A, x = rng.standard_normal((n, d)), rng.standard_normal(d)
+    b = rng.random(n)
+    b /= b.sum()
+    tau = 0.8
+    eps = 1e-6
+    grad = mod.gradient(x, A, b, tau)
+    H = mod.hessian(x, A, b, tau)
+    fdg = [
+        (mod.loss(x + eps * e, A, b, tau) - mod.loss(x - eps * e, A, b, tau)) / (2 * eps)
+        for e in np.eye(d)
+    ]
+    fdH = np.array(
+        [
+            (mod.gradient(x + eps * e, A, b, tau) - mod.gradient(x - eps * e, A, b, tau))
+            / (2 * eps)
+            for e in np.eye(d)
+        ]
+    )
+    np.testing.assert_allclose(grad, fdg, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(H, fdH, rtol=1e-5, atol=1e-7)
+    v = rng.standard_normal(d)
+    np.testing.assert_allclose(mod.hvp(x, v, A, b, tau), H @ v, rtol=1e-10, atol=1e-12)
