@@ -1,0 +1,208 @@
+"""``creality solve``: Newton on a random or saved instance, with a per-iteration table.
+
+Examples::
+
+    creality solve --n 200000 --d 100 --gamma 0.5 --method both --out run.npz
+    creality solve --data instance.npz --spec temperature --param tau=0.7
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .instance import DEFAULT_CONDITION, DEFAULT_W_SCALE, Instance, load_instance, random_instance
+from .newton import NewtonResult, newton
+from .sampling import SAMPLE_CONSTANT
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``solve`` options to ``parser``."""
+    src = parser.add_argument_group("instance")
+    src.add_argument("--data", type=Path, help="load A, b, w (gamma, x0 optional) from an .npz")
+    src.add_argument("--n", type=int, default=10_000, help="rows of the random A (default 10000)")
+    src.add_argument("--d", type=int, default=100, help="columns of the random A (default 100)")
+    src.add_argument("--gamma", type=float, default=None, help="creativity weight (default 0.5)")
+    src.add_argument("--seed", type=int, default=0, help="seed of the instance and of sampling")
+    src.add_argument(
+        "--w-scale", type=float, default=DEFAULT_W_SCALE, help="w ~ w_scale / sqrt(n) (default 0.3)"
+    )
+    src.add_argument("--x0-scale", type=float, default=1.0, help="start x0 ~ scale * N(0, I)")
+    src.add_argument(
+        "--condition",
+        type=float,
+        default=DEFAULT_CONDITION,
+        help="spread of the column scales of A, about kappa(A) (default 100)",
+    )
+    src.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra scalar parameter of the spec, e.g. tau=0.7 (repeatable)",
+    )
+    opt = parser.add_argument_group("solver")
+    opt.add_argument("--spec", default="creativity_reality", help="generated module name")
+    opt.add_argument("--method", choices=("exact", "sampled", "both"), default="both")
+    opt.add_argument("--tol", type=float, default=1e-10, help="stop at ||grad L|| <= tol")
+    opt.add_argument("--max-iter", type=int, default=100)
+    opt.add_argument("--epsilon", type=float, default=0.3, help="sampling accuracy (sampled)")
+    opt.add_argument("--delta", type=float, default=0.1, help="sampling failure prob. (sampled)")
+    opt.add_argument("--sample-constant", type=float, default=SAMPLE_CONSTANT)
+    parser.add_argument("--out", type=Path, help="save x and history to OUT.npz and OUT.json")
+    parser.add_argument("--quiet", action="store_true", help="print the summary only")
+
+
+def load_model(spec: str) -> ModuleType:
+    """Import ``creality_generated.<spec>``; ``ValueError`` naming the spec if it is missing."""
+    try:
+        return importlib.import_module(f"creality_generated.{spec}")
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"--spec {spec!r}: no generated module ({exc})") from None
+
+
+def _extra_params(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--param must be NAME=NUMBER; got {item!r}") from None
+    return out
+
+
+def build_instance(args: argparse.Namespace) -> Instance:
+    """The instance named by the command-line options."""
+    if args.data is not None:
+        inst = load_instance(args.data)
+        if args.gamma is not None:
+            inst.gamma = float(args.gamma)
+    else:
+        gamma = 0.5 if args.gamma is None else args.gamma
+        inst = random_instance(
+            args.n,
+            args.d,
+            gamma=gamma,
+            seed=args.seed,
+            w_scale=args.w_scale,
+            x0_scale=args.x0_scale,
+            condition=args.condition,
+        )
+    inst.extra.update(_extra_params(args.param))
+    return inst
+
+
+def format_history(result: NewtonResult) -> str:
+    """The per-iteration table of ``result`` as text."""
+    lines = [
+        f"{'k':>3}  {'loss':>22}  {'||grad||':>9}  {'t':>7}  {'||dx||':>9}  "
+        f"{'ms':>8}  {'mu':>8}  {'rows':>8}  note"
+    ]
+    for row in result.history:
+        lines.append(
+            f"{row.iteration:>3}  {row.loss:>22.15e}  {row.grad_norm:>9.2e}  {row.step:>7.3g}  "
+            f"{row.step_norm:>9.2e}  {1e3 * row.seconds:>8.1f}  {row.damping:>8.1e}  "
+            f"{row.rows:>8d}  {row.note}"
+        )
+    return "\n".join(lines)
+
+
+def _median_iteration_seconds(result: NewtonResult) -> float:
+    """Median wall time of the iterations that took a step (0 if none)."""
+    steps = [row.seconds for row in result.history[:-1]]
+    return float(np.median(steps)) if steps else 0.0
+
+
+def summary(result: NewtonResult) -> str:
+    """One line: method, status, iterations, final gradient norm and time."""
+    return (
+        f"{result.method}: {'converged' if result.converged else 'NOT converged'} after "
+        f"{result.iterations} iterations, ||grad L|| = {result.grad_norm:.3e} (model.gradient), "
+        f"loss = {result.loss:.15e}, {result.seconds:.3f} s "
+        f"({1e3 * _median_iteration_seconds(result):.1f} ms/iteration median) -- {result.reason}"
+    )
+
+
+def save(path: Path, results: dict[str, NewtonResult], meta: dict[str, Any]) -> Path:
+    """Write ``path`` (.npz: x and history columns per method) and its .json twin."""
+    arrays: dict[str, np.ndarray] = {}
+    for method, result in results.items():
+        arrays[f"{method}_x"] = result.x
+        for name, column in result.history_table().items():
+            arrays[f"{method}_{name}"] = column
+    npz = path if path.suffix == ".npz" else path.with_suffix(".npz")
+    np.savez(npz, **arrays)
+    payload = {"instance": meta, "results": {m: r.to_dict() for m, r in results.items()}}
+    json_path = npz.with_suffix(".json")
+    json_path.write_text(json.dumps(payload, indent=1) + "\n")
+    return json_path
+
+
+def run(args: argparse.Namespace) -> int:
+    """Solve, print, save; 0 when every requested method converged, 1 otherwise, 2 on bad input."""
+    try:
+        model = load_model(args.spec)
+        inst = build_instance(args)
+    except (ValueError, OSError) as exc:
+        print(f"creality solve: {exc}", file=sys.stderr)
+        return 2
+    n, d = inst.shape
+    unknown = sorted(set(inst.extra) - set(model.PARAMETERS))
+    if unknown:
+        print(
+            f"creality solve: --param {unknown}: not parameters of {model.SPEC_NAME} "
+            f"(PARAMETERS = {list(model.PARAMETERS)})",
+            file=sys.stderr,
+        )
+        return 2
+    data = inst.data(tuple(model.PARAMETERS))
+    methods = ("exact", "sampled") if args.method == "both" else (args.method,)
+    params = {k: v for k, v in data.items() if np.ndim(v) == 0}
+    print(f"spec {model.SPEC_NAME}: n = {n}, d = {d}, {params}")
+    results: dict[str, NewtonResult] = {}
+    for method in methods:
+        try:
+            result = newton(
+                model,
+                inst.x0,
+                method=method,
+                tol=args.tol,
+                max_iter=args.max_iter,
+                seed=args.seed,
+                epsilon=args.epsilon,
+                delta=args.delta,
+                sample_constant=args.sample_constant,
+                **data,
+            )
+        except ValueError as exc:
+            print(f"creality solve: {exc}", file=sys.stderr)
+            return 2
+        results[method] = result
+        if not args.quiet:
+            print(f"\n== {method} Newton ==")
+            print(format_history(result))
+        print(summary(result))
+    if len(results) == 2:
+        gap = float(np.linalg.norm(results["exact"].x - results["sampled"].x))
+        print(f"||x_exact - x_sampled|| = {gap:.3e}")
+        per = {m: _median_iteration_seconds(r) for m, r in results.items()}
+        if per["exact"] > 0:
+            print(
+                f"time per iteration (median): exact {1e3 * per['exact']:.1f} ms, "
+                f"sampled {1e3 * per['sampled']:.1f} ms, ratio {per['sampled'] / per['exact']:.2f}"
+            )
+    if args.out is not None:
+        meta = {"spec": model.SPEC_NAME, "n": n, "d": d, "seed": args.seed, **params}
+        written = save(args.out, results, meta)
+        print(f"saved {args.out} and {written}")
+    return 0 if all(r.converged for r in results.values()) else 1
