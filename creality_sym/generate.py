@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# CUDA_PENDING
+from creality_sym.codegen import cuda as cuda_backend
 from creality_sym.codegen import numpy as numpy_backend
 from creality_sym.codegen.common import GENERATOR_VERSION
 from creality_sym.derive import Derivation, derive
@@ -70,8 +70,9 @@ def render_all(derivations: list[Derivation], layout: Layout) -> dict[str, str]:
     for d in derivations:
         spec_file = f"derivations/{Path(d.spec.path).name}"
         files.update(numpy_backend.render(d, spec_file=spec_file))
-        pass  # CUDA_PENDING
+        files.update(cuda_backend.render(d, spec_file=spec_file))
     files.update(numpy_backend.render_runtime([d.spec.name for d in derivations]))
+    files.update(cuda_backend.render_runtime([d.spec.name for d in derivations]))
     files["DERIVATIONS.md"] = derivations_markdown(derivations)
     manifest = {
         "generator": f"creality_sym {GENERATOR_VERSION}",

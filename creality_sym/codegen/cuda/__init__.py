@@ -1,0 +1,380 @@
+"""CUDA backend: the fused O(n) work of a spec as kernels that also compile as C.
+
+For the weighted total, every lowered :class:`~creality_sym.codegen.lower.Program`
+(the same ones the numpy backend prints: loss, gradient and Hessian pieces,
+and the x-space pieces when the spec has x-space terms) becomes one kernel
+per stage:
+
+* a *reduction stage* writes the per-entry summand of each of its ``k``
+  reductions into a scratch array ``red`` (``k x n``, row-major); the caller
+  sums the rows (numpy on the host, CuPy on the GPU) and appends the sums to
+  the array ``r`` that later stages read;
+* the *last stage* writes the vector outputs (``g``, ``delta``, ``p``,
+  ``B 1_n``, ...) entrywise and its scalar outputs (``c``, totals) once.
+
+Three more kernels do the softmax statistics: ``logits`` (``t = scale z``),
+``shifted_exp`` (``exp(t - t_max)``, summed by the caller into ``lse``) and
+``softmax`` (``logf = t - t_max - lse``, ``f = exp(logf)``).
+
+Under ``__CUDACC__`` the kernels are ``extern "C" __global__`` functions
+with grid-stride loops; otherwise plain C functions with a serial loop. A
+JSON description (kernel names, argument lists, reduction counts) lets a
+loader call them without parsing C.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import sympy as sp
+
+from creality_sym.codegen.common import GENERATOR_VERSION, environment, header_lines
+from creality_sym.codegen.cuda.printer import c_identifier, print_entry
+from creality_sym.codegen.lower import LOGF, Program, lower
+from creality_sym.codegen.numpy import X_PIECES, Z_PIECES
+from creality_sym.derive import Derivation
+from creality_sym.spec import x, z
+from creality_sym.vector import N
+
+TEMPLATES = Path(__file__).parent / "templates"
+KERNELS_TEMPLATE = "kernels.cu.jinja"
+LOADER_TEMPLATE = "loader.py.jinja"
+
+#: argument kinds of the description: how a loader supplies each argument.
+KINDS = {
+    "size": "const long long n",  # number of entries
+    "array": "const double *CR_RESTRICT",  # input entries (f, logf, z, a vector, x)
+    "scalar": "const double",  # scalar parameter
+    "reductions": "const double *CR_RESTRICT",  # sums of earlier stages, r[0..]
+    "stats": "const double *CR_RESTRICT",  # softmax statistics {t_max, lse}
+    "scratch": "double *CR_RESTRICT",  # per-entry summands, k x n
+    "output": "double *CR_RESTRICT",  # vector output, n entries
+    "scalar_outputs": "double *CR_RESTRICT",  # scalar outputs, written once
+}
+_REDUCTION = re.compile(r"_r(\d+)$")
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One kernel argument: its logical name (for the loader) and kind."""
+
+    name: str
+    kind: str
+    c_name: str
+
+    @property
+    def declaration(self) -> str:
+        if self.kind == "size":
+            return KINDS["size"]
+        return f"{KINDS[self.kind]} {self.c_name}"
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A kernel ready for the template: setup lines, lines run once, loop body."""
+
+    name: str
+    doc: str
+    arguments: tuple[Argument, ...]
+    setup: tuple[str, ...]
+    first: tuple[str, ...]
+    loop: tuple[str, ...]
+    operations: int
+    reductions: int = 0
+
+    def describe(self) -> dict[str, object]:
+        out: dict[str, object] = {"kernel": self.name}
+        if self.reductions:
+            out["reductions"] = self.reductions
+        out["arguments"] = [a.describe() for a in self.arguments]
+        return out
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The inputs every kernel of one space takes: entry arrays, then scalars."""
+
+    arrays: tuple[str, ...]
+    scalars: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        names = [c_identifier(n) for n in (*self.arrays, *self.scalars)]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"spec symbols {[*self.arrays, *self.scalars]} map to clashing C names {names}"
+            )
+
+    @property
+    def c_arrays(self) -> dict[str, str]:
+        return {n: c_identifier(n) for n in self.arrays}
+
+    @property
+    def c_scalars(self) -> dict[str, str]:
+        return {n: c_identifier(n) for n in self.scalars}
+
+    def arguments(self) -> list[Argument]:
+        return [
+            Argument("n", "size", "n"),
+            *(Argument(n, "array", c) for n, c in self.c_arrays.items()),
+            *(Argument(n, "scalar", c) for n, c in self.c_scalars.items()),
+        ]
+
+    def print(self, expr: sp.Expr) -> str:
+        return print_entry(expr, self.c_arrays, self.c_scalars)
+
+
+def stage_kernels(
+    prefix: str, program: Program, inputs: Inputs, vectors: set[str], doc: str
+) -> list[Kernel]:
+    """One kernel per stage of ``program``; ``vectors`` names its vector outputs."""
+    kernels = []
+    done = 0  # reductions computed by earlier stages
+    entry_symbols = set(inputs.arrays)
+    for index, stage in enumerate(program.stages):
+        entry_temps: set[str] = set()
+
+        def entrywise(expr: sp.Expr, temps: set[str] = entry_temps) -> bool:
+            return any(s.name in entry_symbols or s.name in temps for s in expr.free_symbols)
+
+        exprs = [e for _, e in (*stage.temporaries, *stage.outputs)]
+        _check_symbols(exprs, inputs, stage, done, f"{prefix} stage {index}")
+        setup = [f"const double _r{j} = r[{j}];" for j in sorted(_reductions_used(exprs))]
+        loop: list[str] = []
+        first: list[str] = []
+        for sym, expr in stage.temporaries:
+            line = f"const double {sym} = {inputs.print(expr)};"
+            if entrywise(expr):
+                entry_temps.add(sym.name)
+                loop.append(line)
+            else:
+                setup.append(line)
+        arguments = inputs.arguments()
+        if done:
+            arguments.append(Argument("r", "reductions", "r"))
+        last = index == len(program.stages) - 1
+        if not last:
+            names = [name for name, _ in stage.outputs]
+            expected = [f"_r{j}" for j in range(done, done + len(names))]
+            if names != expected or set(names) != set(stage.reductions):
+                raise ValueError(f"{prefix} stage {index}: reductions {names}, expected {expected}")
+            for k, (_, expr) in enumerate(stage.outputs):
+                row = "i" if k == 0 else f"{k} * n + i"
+                loop.append(f"red[{row}] = {inputs.print(expr)};")
+            arguments.append(Argument("red", "scratch", "red"))
+            kind = f"{len(names)} reduction summand(s) -> red ({len(names)} x n)"
+        else:
+            scalar_outputs = [name for name, _ in stage.outputs if name not in vectors]
+            for name, expr in stage.outputs:
+                text = inputs.print(expr)
+                if name in vectors:
+                    arguments.append(Argument(name, "output", f"out_{name}"))
+                    loop.append(f"out_{name}[i] = {text};")
+                elif entrywise(expr):
+                    raise ValueError(f"{prefix}: scalar output {name} depends on the entry")
+                else:
+                    first.append(f"out_scalars[{scalar_outputs.index(name)}] = {text};")
+            if scalar_outputs:
+                arguments.append(Argument("scalars", "scalar_outputs", "out_scalars"))
+            kind = "outputs " + ", ".join(
+                [n for n, _ in stage.outputs if n in vectors]
+                + [f"scalars[{j}] = {n}" for j, n in enumerate(scalar_outputs)]
+            )
+        ops = int(sum(sp.count_ops(e) for e in exprs))
+        kernels.append(
+            Kernel(
+                name=f"{prefix}_s{index}",
+                doc=f"{doc}, stage {index + 1} of {len(program.stages)}: {kind}.",
+                arguments=tuple(arguments),
+                setup=tuple(setup),
+                first=tuple(first),
+                loop=tuple(loop),
+                operations=ops,
+                reductions=0 if last else len(stage.outputs),
+            )
+        )
+        done += 0 if last else len(stage.outputs)
+    return kernels
+
+
+def _reductions_used(exprs: Sequence[sp.Expr]) -> set[int]:
+    return {
+        int(m.group(1)) for e in exprs for s in e.free_symbols if (m := _REDUCTION.match(s.name))
+    }
+
+
+def _check_symbols(exprs: Sequence[sp.Expr], inputs: Inputs, stage, done: int, where: str) -> None:
+    known = {*inputs.arrays, *inputs.scalars, *(str(s) for s, _ in stage.temporaries)}
+    for e in exprs:
+        for s in e.free_symbols:
+            m = _REDUCTION.match(s.name)
+            if s == N or s.name in known or (m and int(m.group(1)) < done):
+                continue
+            raise ValueError(f"{where}: cannot print symbol {s.name!r} in a kernel")
+
+
+def softmax_kernels(prefix: str, scale: sp.Expr, inputs: Inputs) -> dict[str, Kernel]:
+    """``logits``, ``shifted_exp`` and ``softmax`` kernels for ``f = softmax(scale z)``."""
+    z_c = inputs.c_arrays[str(z)]
+    if scale == 1:
+        setup: tuple[str, ...] = ()
+        t = f"{z_c}[i]"
+    else:
+        setup = (f"const double _scale = {inputs.print(scale)};",)
+        t = f"_scale*{z_c}[i]"
+    base = inputs.arguments()
+    stats = Argument("stats", "stats", "stats")
+    return {
+        "logits": Kernel(
+            f"{prefix}_logits",
+            "Logits t = scale * z (the caller takes t_max = max t).",
+            (*base, Argument("t", "output", "out_t")),
+            setup,
+            (),
+            (f"out_t[i] = {t};",),
+            int(sp.count_ops(scale)) + 1,
+        ),
+        "shifted_exp": Kernel(
+            f"{prefix}_shifted_exp",
+            "exp(t - t_max) with stats = {t_max}; the caller sums it: lse = log(sum).",
+            (*base, stats, Argument("e", "output", "out_e")),
+            setup,
+            (),
+            (f"const double _t = {t};", "out_e[i] = exp(_t - stats[0]);"),
+            int(sp.count_ops(scale)) + 3,
+        ),
+        "softmax": Kernel(
+            f"{prefix}_softmax",
+            "log f = t - t_max - lse and f = exp(log f) with stats = {t_max, lse}.",
+            (
+                *base,
+                stats,
+                Argument("f", "output", "out_f"),
+                Argument("logf", "output", "out_logf"),
+            ),
+            setup,
+            (),
+            (
+                f"const double _t = {t};",
+                "const double _logf = (_t - stats[0]) - stats[1];",
+                "out_logf[i] = _logf;",
+                "out_f[i] = exp(_logf);",
+            ),
+            int(sp.count_ops(scale)) + 4,
+        ),
+    }
+
+
+def kernel_set(derivation: Derivation) -> tuple[list[Kernel], dict[str, object]]:
+    """Every kernel of one spec (for the total) and the description of its programs."""
+    spec = derivation.spec
+    name = spec.name
+    scalars = tuple(str(s) for s in spec.scalars)
+    z_inputs = Inputs(("f", str(LOGF), str(z), *(str(v) for v in spec.vectors)), scalars)
+    x_inputs = Inputs((str(x),), scalars)
+    total = derivation.total
+    softmax = softmax_kernels(name, spec.logit_scale, Inputs((str(z),), scalars))
+    kernels = list(softmax.values())
+    programs: dict[str, object] = {}
+    spaces = [("z", "", Z_PIECES, z_inputs)]
+    if total.has_x:
+        spaces.append(("x", "x_", X_PIECES, x_inputs))
+    for space, label, table, inputs in spaces:
+        for kind, pieces in table.items():
+            program = lower({piece: getter(total) for piece, getter, _ in pieces})
+            vectors = {piece for piece, _, is_vector in pieces if is_vector}
+            stages = stage_kernels(
+                f"{name}_{label}{kind}",
+                program,
+                inputs,
+                vectors,
+                f"{space}-space {kind} pieces of the weighted total",
+            )
+            kernels += stages
+            programs[f"{label}{kind}"] = {
+                "space": space,
+                "outputs": [p for p, _, _ in pieces],
+                "vector_outputs": [p for p, _, is_vector in pieces if is_vector],
+                "scalar_outputs": [p for p, _, is_vector in pieces if not is_vector],
+                "stages": [k.describe() for k in stages],
+            }
+    description = {
+        "spec": name,
+        "spec_sha256": spec.digest,
+        "generator": f"creality_sym {GENERATOR_VERSION}",
+        "source": f"{name}.cu",
+        "dtype": "float64",
+        "size_type": "int64",
+        "parameters": [
+            *({"name": str(s), "kind": "vector", "rule": r} for s, r in spec.vectors.items()),
+            *(
+                {
+                    "name": str(s),
+                    "kind": "scalar",
+                    "rule": r,
+                    **({"default": spec.defaults[str(s)]} if str(s) in spec.defaults else {}),
+                }
+                for s, r in spec.scalars.items()
+            ),
+        ],
+        "has_x": total.has_x,
+        "softmax": {key: k.describe() for key, k in softmax.items()},
+        "programs": programs,
+    }
+    return kernels, description
+
+
+def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
+    """``{"cuda/<spec>.cu": kernel source, "cuda/<spec>.json": its description}``."""
+    spec = derivation.spec
+    kernels, description = kernel_set(derivation)
+    template = f"cuda/templates/{KERNELS_TEMPLATE}"
+    source = (
+        environment(TEMPLATES)
+        .get_template(KERNELS_TEMPLATE)
+        .render(
+            header=header_lines(spec_file=spec_file, spec_hash=spec.digest, template=template),
+            spec=spec,
+            kernels=kernels,
+        )
+    )
+    description = {
+        "header": header_lines(
+            spec_file=spec_file, spec_hash=spec.digest, template="cuda/__init__.py (description)"
+        ),
+        **description,
+    }
+    return {
+        f"cuda/{spec.name}.cu": source,
+        f"cuda/{spec.name}.json": _dump(description),
+    }
+
+
+def _dump(description: Mapping[str, object]) -> str:
+    """JSON text with one line per kernel argument."""
+    text = json.dumps(description, indent=1)
+    text = re.sub(
+        r'\{\s+"name": ("[^"]*"),\s+"kind": ("[^"]*")\s+\}', r'{"name": \1, "kind": \2}', text
+    )
+    return text + "\n"
+
+
+def render_runtime(spec_names: Sequence[str]) -> dict[str, str]:
+    """The loader module shared by every spec: ``{"cuda_loader.py": text}``."""
+    text = (
+        environment(TEMPLATES)
+        .get_template(LOADER_TEMPLATE)
+        .render(
+            header=header_lines(
+                spec_file="(all specs)", spec_hash="-", template=f"cuda/templates/{LOADER_TEMPLATE}"
+            ),
+            specs=list(spec_names),
+        )
+    )
+    return {"cuda_loader.py": text}
