@@ -28,7 +28,7 @@ RULES = { "b": ("vector", "probability"), "w": ("vector", "positive"), "gamma": 
 def _z_loss_reality(xp, f, logf, z, b, w, gamma):
     """z-space loss pieces of term 'reality' (unweighted). (7 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*b*b - b*f + (1/2)*f*f)
+    _r0 = xp.sum((1/2)*(b*b) - b*f + (1/2)*(f*f))
     phi_sum = _r0
     return (phi_sum,)
 
@@ -36,9 +36,9 @@ def _z_loss_reality(xp, f, logf, z, b, w, gamma):
 def _z_gradient_reality(xp, f, logf, z, b, w, gamma):
     """z-space gradient pieces of term 'reality' (unweighted). (7 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*f)
+    _r0 = xp.sum((f*f))
     _r1 = xp.sum(b*f)
-    g = f*f + f*(-_r0 + _r1 - b)
+    g = (f*f) + f*(-_r0 + _r1 - b)
     g_total = 0
     return (g, g_total,)
 
@@ -46,9 +46,9 @@ def _z_gradient_reality(xp, f, logf, z, b, w, gamma):
 def _z_hessian_reality(xp, f, logf, z, b, w, gamma):
     """z-space hessian pieces of term 'reality' (unweighted). (8 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*f)
+    _r0 = xp.sum((f*f))
     _r1 = xp.sum(b*f)
-    _rt10 = 2*f*f + f*(-_r0 + _r1 - b)
+    _rt10 = 2*(f*f) + f*(-_r0 + _r1 - b)
     delta = xp.zeros_like(f) + (_rt10)
     p = xp.zeros_like(f) + (_rt10)
     c = _r0
@@ -132,7 +132,7 @@ def _x_hessian_creativity(xp, x, gamma):
 def _z_loss_regularizer(xp, f, logf, z, b, w, gamma):
     """z-space loss pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*w*w*z*z)
+    _r0 = xp.sum((1/2)*(w*w)*(z*z))
     phi_sum = _r0
     return (phi_sum,)
 
@@ -140,8 +140,8 @@ def _z_loss_regularizer(xp, f, logf, z, b, w, gamma):
 def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma):
     """z-space gradient pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(w*w*z)
-    g = w*w*z
+    _r0 = xp.sum((w*w)*z)
+    g = (w*w)*z
     g_total = _r0
     return (g, g_total,)
 
@@ -149,8 +149,8 @@ def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma):
 def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma):
     """z-space hessian pieces of term 'regularizer' (unweighted). (2 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(w*w)
-    _rt10 = w*w
+    _r0 = xp.sum((w*w))
+    _rt10 = (w*w)
     delta = xp.zeros_like(f) + (_rt10)
     p = xp.zeros_like(f) + (0)
     c = 0
@@ -183,7 +183,7 @@ def _x_hessian_regularizer(xp, x, gamma):
 def _z_loss_total(xp, f, logf, z, b, w, gamma):
     """z-space loss pieces of the weighted total. (14 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*b*b + (1/2)*f*f + f*(-b + gamma*logf) + (1/2)*w*w*z*z)
+    _r0 = xp.sum((1/2)*(b*b) + (1/2)*(f*f) + f*(-b + gamma*logf) + (1/2)*(w*w)*(z*z))
     phi_sum = _r0
     return (phi_sum,)
 
@@ -191,11 +191,11 @@ def _z_loss_total(xp, f, logf, z, b, w, gamma):
 def _z_gradient_total(xp, f, logf, z, b, w, gamma):
     """z-space gradient pieces of the weighted total. (17 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*f)
+    _r0 = xp.sum((f*f))
     _r1 = xp.sum(b*f)
     _r2 = xp.sum(f*logf)
-    _r3 = xp.sum(w*w*z)
-    g = f*f + f*(-_r0 + _r1 - _r2*gamma - b + gamma*logf) + w*w*z
+    _r3 = xp.sum((w*w)*z)
+    g = (f*f) + f*(-_r0 + _r1 - _r2*gamma - b + gamma*logf) + (w*w)*z
     g_total = _r3
     return (g, g_total,)
 
@@ -203,12 +203,12 @@ def _z_gradient_total(xp, f, logf, z, b, w, gamma):
 def _z_hessian_total(xp, f, logf, z, b, w, gamma):
     """z-space hessian pieces of the weighted total. (18 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*f)
-    _r1 = xp.sum(w*w)
+    _r0 = xp.sum((f*f))
+    _r1 = xp.sum((w*w))
     _r2 = xp.sum(b*f)
     _r3 = xp.sum(f*logf)
-    _rt10 = w*w
-    _rt11 = 2*f*f + f*(-_r0 + _r2 - _r3*gamma - b + gamma*logf + gamma)
+    _rt10 = (w*w)
+    _rt11 = 2*(f*f) + f*(-_r0 + _r2 - _r3*gamma - b + gamma*logf + gamma)
     delta = _rt10 + _rt11
     p = xp.zeros_like(f) + (_rt11)
     c = _r0 + gamma

@@ -127,7 +127,7 @@ def _x_hessian_creativity(xp, x, gamma):
 def _z_loss_regularizer(xp, f, logf, z, b, w, gamma):
     """z-space loss pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*w*w*z*z)
+    _r0 = xp.sum((1/2)*(w*w)*(z*z))
     phi_sum = _r0
     return (phi_sum,)
 
@@ -135,8 +135,8 @@ def _z_loss_regularizer(xp, f, logf, z, b, w, gamma):
 def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma):
     """z-space gradient pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(w*w*z)
-    g = w*w*z
+    _r0 = xp.sum((w*w)*z)
+    g = (w*w)*z
     g_total = _r0
     return (g, g_total,)
 
@@ -144,8 +144,8 @@ def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma):
 def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma):
     """z-space hessian pieces of term 'regularizer' (unweighted). (2 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(w*w)
-    _rt10 = w*w
+    _r0 = xp.sum((w*w))
+    _rt10 = (w*w)
     delta = xp.zeros_like(f) + (_rt10)
     p = xp.zeros_like(f) + (0)
     c = 0
@@ -178,7 +178,7 @@ def _x_hessian_regularizer(xp, x, gamma):
 def _z_loss_total(xp, f, logf, z, b, w, gamma):
     """z-space loss pieces of the weighted total. (9 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(-b*logf + f*gamma*logf + (1/2)*w*w*z*z)
+    _r0 = xp.sum(-b*logf + f*gamma*logf + (1/2)*(w*w)*(z*z))
     phi_sum = _r0
     return (phi_sum,)
 
@@ -187,8 +187,8 @@ def _z_gradient_total(xp, f, logf, z, b, w, gamma):
     """z-space gradient pieces of the weighted total. (12 operations)"""
     n = f.shape[0]
     _r0 = xp.sum(f*logf)
-    _r1 = xp.sum(w*w*z)
-    g = -b + f*(-_r0*gamma + gamma*logf + 1) + w*w*z
+    _r1 = xp.sum((w*w)*z)
+    g = -b + f*(-_r0*gamma + gamma*logf + 1) + (w*w)*z
     g_total = _r1
     return (g, g_total,)
 
@@ -196,9 +196,9 @@ def _z_gradient_total(xp, f, logf, z, b, w, gamma):
 def _z_hessian_total(xp, f, logf, z, b, w, gamma):
     """z-space hessian pieces of the weighted total. (10 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(w*w)
+    _r0 = xp.sum((w*w))
     _r1 = xp.sum(f*logf)
-    _rt10 = w*w
+    _rt10 = (w*w)
     _rt11 = gamma + 1
     _rt12 = f*(-_r1*gamma + _rt11 + gamma*logf)
     delta = _rt10 + _rt12

@@ -28,7 +28,7 @@ RULES = { "b": ("vector", "probability"), "w": ("vector", "positive"), "gamma": 
 def _z_loss_reality(xp, f, logf, z, b, w, gamma, tau):
     """z-space loss pieces of term 'reality' (unweighted). (7 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*b*b - b*f + (1/2)*f*f)
+    _r0 = xp.sum((1/2)*(b*b) - b*f + (1/2)*(f*f))
     phi_sum = _r0
     return (phi_sum,)
 
@@ -36,10 +36,10 @@ def _z_loss_reality(xp, f, logf, z, b, w, gamma, tau):
 def _z_gradient_reality(xp, f, logf, z, b, w, gamma, tau):
     """z-space gradient pieces of term 'reality' (unweighted). (12 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*f)
+    _r0 = xp.sum((f*f))
     _r1 = xp.sum(b*f)
     _rt10 = tau**(-1.0)
-    g = _rt10*f*f + f*(-_r0*_rt10 + _r1*_rt10 - _rt10*b)
+    g = _rt10*(f*f) + f*(-_r0*_rt10 + _r1*_rt10 - _rt10*b)
     g_total = 0
     return (g, g_total,)
 
@@ -47,11 +47,11 @@ def _z_gradient_reality(xp, f, logf, z, b, w, gamma, tau):
 def _z_hessian_reality(xp, f, logf, z, b, w, gamma, tau):
     """z-space hessian pieces of term 'reality' (unweighted). (14 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*f)
+    _r0 = xp.sum((f*f))
     _r1 = xp.sum(b*f)
     _rt10 = tau**(-2.0)
     _rt11 = _r0*_rt10
-    _rt12 = 2*_rt10*f*f + f*(_r1*_rt10 - _rt10*b - _rt11)
+    _rt12 = 2*_rt10*(f*f) + f*(_r1*_rt10 - _rt10*b - _rt11)
     delta = xp.zeros_like(f) + (_rt12)
     p = xp.zeros_like(f) + (_rt12)
     c = _rt11
@@ -137,7 +137,7 @@ def _x_hessian_creativity(xp, x, gamma, tau):
 def _z_loss_regularizer(xp, f, logf, z, b, w, gamma, tau):
     """z-space loss pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*w*w*z*z)
+    _r0 = xp.sum((1/2)*(w*w)*(z*z))
     phi_sum = _r0
     return (phi_sum,)
 
@@ -145,8 +145,8 @@ def _z_loss_regularizer(xp, f, logf, z, b, w, gamma, tau):
 def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma, tau):
     """z-space gradient pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(w*w*z)
-    g = w*w*z
+    _r0 = xp.sum((w*w)*z)
+    g = (w*w)*z
     g_total = _r0
     return (g, g_total,)
 
@@ -154,8 +154,8 @@ def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma, tau):
 def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma, tau):
     """z-space hessian pieces of term 'regularizer' (unweighted). (2 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(w*w)
-    _rt10 = w*w
+    _r0 = xp.sum((w*w))
+    _rt10 = (w*w)
     delta = xp.zeros_like(f) + (_rt10)
     p = xp.zeros_like(f) + (0)
     c = 0
@@ -188,7 +188,7 @@ def _x_hessian_regularizer(xp, x, gamma, tau):
 def _z_loss_total(xp, f, logf, z, b, w, gamma, tau):
     """z-space loss pieces of the weighted total. (14 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*b*b + (1/2)*f*f + f*(-b + gamma*logf) + (1/2)*w*w*z*z)
+    _r0 = xp.sum((1/2)*(b*b) + (1/2)*(f*f) + f*(-b + gamma*logf) + (1/2)*(w*w)*(z*z))
     phi_sum = _r0
     return (phi_sum,)
 
@@ -196,12 +196,12 @@ def _z_loss_total(xp, f, logf, z, b, w, gamma, tau):
 def _z_gradient_total(xp, f, logf, z, b, w, gamma, tau):
     """z-space gradient pieces of the weighted total. (24 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*f)
+    _r0 = xp.sum((f*f))
     _r1 = xp.sum(b*f)
     _r2 = xp.sum(f*logf)
-    _r3 = xp.sum(w*w*z)
+    _r3 = xp.sum((w*w)*z)
     _rt10 = tau**(-1.0)
-    g = _rt10*f*f + f*(-_r0*_rt10 + _r1*_rt10 - _r2*_rt10*gamma - _rt10*b + _rt10*gamma*logf) + w*w*z
+    g = _rt10*(f*f) + f*(-_r0*_rt10 + _r1*_rt10 - _r2*_rt10*gamma - _rt10*b + _rt10*gamma*logf) + (w*w)*z
     g_total = _r3
     return (g, g_total,)
 
@@ -209,15 +209,15 @@ def _z_gradient_total(xp, f, logf, z, b, w, gamma, tau):
 def _z_hessian_total(xp, f, logf, z, b, w, gamma, tau):
     """z-space hessian pieces of the weighted total. (27 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*f)
-    _r1 = xp.sum(w*w)
+    _r0 = xp.sum((f*f))
+    _r1 = xp.sum((w*w))
     _r2 = xp.sum(b*f)
     _r3 = xp.sum(f*logf)
-    _rt10 = w*w
+    _rt10 = (w*w)
     _rt11 = tau**(-2.0)
     _rt12 = _r0*_rt11
     _rt13 = _rt11*gamma
-    _rt14 = 2*_rt11*f*f + f*(_r2*_rt11 - _r3*_rt13 - _rt11*b + _rt11*gamma*logf + _rt11*gamma - _rt12)
+    _rt14 = 2*_rt11*(f*f) + f*(_r2*_rt11 - _r3*_rt13 - _rt11*b + _rt11*gamma*logf + _rt11*gamma - _rt12)
     delta = _rt10 + _rt14
     p = xp.zeros_like(f) + (_rt14)
     c = _rt12 + _rt13

@@ -22,7 +22,7 @@ class ArrayApiPrinter(NumPyPrinter):
         # small integer powers as products: exact, fast, no pow() call
         if expr.exp.is_Integer and 2 <= int(expr.exp) <= 3:
             base = self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE["Mul"])
-            return "*".join([base] * int(expr.exp))
+            return "(" + "*".join([base] * int(expr.exp)) + ")"
         return super()._print_Pow(expr, rational=rational)
 
 
