@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -291,18 +290,21 @@ def test_solver_benchmark_rows_and_table():
 @pytest.mark.slow
 def test_n200000_both_modes_and_sampled_iteration_cost():
     inst = random_instance(200_000, 100, gamma=0.5, seed=0)
-    results = {}
-    for method in ("exact", "sampled"):
-        start = time.perf_counter()
-        results[method] = solve(inst, method, seed=0, tol=1e-10)
-        results[method].wall = time.perf_counter() - start
-    exact, sampled = results["exact"], results["sampled"]
+    exact = solve(inst, "exact", tol=1e-10)
+    sampled = solve(inst, "sampled", seed=0, tol=1e-10)
     for r in (exact, sampled):
         assert r.converged, r.reason
         assert np.linalg.norm(model.gradient(r.x, **inst.data())) <= 1e-9
         assert_finite_history(r)
     assert exact.iterations <= 30 and sampled.iterations <= 40
     assert np.linalg.norm(exact.x - sampled.x) <= 1e-5 * max(1.0, np.linalg.norm(exact.x))
-    per_exact = np.median([row.seconds for row in exact.history[1:-1]])
-    per_sampled = np.median([row.seconds for row in sampled.history[1:-1]])
-    assert per_sampled <= 0.5 * per_exact, (per_sampled, per_exact)
+    # cost of one iteration, alternating the modes at the same points (min of 3: robust
+    # to other load on the machine)
+    data = inst.data()
+    for start in (inst.x0, 0.5 * (inst.x0 + exact.x)):
+        seconds = {"exact": [], "sampled": []}
+        for _ in range(3):
+            for method in seconds:
+                r = newton(model, start, method=method, seed=0, max_iter=1, **data)
+                seconds[method].append(r.history[0].seconds)
+        assert min(seconds["sampled"]) <= 0.5 * min(seconds["exact"]), seconds

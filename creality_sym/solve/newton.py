@@ -20,7 +20,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from . import sampling
 from .oracle import Oracle, split_data
@@ -99,6 +98,8 @@ class NewtonResult:
 def damped_cholesky_solve(H: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, float]:
     """Solve ``(H + mu I) dx = rhs`` with the smallest tried ``mu >= 0`` that is PD.
 
+    Uses numpy's LAPACK only (no second BLAS thread pool next to numpy's).
+
     ``H (d, d)`` symmetric, ``rhs (d,)``. Tries ``mu = 0``, then
     ``mu = 1e-8 s, 1e-7 s, ...`` with ``s = max |diag H|``, plus a shift past
     ``-min diag H``. Returns ``(dx, mu)``; ``mu = inf`` means no factorization
@@ -112,11 +113,12 @@ def damped_cholesky_solve(H: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, f
     mus = [0.0] + [shift + scale * 10.0**e for e in range(-8, 9)]
     eye = np.eye(H.shape[0])
     for mu in mus:
+        shifted = H + mu * eye if mu else H
         try:
-            factor = scipy.linalg.cho_factor(H + mu * eye if mu else H, check_finite=False)
+            np.linalg.cholesky(shifted)  # the positive-definiteness test
         except np.linalg.LinAlgError:
             continue
-        dx = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+        dx = np.linalg.solve(shifted, rhs)
         if np.all(np.isfinite(dx)):
             return dx, mu
     return rhs / scale, float("inf")

@@ -34,7 +34,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse
 
 #: default constant C in s = ceil(C eps^-2 d log(d/delta))
@@ -104,7 +103,7 @@ def leverage_estimates(
     ridge = 1e-10 * float(np.linalg.norm(SA)) + np.finfo(float).tiny
     R = np.linalg.qr(np.vstack([SA, ridge * np.eye(d)]), mode="r")
     G = rng.standard_normal((d, k)) / math.sqrt(k)
-    M = scipy.linalg.solve_triangular(R, G, check_finite=False)
+    M = np.linalg.solve(R, G)  # numpy's LAPACK only in the loop: one BLAS thread pool
     E = A_low @ M.astype(A_low.dtype)
     return weights * np.einsum("ij,ij->i", E, E).astype(float)
 
