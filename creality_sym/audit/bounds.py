@@ -1,0 +1,221 @@
+"""Bounds as data: a :class:`Bound` states ``lhs(instance) <= rhs(instance)``.
+
+A *bounds file* is any Python module that defines ``BOUNDS = [Bound(...), ...]``;
+the default registry is ``derivations/lemmas.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from creality_sym.audit.instance import Instance
+
+__all__ = [
+    "Bound",
+    "evaluate",
+    "is_violation",
+    "objective",
+    "tightness",
+    "load_bounds",
+    "default_bounds",
+    "select",
+    "DEFAULT_REGISTRY",
+]
+
+#: module holding the default registry (``derivations/lemmas.py``)
+DEFAULT_REGISTRY = "creality_derivations.lemmas"
+
+EXPECTS = ("holds", "violated")
+KINDS = ("deterministic", "statistical")
+COMPARES = ("ratio", "difference")
+
+#: ``trial(model, rng) -> True`` when the claimed event *fails* in that trial
+Trial = Callable[[ModuleType, np.random.Generator], bool]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One claim to attack.
+
+    Deterministic claims state ``lhs(inst) <= rhs(inst)`` for every admissible
+    :class:`Instance` (floats). A violation needs
+    ``lhs - rhs > rtol * max(|lhs|, |rhs|) + atol``: differences below that are
+    rounding noise (e.g. ``f(x) - f(y)`` for nearly equal ``x, y``). Tightness is
+    the worst ``lhs/rhs`` found (``compare="ratio"``, needs ``rhs > 0``) or the
+    worst ``lhs - rhs`` (``compare="difference"``).
+
+    The search space is ``n`` rows and ``d`` columns in the given inclusive
+    ranges, ``1 <= R <= R_max``, ``0 <= gamma <= gamma_max``,
+    ``0 < w <= w_max``. ``assume`` adds premises: it maps an admissible
+    instance to one that also meets them (idempotently), or to ``None``.
+
+    Statistical claims give ``trial(model, rng) -> failed`` and ``delta``; the
+    claim is that trials fail with probability at most ``delta``.
+    """
+
+    id: str
+    statement: str
+    lhs: Callable[[Instance], float] | None = None
+    rhs: Callable[[Instance], float] | None = None
+    expect: str = "holds"
+    kind: str = "deterministic"
+    compare: str = "ratio"
+    rtol: float = 1e-9
+    atol: float = 1e-12
+    n: tuple[int, int] = (1, 8)
+    d: tuple[int, int] = (1, 6)
+    R_max: float = 4.0
+    gamma_max: float = 4.0
+    w_max: float = 10.0
+    assume: Callable[[Instance], Instance | None] | None = None
+    trial: Trial | None = None
+    delta: float = 0.1
+    max_trials: int = 2000
+    note: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"id must be a non-empty string; got {self.id!r}")
+        if self.expect not in EXPECTS:
+            raise ValueError(f"expect must be one of {EXPECTS}; got {self.expect!r} ({self.id})")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r} ({self.id})")
+        if self.compare not in COMPARES:
+            raise ValueError(f"compare must be one of {COMPARES}; got {self.compare!r}")
+        if self.kind == "deterministic":
+            if not callable(self.lhs) or not callable(self.rhs):
+                raise ValueError(f"lhs and rhs must be callables of an Instance ({self.id})")
+            for name in ("n", "d"):
+                lo, hi = getattr(self, name)
+                if not 1 <= lo <= hi:
+                    raise ValueError(
+                        f"{name} must be a range (lo, hi), 1 <= lo <= hi; got {(lo, hi)}"
+                    )
+            if not self.R_max >= 1.0:
+                raise ValueError(f"R_max must be >= 1; got {self.R_max} ({self.id})")
+            if not (self.gamma_max >= 0.0 and self.w_max > 0.0):
+                raise ValueError(f"gamma_max must be >= 0 and w_max > 0 ({self.id})")
+        else:
+            if not callable(self.trial):
+                raise ValueError(f"trial must be a callable (model, rng) -> bool ({self.id})")
+            if not 0.0 < self.delta < 1.0:
+                raise ValueError(f"delta must lie in (0, 1); got {self.delta} ({self.id})")
+            if self.max_trials < 1:
+                raise ValueError(f"max_trials must be >= 1; got {self.max_trials} ({self.id})")
+        if self.rtol < 0 or self.atol < 0:
+            raise ValueError(f"rtol and atol must be >= 0 ({self.id})")
+
+    def seed_for(self, seed: int) -> int:
+        """A stable per-bound seed derived from the run's ``seed``."""
+        digest = hashlib.sha256(f"{seed}:{self.id}".encode()).digest()
+        return int.from_bytes(digest[:8], "little")
+
+
+def evaluate(bound: Bound, inst: Instance) -> tuple[float, float]:
+    """``(lhs, rhs)`` of a deterministic bound at ``inst`` (floats)."""
+    assert bound.lhs is not None and bound.rhs is not None
+    return float(bound.lhs(inst)), float(bound.rhs(inst))
+
+
+def is_violation(bound: Bound, lhs: float, rhs: float) -> bool:
+    """Whether ``lhs <= rhs`` fails beyond the bound's tolerances."""
+    if math.isnan(lhs) or math.isnan(rhs):
+        return False
+    if lhs <= rhs:
+        return False
+    if math.isinf(lhs) or math.isinf(rhs):
+        return True
+    return lhs - rhs > bound.rtol * max(abs(lhs), abs(rhs)) + bound.atol
+
+
+def tightness(bound: Bound, lhs: float, rhs: float) -> float:
+    """``lhs/rhs`` (ratio bounds, ``rhs > 0``) or ``lhs - rhs`` (difference)."""
+    if bound.compare == "difference":
+        return lhs - rhs
+    if rhs > 0:
+        return lhs / rhs
+    return math.inf if lhs > rhs else -math.inf
+
+
+def objective(bound: Bound, lhs: float, rhs: float) -> float:
+    """The score the search maximises (larger = closer to a violation).
+
+    Ratio bounds score ``log(lhs / (rhs + atol))``: the ``atol`` keeps the
+    search away from ratios of two rounding errors.
+    """
+    if math.isnan(lhs) or math.isnan(rhs):
+        return -math.inf
+    if bound.compare == "difference":
+        return lhs - rhs
+    if rhs > 0:
+        if lhs > 0:
+            if not math.isfinite(lhs):
+                return math.inf
+            return math.log(lhs) - math.log(rhs + bound.atol)
+        return -1e3 + lhs / rhs
+    return 1e3 + (lhs - rhs) if lhs > rhs else -2e3 + (lhs - rhs)
+
+
+def _with_source(bounds: Sequence[Any], source: str, where: str) -> list[Bound]:
+    if not isinstance(bounds, (list, tuple)):
+        raise ValueError(f"{where}: BOUNDS must be a list of Bound; got {type(bounds).__name__}")
+    out = []
+    for i, b in enumerate(bounds):
+        if not isinstance(b, Bound):
+            raise ValueError(f"{where}: BOUNDS[{i}] is a {type(b).__name__}, not a Bound")
+        out.append(b if b.source else replace(b, source=source))
+    ids = [b.id for b in out]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"{where}: duplicate bound ids {dup}")
+    return out
+
+
+def load_bounds(path: str | Path) -> list[Bound]:
+    """The ``BOUNDS`` of a bounds file (any module defining ``BOUNDS``)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ValueError(f"bounds file not found: {path}")
+    name = "_creality_bounds_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"bounds file cannot be imported: {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
+    if not hasattr(module, "BOUNDS"):
+        raise ValueError(f"{path}: a bounds file must define BOUNDS = [Bound(...), ...]")
+    return _with_source(module.BOUNDS, str(path), str(path))
+
+
+def default_bounds() -> list[Bound]:
+    """The default registry, ``derivations/lemmas.py``."""
+    module = importlib.import_module(DEFAULT_REGISTRY)
+    return _with_source(module.BOUNDS, str(Path(module.__file__ or "").resolve()), "lemmas")
+
+
+def select(bounds: Sequence[Bound], ids: Sequence[str] | None) -> list[Bound]:
+    """The bounds named by ``ids`` (all when ``ids`` is empty), in ``ids`` order."""
+    if not ids:
+        return list(bounds)
+    by_id = {b.id: b for b in bounds}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(f"lemma: unknown bound ids {missing}; known: {sorted(by_id)}")
+    return [by_id[i] for i in ids]

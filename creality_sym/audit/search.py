@@ -1,0 +1,377 @@
+"""Adversarial search: maximise ``lhs/rhs`` over the assumption set.
+
+Three stages share one :class:`Tracker` (instances tried, worst found, first
+violation) and one deadline:
+
+1. Hypothesis, steered by ``target()`` toward large ``lhs/rhs``
+   (:func:`hypothesis_phase`);
+2. structured and random starts (:func:`random_start`);
+3. local ascent from the best starts and fresh restarts: random-direction
+   hill climbing with an adaptive step, projecting back onto the constraints
+   after every move (:func:`ascend`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings, target
+
+from creality_sym.audit.bounds import Bound, evaluate, is_violation, objective
+from creality_sym.audit.instance import (
+    W_FLOOR,
+    Instance,
+    project,
+    project_ball,
+    project_simplex,
+    spectral_norm,
+)
+from creality_sym.audit.structure import (
+    MATRIX_KINDS,
+    POINT_KINDS,
+    PROB_KINDS,
+    SECOND_KINDS,
+    build_matrix,
+    build_point,
+    build_prob,
+    build_second,
+)
+
+__all__ = ["Tracker", "search", "random_start", "mutate", "ascend", "hypothesis_phase"]
+
+
+@dataclass
+class Point:
+    """An evaluated instance."""
+
+    inst: Instance
+    lhs: float
+    rhs: float
+    score: float
+
+
+#: relative size of the perturbations that must not undo a violation
+JITTER = 1e-9
+
+
+def jitter(bound: Bound, inst: Instance, rng: np.random.Generator) -> Instance:
+    """``inst`` with every entry scaled by ``1 + 1e-9 N(0, 1)`` (zeros stay zero), re-projected."""
+
+    def j(v: Any) -> Any:
+        return v * (1.0 + JITTER * rng.standard_normal(np.shape(v)))
+
+    return project(
+        j(inst.A),
+        j(inst.x),
+        j(inst.y),
+        j(inst.b),
+        j(inst.w),
+        float(j(inst.gamma)),
+        inst.R,
+        model=inst.model,
+        **_space(bound),
+    )
+
+
+@dataclass
+class Tracker:
+    """Evaluates instances of one bound and remembers the worst and the first violation.
+
+    A point counts as a violation, or as a new worst ratio above 0.99, only
+    after three jittered copies (:func:`jitter`) agree; otherwise its score
+    drops to the lowest copy's. Ratios of two rounding errors (``u(x) - u(y)``
+    for ``x, y`` a few ulps apart) are thereby not reported.
+    """
+
+    bound: Bound
+    model: Any
+    deadline: float
+    count: int = 0
+    errors: int = 0
+    first_error: str = ""
+    best: Point | None = None
+    violation: Point | None = None
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def _raw(self, inst: Instance) -> Point | None:
+        if self.bound.assume is not None:
+            inst = self.bound.assume(inst)
+            if inst is None:
+                return None
+        try:
+            lhs, rhs = evaluate(self.bound, inst)
+        except Exception as exc:  # a user's bound may fail anywhere
+            self.errors += 1
+            if not self.first_error:
+                self.first_error = f"{type(exc).__name__}: {exc}"
+            return None
+        self.count += 1
+        return Point(inst, lhs, rhs, objective(self.bound, lhs, rhs))
+
+    def robust(self, p: Point, copies: int = 3) -> tuple[Point, bool]:
+        """``p`` scored by its worst jittered copy, and whether every copy violates."""
+        score, agree = p.score, True
+        for _ in range(copies):
+            q = self._raw(jitter(self.bound, p.inst, self.rng))
+            if q is None:
+                return replace(p, score=-math.inf), False
+            score = min(score, q.score)
+            agree = agree and is_violation(self.bound, q.lhs, q.rhs)
+        return replace(p, score=score), agree
+
+    def evaluate(self, inst: Instance) -> Point | None:
+        """Apply the bound's premises, evaluate, record; ``None`` when rejected."""
+        p = self._raw(inst)
+        if p is None:
+            return None
+        violated = is_violation(self.bound, p.lhs, p.rhs)
+        new_best = self.best is None or p.score > self.best.score
+        if violated or (new_best and self.bound.compare == "ratio" and p.score > -1e-2):
+            p, agree = self.robust(p)
+            violated = violated and agree
+            new_best = self.best is None or p.score > self.best.score
+        if new_best:
+            self.best = p
+        if violated and self.violation is None:
+            self.violation = p
+        return p
+
+
+def _space(bound: Bound) -> dict[str, float]:
+    return {"R_max": bound.R_max, "gamma_max": bound.gamma_max, "w_max": bound.w_max}
+
+
+def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
+    return options[int(rng.integers(len(options)))]
+
+
+def random_start(
+    bound: Bound, rng: np.random.Generator, model: Any, shape: tuple[int, int] | None = None
+) -> Instance:
+    """A structured random instance (the numpy twin of ``strategies.instances``)."""
+    if shape is None:
+        lo, hi = bound.n
+        n = _pick(
+            rng, (lo, min(lo + 1, hi), min(max(lo, 2), hi), hi, int(rng.integers(lo, hi + 1)))
+        )
+        lo, hi = bound.d
+        d = _pick(rng, (lo, min(lo + 1, hi), hi, int(rng.integers(lo, hi + 1))))
+    else:
+        n, d = shape
+    R = _pick(rng, (1.0, bound.R_max, float(rng.uniform(1.0, bound.R_max))))
+    scale = 1.0 if rng.random() < 0.7 else rng.random()
+    G = rng.standard_normal((n, d))
+    kind = _pick(rng, MATRIX_KINDS)
+    A = build_matrix(kind, G, rng.standard_normal(n), rng.standard_normal(d), R, scale)
+    scale = 1.0 if rng.random() < 0.7 else rng.random()
+    x = build_point(_pick(rng, POINT_KINDS), rng.standard_normal(d), A, R, scale)
+    h = 10 ** rng.uniform(-4, 0)
+    y = build_second(_pick(rng, SECOND_KINDS), rng.standard_normal(d), x, A, R, h)
+    b = build_prob(_pick(rng, PROB_KINDS), rng.standard_normal(n), int(rng.integers(n)))
+    if rng.random() < 0.5:
+        w = np.exp(rng.uniform(math.log(1e-2), math.log(bound.w_max), n))
+    else:
+        w = np.full(n, _pick(rng, (1.0, bound.w_max, 1e-2)))
+    gamma = _pick(rng, (0.0, bound.gamma_max, float(rng.uniform(0.0, bound.gamma_max))))
+    return project(A, x, y, b, w, gamma, R, model=model, **_space(bound))
+
+
+def mutate(bound: Bound, inst: Instance, rng: np.random.Generator, sigma: float) -> Instance:
+    """A random move of relative size ``sigma``, projected back onto the constraints."""
+    A, x, y, b, w, gamma, R = inst.A, inst.x, inst.y, inst.b, inst.w, inst.gamma, inst.R
+    n, d = A.shape
+    move = int(rng.integers(12))
+    if move <= 3:  # all of A, or one entry
+        if move == 3:
+            A = A.copy()
+            A[rng.integers(n), rng.integers(d)] += sigma * R * rng.standard_normal()
+        else:
+            A = A + sigma * R * rng.standard_normal((n, d)) / math.sqrt(d)
+        norm = spectral_norm(A)
+        return replace(inst, A=A * (R / norm) if norm > R else A)
+    if move <= 6:
+        if move == 4:
+            x = project_ball(x + sigma * R * rng.standard_normal(d) / math.sqrt(d), R)
+        elif move == 5:
+            y = project_ball(y + sigma * R * rng.standard_normal(d) / math.sqrt(d), R)
+        else:  # shrink or grow y - x
+            y = project_ball(x + (y - x) * math.exp(sigma * rng.standard_normal()), R)
+        return replace(inst, x=x, y=y)
+    if move == 7:
+        return replace(inst, b=project_simplex(b + sigma * rng.standard_normal(n)))
+    if move == 8:
+        w = np.clip(w * np.exp(sigma * rng.standard_normal(n)), W_FLOOR, bound.w_max)
+        gamma += sigma * max(bound.gamma_max, 1e-3) * rng.standard_normal()
+        return replace(inst, w=w, gamma=min(max(gamma, 0.0), bound.gamma_max))
+    if move == 9:  # R, with A, x, y scaled along
+        R_new = min(max(R * math.exp(sigma * rng.standard_normal()), 1.0), bound.R_max)
+        t = R_new / R
+        return replace(inst, A=A * t, x=x * t, y=y * t, R=R_new)
+    if move == 10:  # onto the boundary
+        which = int(rng.integers(3))
+        if which == 0:
+            norm = spectral_norm(A)
+            return replace(inst, A=A * (R / norm)) if norm > 0 else inst
+        v = x if which == 1 else y
+        nv = float(np.linalg.norm(v))
+        if nv == 0:
+            return inst
+        return replace(inst, x=x * (R / nv)) if which == 1 else replace(inst, y=y * (R / nv))
+    s = 0.3 * sigma  # everything a little
+    A = A + s * R * rng.standard_normal((n, d)) / math.sqrt(d)
+    x = x + s * R * rng.standard_normal(d) / math.sqrt(d)
+    y = y + s * R * rng.standard_normal(d) / math.sqrt(d)
+    b = b + s * rng.standard_normal(n)
+    return project(A, x, y, b, w, gamma, R, model=inst.model, **_space(bound))
+
+
+def ascend(
+    tracker: Tracker,
+    start: Point,
+    rng: np.random.Generator,
+    *,
+    steps: int,
+    sigma: float = 0.3,
+    stop_on_violation: bool = True,
+) -> Point:
+    """Hill-climb from ``start`` for at most ``steps`` moves; the last accepted point."""
+    cur = start
+    for _ in range(steps):
+        if tracker.expired() or sigma < 1e-4:
+            break
+        if stop_on_violation and tracker.violation is not None:
+            break
+        cand = tracker.evaluate(mutate(tracker.bound, cur.inst, rng, sigma))
+        if cand is not None and cand.score >= cur.score:
+            if cand.score > cur.score:
+                sigma = min(sigma * 1.6, 1.0)
+            cur = cand
+        else:
+            sigma *= 0.92
+    return cur
+
+
+#: Hypothesis examples per second this stage assumes when sizing ``max_examples``
+HYPOTHESIS_RATE = 60.0
+
+
+class _Stop(BaseException):
+    """Ends the Hypothesis stage (deadline or violation) at once.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: Hypothesis would treat an
+    ``Exception`` as a failing example and keep working on it.
+    """
+
+
+def hypothesis_phase(tracker: Tracker, *, seed_value: int, max_examples: int = 100) -> list[Point]:
+    """Hypothesis generation + ``target()``; returns the best points it met.
+
+    Hypothesis starts optimising the ``target()`` score after half of
+    ``max_examples``, so that number is sized to the time available.
+    """
+    from creality_sym.strategies import instances  # imports this package
+
+    bound = tracker.bound
+    found: list[Point] = []
+    strategy = instances(
+        bound.n,
+        bound.d,
+        R_max=bound.R_max,
+        gamma_max=bound.gamma_max,
+        w_max=bound.w_max,
+        model=tracker.model,
+    )
+
+    @seed(seed_value % (2**32))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate, Phase.target],
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        report_multiple_bugs=False,
+    )
+    @given(strategy)
+    def probe(inst: Instance) -> None:
+        if tracker.expired() or tracker.violation is not None:
+            raise _Stop
+        p = tracker.evaluate(inst)
+        if p is None:
+            return
+        found.append(p)
+        if len(found) > 64:
+            found.sort(key=lambda q: q.score, reverse=True)
+            del found[16:]
+        if math.isfinite(p.score):
+            target(p.score)
+
+    try:
+        probe()
+    except _Stop:
+        pass
+    except Exception as exc:  # Hypothesis itself gave up; the numpy stages go on
+        if not tracker.first_error:
+            tracker.first_error = f"hypothesis stage: {type(exc).__name__}: {exc}"
+    found.sort(key=lambda q: q.score, reverse=True)
+    return found[:16]
+
+
+def search(
+    bound: Bound, *, model: Any, seed_value: int, seconds: float, hypothesis_share: float = 0.2
+) -> Tracker:
+    """Attack a deterministic bound for ``seconds``; the tracker holds the outcome."""
+    start = time.monotonic()
+    tracker = Tracker(bound, model, start + hypothesis_share * seconds)
+    examples = min(max(int(hypothesis_share * seconds * HYPOTHESIS_RATE), 10), 2000)
+    pool = hypothesis_phase(tracker, seed_value=seed_value, max_examples=examples)
+    tracker.deadline = start + seconds
+    rng = np.random.default_rng(seed_value)
+    for _ in range(200):
+        if tracker.violation is not None or tracker.expired():
+            break
+        p = tracker.evaluate(random_start(bound, rng, model))
+        if p is not None:
+            pool.append(p)
+    pool.sort(key=lambda q: q.score, reverse=True)
+    elites = pool[:6]
+    for p in elites:
+        ascend(tracker, p, rng, steps=400)
+    round_no = 0
+    while tracker.violation is None and not tracker.expired():
+        round_no += 1
+        if round_no % 3 == 0 and tracker.best is not None:
+            ascend(tracker, tracker.best, rng, steps=400, sigma=0.05)
+            continue
+        best_start = None
+        shape = (
+            int(rng.integers(bound.n[0], bound.n[1] + 1)),
+            int(rng.integers(bound.d[0], bound.d[1] + 1)),
+        )
+        for _ in range(20):
+            p = tracker.evaluate(random_start(bound, rng, model, shape if round_no % 2 else None))
+            if p is not None and (best_start is None or p.score > best_start.score):
+                best_start = p
+        if best_start is not None:
+            ascend(tracker, best_start, rng, steps=300)
+    return tracker
+
+
+def reoptimize(
+    tracker: Tracker, inst: Instance, rng: np.random.Generator, steps: int
+) -> Point | None:
+    """Short ascent from ``inst`` at its shape; the violating point if one is reached."""
+    saved, tracker.violation = tracker.violation, None
+    p = tracker.evaluate(inst)
+    if p is not None and tracker.violation is None:
+        ascend(tracker, p, rng, steps=steps, sigma=0.1)
+    found, tracker.violation = tracker.violation, saved
+    return found

@@ -1,0 +1,182 @@
+"""Shrink a violating instance to a small, readable counterexample.
+
+Steps, each kept only while the bound stays violated: drop rows (``n``) and
+columns (``d``), re-optimising briefly at the smaller shape when a plain drop
+loses the violation; then simplify scalars (``gamma -> 0``, ``w -> 1``,
+``y -> x``...) and round every entry to as few decimals as possible.
+Rounded instances are checked against the assumptions, never re-projected,
+so the saved numbers are exactly the ones that violate the bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from creality_sym.audit.bounds import evaluate, is_violation
+from creality_sym.audit.instance import Instance, project, spectral_norm, violates_assumptions
+from creality_sym.audit.search import Point, Tracker, ascend, reoptimize
+
+__all__ = ["shrink"]
+
+
+def _check(tracker: Tracker, inst: Instance, floor: float = -math.inf) -> Point | None:
+    """The point if ``inst`` is admissible and robustly violates with score >= ``floor``."""
+    if violates_assumptions(inst, rtol=1e-12):
+        return None
+    p = tracker._raw(inst)
+    if p is None or not is_violation(tracker.bound, p.lhs, p.rhs):
+        return None
+    robust, agree = tracker.robust(p)
+    if agree and robust.score >= floor:
+        return robust
+    return None
+
+
+def _drop(inst: Instance, axis: int, k: int) -> Instance:
+    if axis == 0:
+        keep = np.arange(inst.n) != k
+        b = inst.b[keep]
+        b = b / b.sum() if b.sum() > 0 else np.full(b.size, 1.0 / b.size)
+        return replace(inst, A=inst.A[keep], b=b, w=inst.w[keep])
+    keep = np.arange(inst.d) != k
+    return replace(inst, A=inst.A[:, keep], x=inst.x[keep], y=inst.y[keep])
+
+
+def _span_reductions(inst: Instance) -> list[Instance]:
+    """Instances with ``d`` cut to ``span{x, y}`` (or ``span{x}``), keeping ``A x`` and ``A y``."""
+    out = []
+    for cols in ([inst.x, inst.y], [inst.x]):
+        M = np.stack(cols, axis=1)
+        if not np.any(M):
+            continue
+        U, s, _ = np.linalg.svd(M, full_matrices=False)
+        Q = U[:, s > 1e-12 * s[0]]
+        if Q.shape[1] < inst.d:
+            out.append(replace(inst, A=inst.A @ Q, x=Q.T @ inst.x, y=Q.T @ inst.y))
+    return out
+
+
+def _reduce(tracker: Tracker, cur: Point, rng: np.random.Generator, end: float) -> Point:
+    bound = tracker.bound
+    for cand in _span_reductions(cur.inst):
+        if cand.d >= bound.d[0]:
+            p = _check(tracker, cand)
+            if p is not None:
+                cur = p
+    changed = True
+    while changed and time.monotonic() < end:
+        changed = False
+        for axis, lo in ((0, bound.n[0]), (1, bound.d[0])):
+            size = cur.inst.A.shape[axis]
+            if size <= lo:
+                continue
+            for k in range(size):
+                if time.monotonic() >= end:
+                    break
+                cand = _drop(cur.inst, axis, k)
+                p = _check(tracker, cand)
+                if p is None:
+                    saved = tracker.deadline
+                    tracker.deadline = min(end, time.monotonic() + 0.25)
+                    p = reoptimize(tracker, cand, rng, steps=300)
+                    tracker.deadline = saved
+                if p is not None:
+                    cur, changed = p, True
+                    break
+            if changed:
+                break
+    return cur
+
+
+def _round_to(inst: Instance, k: int) -> Instance | None:
+    """Every entry rounded to ``k`` decimals (``R`` rounded up if needed); ``None`` if unusable."""
+    A, x, y, w = (np.round(v, k) for v in (inst.A, inst.x, inst.y, inst.w))
+    if np.any(w <= 0):
+        return None
+    b = np.round(inst.b, k)
+    if np.any(b < 0) or b.sum() == 0:
+        return None
+    j = int(np.argmax(b))
+    b[j] = 0.0
+    b[j] = 1.0 - b.sum()
+    if b[j] < 0:
+        return None
+    need = max(1.0, spectral_norm(A), float(np.linalg.norm(x)), float(np.linalg.norm(y)))
+    R = round(inst.R, k)
+    if R < need:
+        R = math.ceil(need * 10**k) / 10**k
+    gamma = round(inst.gamma, k)
+    return replace(inst, A=A, x=x, y=y, b=b, w=w, gamma=max(gamma, 0.0), R=R)
+
+
+def _deepen(tracker: Tracker, cur: Point, rng: np.random.Generator, end: float) -> Point:
+    """Push a violation deeper at fixed shape, so that rounding can keep it."""
+    saved = tracker.deadline
+    tracker.deadline = min(end, time.monotonic() + 0.3)
+    best = cur
+    for _ in range(3):
+        p = ascend(tracker, best, rng, steps=400, sigma=0.05, stop_on_violation=False)
+        if p.score > best.score and _check(tracker, p.inst) is not None:
+            best = p
+    tracker.deadline = saved
+    return best
+
+
+def _simplify(tracker: Tracker, cur: Point, end: float, keep: float = 0.5) -> Point:
+    """Simpler scalars, then the coarsest rounding that keeps ``keep`` of the margin."""
+    floor = keep * cur.score
+
+    def smallest_R(i: Instance) -> Instance:
+        need = max(1.0, spectral_norm(i.A), float(np.linalg.norm(i.x)), float(np.linalg.norm(i.y)))
+        return replace(i, R=math.ceil(need * 1e6) / 1e6)
+
+    n = cur.inst.n
+    groups = [  # alternatives in order of preference; the first that still violates wins
+        [lambda i: replace(i, gamma=0.0), lambda i: replace(i, gamma=1.0)],
+        [lambda i: replace(i, w=np.ones(i.n))],
+        [lambda i: replace(i, y=i.x.copy()), lambda i: replace(i, y=np.zeros(i.d))],
+        [lambda i, j=j: replace(i, b=np.eye(i.n)[j]) for j in range(n)]
+        + [lambda i: replace(i, b=np.full(i.n, 1.0 / i.n))],
+        [lambda i: replace(i, R=1.0), smallest_R],
+    ]
+    for group in groups:
+        for edit in group:
+            if time.monotonic() >= end:
+                break
+            p = _check(tracker, edit(cur.inst), floor)
+            if p is not None:
+                cur = p
+                break
+    for k in range(0, 13):
+        if time.monotonic() >= end:
+            break
+        rounded = _round_to(cur.inst, k)
+        p = None if rounded is None else _check(tracker, rounded, floor)
+        if p is not None:
+            return p
+    return cur
+
+
+def shrink(tracker: Tracker, found: Point, *, seconds: float, seed_value: int) -> Point:
+    """A small violating point derived from ``found`` within ``seconds``."""
+    end = time.monotonic() + seconds
+    rng = np.random.default_rng(seed_value + 1)
+    cur = found
+    p = _check(tracker, cur.inst)
+    if p is None:  # re-projected exactly so that it replays
+        inst = cur.inst
+        again = project(
+            inst.A, inst.x, inst.y, inst.b, inst.w, inst.gamma, inst.R, model=inst.model
+        )
+        p = _check(tracker, again)
+        if p is None:
+            return cur
+    cur = _reduce(tracker, p, rng, end)
+    cur = _deepen(tracker, cur, rng, end)
+    cur = _simplify(tracker, cur, end)
+    lhs, rhs = evaluate(tracker.bound, cur.inst)
+    return Point(cur.inst, lhs, rhs, cur.score)
