@@ -187,8 +187,17 @@ def newton(
     uses ``model.hessian``; ``"sampled"`` the paper's sampled Hessian with
     ``s = ceil(sample_constant * epsilon**-2 * d * log(d / delta))`` rows
     (see :mod:`creality_sym.solve.sampling`), drawn from
-    ``numpy.random.default_rng(seed)``. Stops when ``||grad L|| <= tol``
-    (2-norm) or after ``max_iter`` steps.
+    ``numpy.random.default_rng(seed)`` (same seed, same iterates); when
+    ``s >= n`` the sampled part is computed in full. Stops when
+    ``||grad L|| <= tol`` (2-norm), after ``max_iter`` steps, or when the line
+    search finds no decrease.
+
+    The data are validated once by the model (``validate=True``); the loop
+    calls it with ``validate=False``. A Hessian (exact or sampled) that is not
+    positive definite is damped, and ``reason`` says at how many iterates.
+    Returns a :class:`NewtonResult`; its ``grad_norm`` is recomputed with
+    ``model.gradient`` at the returned ``x``. Raises ``ValueError`` naming a bad
+    argument.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
@@ -197,9 +206,11 @@ def newton(
     if int(max_iter) != max_iter or max_iter < 0:
         raise ValueError(f"max_iter must be a nonnegative integer; got {max_iter!r}")
     A, params = split_data(model, data)
-    x = np.array(x0, dtype=float).reshape(-1)
-    if A.ndim != 2 or x.shape != (A.shape[1],):
-        raise ValueError(f"x0 must have shape (d,) = ({A.shape[-1]},); got {np.shape(x0)}")
+    if A.ndim != 2:
+        raise ValueError(f"A must be a 2-D array (n, d); got shape {A.shape}")
+    x = np.array(x0, dtype=float)
+    if x.shape != (A.shape[1],):
+        raise ValueError(f"x0 must have shape (d,) = ({A.shape[1]},); got {x.shape}")
     oracle = Oracle(model, A, params, x)
     n, d = A.shape
     s = sampling.sample_size(n, d, epsilon=epsilon, delta=delta, constant=sample_constant)
