@@ -162,7 +162,7 @@ def instances(
     n: tuple[int, int] = (1, 8),
     d: tuple[int, int] = (1, 6),
     *,
-    R_max: float = 4.0,
+    R_max: float = 5.0,
     gamma_max: float = 4.0,
     w_max: float = 10.0,
     model: Any = None,

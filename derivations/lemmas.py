@@ -143,6 +143,7 @@ BOUNDS = [
         lhs=_hess_lip_lhs,
         rhs=_hess_lip_rhs,
         rtol=1e-7,
+        R_max=4.0,  # exp(20 R^2) overflows float64 beyond R = 5.9
     ),
     Bound(
         "bcre-psd",

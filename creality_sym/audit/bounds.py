@@ -75,7 +75,7 @@ class Bound:
     atol: float = 1e-12
     n: tuple[int, int] = (1, 8)
     d: tuple[int, int] = (1, 6)
-    R_max: float = 4.0
+    R_max: float = 5.0
     gamma_max: float = 4.0
     w_max: float = 10.0
     assume: Callable[[Instance], Instance | None] | None = None

@@ -40,11 +40,13 @@ def default_model() -> ModuleType:
 
 def resolve_model(model: ModuleType | str | None) -> ModuleType:
     """A model module from a module, a dotted name, or ``None`` (the default)."""
-    if model is None:
-        return default_model()
-    if isinstance(model, str):
-        return importlib.import_module(model)
-    return model
+    name = DEFAULT_MODEL if model is None else model
+    if isinstance(name, str):
+        try:
+            return importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"model: cannot import {name!r} ({exc})") from exc
+    return name
 
 
 def spectral_norm(M: np.ndarray) -> float:

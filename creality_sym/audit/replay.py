@@ -101,7 +101,7 @@ def replay(
     if model is None and meta.get("model"):
         try:
             model = resolve_model(str(meta["model"]))
-        except ImportError:
+        except ValueError:
             model = None
     inst = inst.with_model(resolve_model(model))
     broken = violates_assumptions(inst, rtol=1e-12)

@@ -75,7 +75,7 @@ class Verdict:
             return f"p={self.tightness:.3f} [{lo:.3f}, {hi:.3f}] vs delta={self.delta:g}"
         if self.compare == "difference":
             return f"{self.tightness:+.4g} (lhs-rhs)"
-        return f"{self.tightness:.4g}"
+        return f"{self.tightness:.6g}"
 
 
 def save_counterexample(

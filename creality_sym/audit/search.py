@@ -83,9 +83,9 @@ class Tracker:
     """Evaluates instances of one bound and remembers the worst and the first violation.
 
     A point counts as a violation, or as a new worst ratio above 0.99, only
-    after three jittered copies (:func:`jitter`) agree; otherwise its score
-    drops to the lowest copy's. Ratios of two rounding errors (``u(x) - u(y)``
-    for ``x, y`` a few ulps apart) are thereby not reported.
+    after three jittered copies (:func:`jitter`) agree; otherwise the lowest
+    scoring copy stands in for it. Ratios of two rounding errors
+    (``u(x) - u(y)`` for ``x, y`` a few ulps apart) are thereby not reported.
     """
 
     bound: Bound
@@ -117,15 +117,16 @@ class Tracker:
         return Point(inst, lhs, rhs, objective(self.bound, lhs, rhs))
 
     def robust(self, p: Point, copies: int = 3) -> tuple[Point, bool]:
-        """``p`` scored by its worst jittered copy, and whether every copy violates."""
-        score, agree = p.score, True
+        """The worst of ``p`` and its jittered copies, and whether every copy violates."""
+        worst, agree = p, True
         for _ in range(copies):
             q = self._raw(jitter(self.bound, p.inst, self.rng))
             if q is None:
                 return replace(p, score=-math.inf), False
-            score = min(score, q.score)
+            if q.score < worst.score:
+                worst = q
             agree = agree and is_violation(self.bound, q.lhs, q.rhs)
-        return replace(p, score=score), agree
+        return worst, agree
 
     def evaluate(self, inst: Instance) -> Point | None:
         """Apply the bound's premises, evaluate, record; ``None`` when rejected."""
@@ -135,8 +136,9 @@ class Tracker:
         violated = is_violation(self.bound, p.lhs, p.rhs)
         new_best = self.best is None or p.score > self.best.score
         if violated or (new_best and self.bound.compare == "ratio" and p.score > -1e-2):
-            p, agree = self.robust(p)
+            worst, agree = self.robust(p)
             violated = violated and agree
+            p = replace(p, score=worst.score) if violated else worst
             new_best = self.best is None or p.score > self.best.score
         if new_best:
             self.best = p

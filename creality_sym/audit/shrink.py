@@ -30,9 +30,9 @@ def _check(tracker: Tracker, inst: Instance, floor: float = -math.inf) -> Point 
     p = tracker._raw(inst)
     if p is None or not is_violation(tracker.bound, p.lhs, p.rhs):
         return None
-    robust, agree = tracker.robust(p)
-    if agree and robust.score >= floor:
-        return robust
+    worst, agree = tracker.robust(p)
+    if agree and worst.score >= floor:
+        return replace(p, score=worst.score)
     return None
 
 
