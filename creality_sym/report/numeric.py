@@ -1,0 +1,504 @@
+"""Report sections on the numerical side: the audit, the solver and the gamma sweep.
+
+All three run the installed generated model of the default spec
+(``creality_generated.creativity_reality``) through the real
+:mod:`creality_sym.audit` and :mod:`creality_sym.solve` packages.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from creality_sym.report.figures import convergence_plot, sweep_plot, tightness_plot, tradeoff_plot
+from creality_sym.report.page import Cell, Section, Table, write_csv, write_json
+
+if TYPE_CHECKING:
+    from creality_sym.report.study import Settings
+
+Update = Callable[[str], None]
+
+#: the generated model every numerical step runs
+MODEL = "creality_generated.creativity_reality"
+#: creativity weight of the solver comparison (the solver's own default)
+SOLVE_GAMMA = 0.5
+#: ridge scale of the sweep instance: weak, so that gamma = 0 can reproduce b
+SWEEP_W_SCALE = 1e-3
+#: norm of the hidden x_true behind the sweep's ground truth b = softmax(A x_true)
+SWEEP_TRUTH_NORM = 8.0
+
+
+def model() -> ModuleType:
+    """The generated model of the default spec."""
+    import importlib
+
+    return importlib.import_module(MODEL)
+
+
+def _fmt(value: float, spec: str = ".3g") -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else str(value)
+
+
+# ----------------------------------------------------------------------------- audit
+
+
+def _plot_ratio(v: Any) -> float | None:
+    """``observed / bound`` on a common scale, or None where there is none."""
+    t = float(v.tightness)
+    if v.kind == "statistical":
+        return t / float(v.delta) if v.delta else None
+    if v.compare == "ratio" and math.isfinite(t) and t > 0:
+        return t
+    return None
+
+
+def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
+    """Audit every lemma of the default registry for ``settings.audit_budget`` s each."""
+    from creality_sym.audit import audit, default_bounds
+
+    bounds = default_bounds()
+    folder = out / "counterexamples"
+    shrink = 0.5 if settings.quick else 2.0
+    budget = settings.audit_budget * len(bounds)
+    verdicts = []
+    start = time.monotonic()
+    for i, bound in enumerate(bounds):
+        update(f"{bound.id} ({i + 1}/{len(bounds)})")
+        share = max(budget - (time.monotonic() - start), 0.05 * settings.audit_budget)
+        share /= len(bounds) - i
+        verdicts += audit(
+            [bound],
+            model=MODEL,
+            seed=settings.seed,
+            budget=share,
+            out=folder,
+            shrink_seconds=shrink,
+        )
+    update("plotting")
+    table = Table(
+        [
+            "lemma",
+            "claim",
+            "expected",
+            "verdict",
+            "tightness",
+            "instances",
+            "counterexample",
+            "seconds",
+        ]
+    )
+    rows = []
+    for v in verdicts:
+        ce = ""
+        if v.counterexample is not None:
+            c = v.counterexample
+            ce = (
+                f"n={c.n}, d={c.d}, R={c.R:.3g}, gamma={c.gamma:.3g}: "
+                f"lhs={v.lhs:.4g} > rhs={v.rhs:.4g}"
+            )
+        link = Path(v.path).relative_to(out).as_posix() if v.path else ""
+        table.rows.append(
+            [
+                Cell(v.id, title=v.source),
+                v.statement,
+                v.expect,
+                Cell(v.verdict + ("" if v.ok else " (unexpected)"), "ok" if v.ok else "bad"),
+                Cell(v.tightness_text(), "num"),
+                Cell(str(v.instances), "num"),
+                Cell(ce, title=v.message, href=link),
+                Cell(f"{v.seconds:.2f}", "num"),
+            ]
+        )
+        rows.append(
+            {
+                "id": v.id,
+                "statement": v.statement,
+                "expect": v.expect,
+                "verdict": v.verdict,
+                "ok": v.ok,
+                "kind": v.kind,
+                "compare": v.compare,
+                "tightness": v.tightness,
+                "tightness_text": v.tightness_text(),
+                "instances": v.instances,
+                "lhs": v.lhs,
+                "rhs": v.rhs,
+                "failures": v.failures,
+                "ci": v.ci,
+                "delta": v.delta,
+                "errors": v.errors,
+                "message": v.message,
+                "seconds": v.seconds,
+                "counterexample": link or None,
+                "source": v.source,
+            }
+        )
+    write_json(
+        out / "audit.json",
+        {"budget_per_lemma": settings.audit_budget, "seed": settings.seed, "verdicts": rows},
+    )
+    write_csv(
+        out / "audit.csv",
+        {
+            "id": [r["id"] for r in rows],
+            "expect": [r["expect"] for r in rows],
+            "verdict": [r["verdict"] for r in rows],
+            "tightness": [r["tightness"] for r in rows],
+            "plot_ratio": [_plot_ratio(v) for v in verdicts],
+            "instances": [r["instances"] for r in rows],
+        },
+    )
+    tightness_plot(
+        [v.id for v in verdicts],
+        [_plot_ratio(v) for v in verdicts],
+        [v.verdict for v in verdicts],
+        [v.tightness_text() for v in verdicts],
+        out / "audit_tightness.png",
+    )
+    unexpected = [v.id for v in verdicts if not v.ok]
+    violated = [v.id for v in verdicts if v.verdict == "violated"]
+    summary = (
+        f"{len(verdicts)} lemmas: {len(verdicts) - len(violated)} hold, "
+        f"{len(violated)} violated ({', '.join(violated) or 'none'})"
+    )
+    summary += f"; UNEXPECTED: {', '.join(unexpected)}" if unexpected else ", all as expected"
+    section = Section(
+        key="audit",
+        title="Audit of the lemmas",
+        summary=summary,
+        status="bad" if unexpected else "ok",
+        intro=(
+            "Every bound of the default registry (derivations/lemmas.py) is attacked on "
+            "random and adversarial instances of its assumption set. Tightness is the worst "
+            "lhs/rhs found (1 = tight), lhs - rhs for difference bounds, and the failure "
+            "frequency with its 95% interval for statistical claims. A violated bound "
+            "comes with a shrunk counterexample saved as .npz."
+        ),
+        tables=[("", table)],
+        figures=[
+            (
+                "audit_tightness.png",
+                "Worst observed / bound per lemma on a log scale; statistical claims show "
+                "failure frequency / delta. Each bar is labelled with the measured tightness; "
+                "lemmas without a ratio (difference bounds, infinite ratios) have a label only.",
+            )
+        ],
+        data=["audit.json", "audit.csv"],
+    )
+    if settings.quick:
+        section.notes.append(
+            f"Quick run: {settings.audit_budget:g} s of search per lemma; "
+            "tightness values are rough lower estimates."
+        )
+    return section
+
+
+# ----------------------------------------------------------------------------- solver
+
+
+def _history_columns(result: Any) -> dict[str, list[float]]:
+    table = result.history_table()
+    # x_k is reached once the iterations before it are done
+    seconds = np.concatenate([[0.0], np.cumsum(table["seconds"])[:-1]])
+    return {
+        "iteration": [int(v) for v in table["iteration"]],
+        "loss": [float(v) for v in table["loss"]],
+        "grad_norm": [float(v) for v in table["grad_norm"]],
+        "step": [float(v) for v in table["step"]],
+        "seconds": [float(v) for v in seconds],
+        "damping": [float(v) for v in table["damping"]],
+        "rows": [int(v) for v in table["rows"]],
+    }
+
+
+def solve_section(out: Path, settings: Settings, *, update: Update) -> Section:
+    """Exact and sampled-Hessian Newton on one random instance."""
+    from creality_sym.solve import newton, random_instance
+
+    m = model()
+    n, d = settings.solve_n, settings.solve_d
+    inst = random_instance(n, d, gamma=SOLVE_GAMMA, seed=settings.seed)
+    data = inst.data(tuple(m.PARAMETERS))
+    results = {}
+    for method in ("exact", "sampled"):
+        update(f"{method} Newton, n={n}, d={d}")
+        results[method] = newton(m, inst.x0, method=method, seed=settings.seed, **data)
+    update("plotting")
+    histories = {k: _history_columns(r) for k, r in results.items()}
+    convergence_plot(histories, out / "convergence.png")
+    columns: dict[str, list[Any]] = {"method": []}
+    for method, h in histories.items():
+        columns["method"] += [method] * len(h["iteration"])
+        for key, values in h.items():
+            columns.setdefault(key, []).extend(values)
+    write_csv(out / "convergence.csv", columns)
+    write_json(
+        out / "solve.json",
+        {
+            "instance": {
+                "n": n,
+                "d": d,
+                "gamma": SOLVE_GAMMA,
+                "seed": settings.seed,
+                "generator": "creality_sym.solve.random_instance",
+            },
+            "results": {
+                k: {key: val for key, val in r.to_dict().items() if key != "x"}
+                for k, r in results.items()
+            },
+        },
+    )
+    table = Table(
+        [
+            "method",
+            "converged",
+            "iterations",
+            "final ||grad L||",
+            "loss",
+            "rows per Hessian",
+            "seconds",
+            "reason",
+        ]
+    )
+    for method, r in results.items():
+        rows = histories[method]["rows"]
+        table.rows.append(
+            [
+                method,
+                Cell("yes" if r.converged else "NO", "ok" if r.converged else "bad"),
+                Cell(str(r.iterations), "num"),
+                Cell(f"{r.grad_norm:.2e}", "num"),
+                Cell(f"{r.loss:.12g}", "num"),
+                Cell(f"{int(np.median(rows)) if rows else n}", "num"),
+                Cell(f"{r.seconds:.3f}", "num"),
+                r.reason,
+            ]
+        )
+    gap = float(np.linalg.norm(results["exact"].x - results["sampled"].x))
+    ok = all(r.converged for r in results.values())
+    summary = "; ".join(
+        f"{k} {'converged' if r.converged else 'NOT converged'} in {r.iterations} it "
+        f"({r.seconds:.2f} s)"
+        for k, r in results.items()
+    )
+    return Section(
+        key="solve",
+        title="Newton solver: exact vs sampled Hessian",
+        summary=summary,
+        status="ok" if ok else "bad",
+        intro=(
+            f"Random instance (creality_sym.solve.random_instance) with n = {n}, d = {d}, "
+            f"gamma = {SOLVE_GAMMA}, seed {settings.seed}. Exact mode uses the structured "
+            "Hessian; sampled mode replaces Aᵀ diag(δ) A by a leverage-score row sample and "
+            f"keeps the low-rank part exact. ||x_exact − x_sampled|| = {gap:.2e}."
+        ),
+        tables=[("", table)],
+        figures=[
+            (
+                "convergence.png",
+                "Gradient norm per Newton iteration (log scale), exact vs sampled Hessian: "
+                "quadratic against linear convergence.",
+            )
+        ],
+        data=["convergence.csv", "solve.json"],
+    )
+
+
+# ----------------------------------------------------------------------------- gamma sweep
+
+
+@dataclass
+class Sweep:
+    """x*(gamma) along the grid, with the quantities the trade-off plot needs."""
+
+    gammas: np.ndarray
+    entropy: np.ndarray
+    distance: np.ndarray
+    loss: np.ndarray
+    iterations: list[int]
+    converged: list[bool]
+    seconds: list[float]
+    reasons: list[str]
+    entropy_b: float
+    max_entropy: float
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def run_sweep(settings: Settings, *, update: Update) -> Sweep:
+    """Solve for x*(gamma) on the grid, each from the previous solution (warm start).
+
+    The instance is :func:`~creality_sym.solve.random_instance` with a weak ridge
+    and a peaked, realizable ground truth ``b = softmax(A x_true)`` (the
+    "facts"), so that gamma = 0 can reproduce ``b`` and larger gamma visibly
+    spreads ``f`` toward uniform.
+    """
+    from creality_sym.solve import newton, random_instance
+
+    m = model()
+    n, d = settings.sweep_n, settings.sweep_d
+    inst = random_instance(n, d, gamma=0.0, seed=settings.seed, w_scale=SWEEP_W_SCALE)
+    x_true = np.random.default_rng(settings.seed + 1).standard_normal(d)
+    x_true *= SWEEP_TRUTH_NORM / np.linalg.norm(x_true)
+    inst.b = _softmax(inst.A @ x_true)
+    gammas = settings.gammas()
+    x = inst.x0
+    rows: dict[str, list[Any]] = {k: [] for k in ("H", "dist", "loss", "it", "ok", "s", "why")}
+    for i, gamma in enumerate(gammas):
+        update(f"gamma = {gamma:.3g} ({i + 1}/{len(gammas)})")
+        inst.gamma = float(gamma)
+        data = inst.data(tuple(m.PARAMETERS))
+        r = newton(m, x, method="exact", max_iter=200, **data)
+        x = r.x
+        logf = np.asarray(m.log_probabilities(x, **data), dtype=float)
+        f = np.exp(logf)
+        rows["H"].append(float(-np.sum(f * logf)))
+        rows["dist"].append(float(np.linalg.norm(f - inst.b)))
+        rows["loss"].append(r.loss)
+        rows["it"].append(r.iterations)
+        rows["ok"].append(bool(r.converged))
+        rows["s"].append(r.seconds)
+        rows["why"].append(r.reason)
+    return Sweep(
+        gammas=gammas,
+        entropy=np.array(rows["H"]),
+        distance=np.array(rows["dist"]),
+        loss=np.array(rows["loss"]),
+        iterations=rows["it"],
+        converged=rows["ok"],
+        seconds=rows["s"],
+        reasons=rows["why"],
+        entropy_b=float(-np.sum(inst.b * np.log(inst.b))),
+        max_entropy=math.log(n),
+    )
+
+
+def modes(sweep: Sweep) -> dict[str, int]:
+    """Indices of the precise (gamma = 0), balanced and creative (largest gamma) points.
+
+    Balanced is the point closest to the ideal corner (least distance, most
+    entropy) once both axes are scaled to [0, 1] along the sweep.
+    """
+    last = len(sweep.gammas) - 1
+    span_d = float(np.ptp(sweep.distance)) or 1.0
+    span_h = float(np.ptp(sweep.entropy)) or 1.0
+    dn = (sweep.distance - sweep.distance.min()) / span_d
+    hn = (sweep.entropy.max() - sweep.entropy) / span_h
+    score = np.hypot(dn, hn)
+    inner = score[1:last] if last > 1 else score
+    balanced = int(np.argmin(inner)) + (1 if last > 1 else 0)
+    return {"precise": 0, "balanced": balanced, "creative": last}
+
+
+def sweep_section(out: Path, settings: Settings, *, update: Update) -> Section:
+    """The gamma sweep: trade-off plot, sweep plot, table of the three modes."""
+    sweep = run_sweep(settings, update=update)
+    update("plotting")
+    marks = modes(sweep)
+    write_csv(
+        out / "tradeoff.csv",
+        {
+            "gamma": list(sweep.gammas),
+            "entropy": list(sweep.entropy),
+            "reality_distance": list(sweep.distance),
+            "loss": list(sweep.loss),
+            "iterations": sweep.iterations,
+            "converged": sweep.converged,
+            "seconds": sweep.seconds,
+            "mode": [
+                next((k for k, i in marks.items() if i == j), "") for j in range(len(sweep.gammas))
+            ],
+        },
+    )
+    write_json(
+        out / "tradeoff.json",
+        {
+            "instance": {
+                "n": settings.sweep_n,
+                "d": settings.sweep_d,
+                "seed": settings.seed,
+                "w_scale": SWEEP_W_SCALE,
+                "truth_norm": SWEEP_TRUTH_NORM,
+                "entropy_b": sweep.entropy_b,
+                "log_n": sweep.max_entropy,
+            },
+            "modes": {
+                k: {
+                    "index": i,
+                    "gamma": sweep.gammas[i],
+                    "entropy": sweep.entropy[i],
+                    "reality_distance": sweep.distance[i],
+                }
+                for k, i in marks.items()
+            },
+            "reasons": sweep.reasons,
+        },
+    )
+    tradeoff_plot(
+        sweep.distance,
+        sweep.entropy,
+        sweep.gammas,
+        marks,
+        out / "tradeoff.png",
+        max_entropy=sweep.max_entropy,
+    )
+    sweep_plot(sweep.gammas, sweep.distance, sweep.entropy, marks, out / "gamma_sweep.png")
+    table = Table(["mode", "gamma", "entropy H(f(x*))", "||f(x*) − b||", "loss", "iterations"])
+    for name, i in marks.items():
+        table.rows.append(
+            [
+                name,
+                Cell(f"{sweep.gammas[i]:.4g}", "num"),
+                Cell(f"{sweep.entropy[i]:.4f}", "num"),
+                Cell(f"{sweep.distance[i]:.4g}", "num"),
+                Cell(f"{sweep.loss[i]:.6g}", "num"),
+                Cell(str(sweep.iterations[i]), "num"),
+            ]
+        )
+    failed = [f"{g:.3g}" for g, ok in zip(sweep.gammas, sweep.converged, strict=True) if not ok]
+    p, b, c = (marks[k] for k in ("precise", "balanced", "creative"))
+    summary = (
+        f"{len(sweep.gammas)} gammas in [0, {sweep.gammas[-1]:g}]: entropy "
+        f"{sweep.entropy[p]:.3f} -> {sweep.entropy[c]:.3f} (log n = {sweep.max_entropy:.3f}), "
+        f"||f - b|| {sweep.distance[p]:.3g} -> {sweep.distance[c]:.3g}; "
+        f"balanced at gamma = {sweep.gammas[b]:.3g}"
+    )
+    if failed:
+        summary += f"; NOT converged at gamma = {', '.join(failed)}"
+    section = Section(
+        key="tradeoff",
+        title="Creativity vs reality: the gamma sweep",
+        summary=summary,
+        status="warn" if failed else "ok",
+        intro=(
+            f"x*(gamma) for gamma = 0 (precise) and a log grid up to {sweep.gammas[-1]:g} "
+            "(creative), exact Newton warm-started from the previous solution. Instance: "
+            f"random_instance(n = {settings.sweep_n}, d = {settings.sweep_d}, "
+            f"w_scale = {SWEEP_W_SCALE:g}) with a peaked ground truth b = softmax(A x_true), "
+            f"||x_true|| = {SWEEP_TRUTH_NORM:g}, H(b) = {sweep.entropy_b:.3f}. Balanced is the "
+            "sweep point closest to the ideal corner (least distance, most entropy) with both "
+            "axes scaled to [0, 1]. The creativity term is not convex, so x*(gamma) may jump "
+            "between basins as gamma grows."
+        ),
+        tables=[("The three modes", table)],
+        figures=[
+            (
+                "tradeoff.png",
+                "Entropy of f(x*) against the reality distance ||f(x*) − b|| as "
+                "gamma sweeps; colour = gamma, the three modes marked.",
+            ),
+            ("gamma_sweep.png", "Entropy and reality distance against gamma (symlog axis)."),
+        ],
+        data=["tradeoff.csv", "tradeoff.json"],
+    )
+    return section

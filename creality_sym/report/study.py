@@ -1,0 +1,161 @@
+"""The report's steps in order, each timed and shown by the progress display."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from creality_sym.report import numeric, symbolic
+from creality_sym.report.page import Section, render_page
+from creality_sym.report.progress import Progress
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes and budgets of one report run."""
+
+    quick: bool
+    seed: int
+    audit_budget: float  # seconds of search per lemma
+    solve_n: int  # rows of the solver instance
+    solve_d: int
+    sweep_n: int  # rows of the gamma-sweep instance
+    sweep_d: int
+    sweep_points: int  # gammas > 0 (gamma = 0 is always added)
+    gamma_max: float
+    verify_methods: tuple[str, ...]  # methods of creality_sym.verify to run
+
+    @classmethod
+    def make(cls, *, quick: bool, seed: int = 0, audit_budget: float | None = None) -> Settings:
+        """The quick or the full sizes; ``audit_budget`` overrides the default seconds per lemma."""
+        if quick:
+            return cls(
+                quick=True, seed=seed, audit_budget=audit_budget or 0.3,
+                solve_n=2000, solve_d=10, sweep_n=200, sweep_d=8, sweep_points=14,
+                gamma_max=2.0, verify_methods=("numeric", "statements"),
+            )  # fmt: skip
+        return cls(
+            quick=False, seed=seed, audit_budget=audit_budget or 3.0,
+            solve_n=50_000, solve_d=80, sweep_n=2000, sweep_d=20, sweep_points=32,
+            gamma_max=2.0, verify_methods=("symbolic", "numeric", "statements"),
+        )  # fmt: skip
+
+    def gammas(self) -> np.ndarray:
+        """0 (precise), then a log grid from gamma_max * 5e-5 up to gamma_max (creative)."""
+        grid = np.geomspace(self.gamma_max * 5e-5, self.gamma_max, self.sweep_points)
+        return np.concatenate([[0.0], grid])
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Where the page went and the text summary printed at the end."""
+
+    page: Path
+    summary: str
+    sections: tuple[Section, ...]
+
+
+STEPS = 6
+
+
+def build_report(
+    out: Path, settings: Settings, *, root: Path | None = None, live: bool | None = None
+) -> ReportResult:
+    """Run every step and write ``out/index.html``; ``out`` must exist and be writable."""
+    start = time.perf_counter()
+    progress = Progress(STEPS, enabled=live)
+    sections: list[Section] = []
+
+    with progress.step("derivations") as step:
+        sources = symbolic.locate(root)
+        spec = symbolic.default_spec(sources)
+        derivation = symbolic.derivation_of(spec)
+        section, _ = symbolic.check_generated(sources, out)
+        step.update("rendering formulas")
+        section.formulas = symbolic.formula_blocks(derivation, out)
+        step.summary = section.summary
+    sections.append(_timed(section, step.elapsed))
+
+    with progress.step("verification") as step:
+        section = symbolic.verification_section(
+            derivation, out, seed=settings.seed, methods=settings.verify_methods
+        )
+        step.summary = section.summary
+    sections.append(_timed(section, step.elapsed))
+
+    with progress.step("audit") as step:
+        section = numeric.audit_section(out, settings, update=step.update)
+        step.summary = section.summary
+    sections.append(_timed(section, step.elapsed))
+
+    with progress.step("solve") as step:
+        section = numeric.solve_section(out, settings, update=step.update)
+        step.summary = section.summary
+    sections.append(_timed(section, step.elapsed))
+
+    with progress.step("gamma sweep") as step:
+        section = numeric.sweep_section(out, settings, update=step.update)
+        step.summary = section.summary
+    sections.append(_timed(section, step.elapsed))
+
+    with progress.step("page") as step:
+        meta = _meta(settings, spec.name, spec.digest, time.perf_counter() - start)
+        page = render_page(
+            out,
+            title="creality report",
+            subtitle=(
+                f"Spec {spec.name}: {spec.description} "
+                f"({'quick' if settings.quick else 'full'} run, seed {settings.seed})"
+            ),
+            sections=sections,
+            meta=meta,
+        )
+        step.summary = f"{page.name} with {_count_images(sections)} images"
+    total = time.perf_counter() - start
+    problems = [s.title for s in sections if s.status != "ok"]
+    summary = f"report written in {total:.1f} s" + (
+        f"; look at: {', '.join(problems)}" if problems else "; every step as expected"
+    )
+    return ReportResult(page, summary, tuple(sections))
+
+
+def _timed(section: Section, seconds: float) -> Section:
+    section.seconds = seconds
+    return section
+
+
+def _count_images(sections: list[Section]) -> int:
+    return sum(len(s.figures) for s in sections) + sum(
+        1 for s in sections for b in s.formulas for f in b.formulas if f.image
+    )
+
+
+def _meta(settings: Settings, spec_name: str, digest: str, seconds: float) -> dict[str, str]:
+    import matplotlib
+    import scipy
+    import sympy
+
+    return {
+        "command": "creality " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "creality report",
+        "spec": f"{spec_name} (sha256 {digest[:16]}…)",
+        "mode": "quick" if settings.quick else "full",
+        "seed": str(settings.seed),
+        "sizes": (
+            f"solve n={settings.solve_n}, d={settings.solve_d}; "
+            f"sweep n={settings.sweep_n}, d={settings.sweep_d}, "
+            f"{settings.sweep_points + 1} gammas in [0, {settings.gamma_max:g}]; "
+            f"audit {settings.audit_budget:g} s per lemma"
+        ),
+        "time to build": f"{seconds:.1f} s (excluding the page)",
+        "python": f"{platform.python_version()} on {platform.platform(terse=True)}",
+        "libraries": (
+            f"numpy {np.__version__}, scipy {scipy.__version__}, "
+            f"sympy {sympy.__version__}, matplotlib {matplotlib.__version__}"
+        ),
+    }
