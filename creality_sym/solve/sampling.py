@@ -20,6 +20,12 @@ Rows are then kept independently (Poisson sampling): row ``i`` with probability
 ``pi_i = min(1, s p_i)``, ``p_i = l_i / sum(l)``, and weighted by ``1 / pi_i``
 (``= 1 / (s p_i)`` unless the row is kept surely). The estimate is unbiased.
 
+Defaults: ``C = 1``, ``eps = 0.3``, ``delta = 0.1`` (``s = 7676`` rows at
+``d = 100``), ``m = 4 d``, ``k = ceil(log n)``. On the random instances of
+:mod:`creality_sym.solve.instance` (``n = 200000, d = 100``) the measured spectral
+error ``||K^-1/2 (A^T D~ A - A^T D A) K^-1/2||`` with ``K = A^T |D| A`` is about
+0.22-0.28 (exact leverage scores: 0.20-0.22; ``k = 4`` JL columns: 0.4-0.5).
+
 Negative weights. ``delta_i`` can be negative (the creativity term is not
 convex in ``z``). Such rows are sampled with the same scheme applied to
 ``|delta|`` and enter with their sign: ``A^T D~ A`` stays unbiased for
