@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from creality_sym.cli import main
+from creality_sym.report import numeric, symbolic
 from creality_sym.report.progress import Progress
+from creality_sym.report.symbolic import check_generated, locate
 
 LEMMA_IDS = (
     "softmax-simplex",
@@ -174,3 +177,48 @@ def test_full_report(tmp_path: Path, project_root: Path) -> None:
     proc = run_report(out, "--root", str(project_root), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     check_report(out, proc.stdout)
+
+
+def test_stale_generated_is_reported_not_overwritten(tmp_path: Path, project_root: Path) -> None:
+    project = tmp_path / "project"
+    for folder in ("derivations", "generated"):
+        shutil.copytree(
+            project_root / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    spec = project / "derivations" / "creativity_reality.py"
+    spec.write_text(spec.read_text() + "\n# edited after the last derive\n")
+    before = {p: p.read_bytes() for p in (project / "generated").rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    out.mkdir()
+
+    section, problems = check_generated(locate(project), out)
+
+    assert problems and section.status == "warn"
+    assert "STALE" in section.summary
+    assert (out / "generated" / "manifest.json").is_file()
+    after = {p: p.read_bytes() for p in (project / "generated").rglob("*") if p.is_file()}
+    assert after == before, "the checked generated/ must never be written"
+
+
+def test_a_failing_step_is_shown_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("deliberately broken step")
+
+    for module, name in (
+        (numeric, "audit_section"),
+        (numeric, "solve_section"),
+        (numeric, "sweep_section"),
+        (symbolic, "verification_section"),
+    ):
+        monkeypatch.setattr(module, name, broken)
+    out = tmp_path / "out"
+    assert main(["report", "--quick", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "failed: verification, audit, solve, tradeoff" in captured.err
+    page = Page()
+    page.feed((out / "index.html").read_text(encoding="utf-8"))
+    assert "deliberately broken step" in " ".join(page.text)
+    for ref in page.images + page.links:
+        assert ref.startswith("#") or (out / ref).is_file()

@@ -101,4 +101,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(result.summary)
     print(result.page)
+    if result.crashed:
+        print(
+            f"creality report: step(s) failed: {', '.join(result.crashed)} (see the page)",
+            file=sys.stderr,
+        )
+        return 1
     return 0

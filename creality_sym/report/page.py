@@ -76,6 +76,7 @@ class Section:
     figures: list[tuple[str, str]] = field(default_factory=list)  # (file, caption)
     data: list[str] = field(default_factory=list)  # data files behind this section
     text: str = ""  # preformatted text (e.g. the plain verification table)
+    crashed: bool = False  # the step raised; ``text`` holds the traceback
 
 
 def _clean(value: Any) -> Any:

@@ -6,6 +6,8 @@ import platform
 import shlex
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import numpy as np
 from creality_sym.report import numeric, symbolic
 from creality_sym.report.page import Section, render_page
 from creality_sym.report.progress import Progress
+
+Update = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class ReportResult:
     page: Path
     summary: str
     sections: tuple[Section, ...]
+    crashed: tuple[str, ...] = ()  # keys of the steps that raised
 
 
 STEPS = 6
@@ -82,27 +87,19 @@ def build_report(
         step.summary = section.summary
     sections.append(_timed(section, step.elapsed))
 
-    with progress.step("verification") as step:
-        section = symbolic.verification_section(
-            derivation, out, seed=settings.seed, methods=settings.verify_methods
-        )
-        step.summary = section.summary
-    sections.append(_timed(section, step.elapsed))
-
-    with progress.step("audit") as step:
-        section = numeric.audit_section(out, settings, update=step.update)
-        step.summary = section.summary
-    sections.append(_timed(section, step.elapsed))
-
-    with progress.step("solve") as step:
-        section = numeric.solve_section(out, settings, update=step.update)
-        step.summary = section.summary
-    sections.append(_timed(section, step.elapsed))
-
-    with progress.step("gamma sweep") as step:
-        section = numeric.sweep_section(out, settings, update=step.update)
-        step.summary = section.summary
-    sections.append(_timed(section, step.elapsed))
+    steps: list[tuple[str, str, str, Callable[[Update], Section]]] = [
+        ("verification", "verification", "Verification of the derivation",
+         lambda update: symbolic.verification_section(
+             derivation, out, seed=settings.seed, methods=settings.verify_methods)),
+        ("audit", "audit", "Audit of the lemmas",
+         lambda update: numeric.audit_section(out, settings, update=update)),
+        ("solve", "solve", "Newton solver: exact vs sampled Hessian",
+         lambda update: numeric.solve_section(out, settings, update=update)),
+        ("gamma sweep", "tradeoff", "Creativity vs reality: the gamma sweep",
+         lambda update: numeric.sweep_section(out, settings, update=update)),
+    ]  # fmt: skip
+    for name, key, title, make in steps:
+        sections.append(_guarded(progress, name, key, title, make))
 
     with progress.step("page") as step:
         meta = _meta(settings, spec.name, spec.digest, time.perf_counter() - start)
@@ -122,12 +119,38 @@ def build_report(
     summary = f"report written in {total:.1f} s" + (
         f"; look at: {', '.join(problems)}" if problems else "; every step as expected"
     )
-    return ReportResult(page, summary, tuple(sections))
+    crashed = tuple(s.key for s in sections if s.crashed)
+    return ReportResult(page, summary, tuple(sections), crashed)
 
 
 def _timed(section: Section, seconds: float) -> Section:
     section.seconds = seconds
     return section
+
+
+def _guarded(
+    progress: Progress, name: str, key: str, title: str, make: Callable[[Update], Section]
+) -> Section:
+    """Run one step; an exception becomes a failed section (with its traceback), not a crash.
+
+    ``OSError`` is not caught: a report that cannot be written is an error of the run.
+    """
+    with progress.step(name) as step:
+        try:
+            section = make(step.update)
+        except OSError:
+            raise
+        except Exception as exc:  # a broken step must not hide the other results
+            section = Section(
+                key=key,
+                title=title,
+                summary=f"FAILED: {type(exc).__name__}: {exc}",
+                status="bad",
+                text=traceback.format_exc(),
+                crashed=True,
+            )
+        step.summary = section.summary
+    return _timed(section, step.elapsed)
 
 
 def _count_images(sections: list[Section]) -> int:
