@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from creality_sym.cli import main
-from creality_sym.report import numeric, symbolic
+from creality_sym.report import numeric, sweep, symbolic
 from creality_sym.report.progress import Progress
 from creality_sym.report.symbolic import check_generated, locate
 
@@ -209,7 +209,7 @@ def test_a_failing_step_is_shown_and_exits_1(
     for module, name in (
         (numeric, "audit_section"),
         (numeric, "solve_section"),
-        (numeric, "sweep_section"),
+        (sweep, "sweep_section"),
         (symbolic, "verification_section"),
     ):
         monkeypatch.setattr(module, name, broken)

@@ -10,6 +10,7 @@ and data files beside it.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -74,6 +75,20 @@ def prepare_out(out: Path) -> str | None:
     return None
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, for the page."""
+    parts = ["creality", "report", "--out", str(args.out)]
+    if args.quick:
+        parts.append("--quick")
+    if args.seed:
+        parts += ["--seed", str(args.seed)]
+    if args.root is not None:
+        parts += ["--root", str(args.root)]
+    if args.audit_budget is not None:
+        parts += ["--audit-budget", f"{args.audit_budget:g}"]
+    return shlex.join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.audit_budget is not None and not args.audit_budget > 0:
         print(
@@ -92,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             settings,
             root=args.root,
             live=False if args.no_progress else None,
+            command=command_line(args),
         )
     except OSError as exc:
         print(f"creality report: cannot write the report into {args.out}: {exc}", file=sys.stderr)

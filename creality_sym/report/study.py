@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import platform
-import shlex
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from creality_sym.report import numeric, symbolic
+from creality_sym.report import numeric, sweep, symbolic
 from creality_sym.report.page import Section, render_page
 from creality_sym.report.progress import Progress
 
@@ -70,9 +68,19 @@ STEPS = 6
 
 
 def build_report(
-    out: Path, settings: Settings, *, root: Path | None = None, live: bool | None = None
+    out: Path,
+    settings: Settings,
+    *,
+    root: Path | None = None,
+    live: bool | None = None,
+    command: str = "creality report",
 ) -> ReportResult:
-    """Run every step and write ``out/index.html``; ``out`` must exist and be writable."""
+    """Run every step and write ``out/index.html``; ``out`` must exist and be writable.
+
+    ``root``: the project folder to check (see :func:`symbolic.locate`); ``live``:
+    draw the progress line (None: only on a terminal); ``command``: the command
+    line shown on the page.
+    """
     start = time.perf_counter()
     progress = Progress(STEPS, enabled=live)
     sections: list[Section] = []
@@ -96,13 +104,13 @@ def build_report(
         ("solve", "solve", "Newton solver: exact vs sampled Hessian",
          lambda update: numeric.solve_section(out, settings, update=update)),
         ("gamma sweep", "tradeoff", "Creativity vs reality: the gamma sweep",
-         lambda update: numeric.sweep_section(out, settings, update=update)),
+         lambda update: sweep.sweep_section(out, settings, update=update)),
     ]  # fmt: skip
     for name, key, title, make in steps:
         sections.append(_guarded(progress, name, key, title, make))
 
     with progress.step("page") as step:
-        meta = _meta(settings, spec.name, spec.digest, time.perf_counter() - start)
+        meta = _meta(settings, command, spec.name, spec.digest, time.perf_counter() - start)
         page = render_page(
             out,
             title="creality report",
@@ -159,13 +167,15 @@ def _count_images(sections: list[Section]) -> int:
     )
 
 
-def _meta(settings: Settings, spec_name: str, digest: str, seconds: float) -> dict[str, str]:
+def _meta(
+    settings: Settings, command: str, spec_name: str, digest: str, seconds: float
+) -> dict[str, str]:
     import matplotlib
     import scipy
     import sympy
 
     return {
-        "command": "creality " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "creality report",
+        "command": command,
         "spec": f"{spec_name} (sha256 {digest[:16]}…)",
         "mode": "quick" if settings.quick else "full",
         "seed": str(settings.seed),
