@@ -52,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="seconds of search per lemma (default: 0.5 quick, 3 full)",
+        help="seconds of search per lemma (default: 0.3 quick, 3 full)",
     )
     parser.add_argument(
         "--no-progress",
