@@ -160,7 +160,7 @@ def random_instance(
     A = rng.normal(size=(n, d)) * (logit_std / np.sqrt(d))
     xv = rng.normal(size=d)
     vectors, scalars = random_parameters(spec, n, rng)
-    kappa = float(sp.sympify(spec.logit_scale).xreplace(scalars))
+    kappa = float(spec.logit_scale.xreplace({k: sp.Float(v) for k, v in scalars.items()}))
     return Instance(A, xv, vectors, scalars, kappa)
 
 

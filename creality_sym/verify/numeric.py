@@ -1,0 +1,284 @@
+"""Method (b): the structured forms in float64 against finite differences and mpmath.
+
+The loss is evaluated from the spec's terms (not from the derivation), with
+``log f = t - logsumexp(t)``; the derivation's forms are lambdified to numpy.
+On each random instance (A (n, d), x (d,), a random unit direction v (d,)):
+
+* finite differences: ``g.v`` against the central difference of the loss,
+  ``v^T H v`` against its second central difference, and ``H v`` against the
+  central difference of the structured gradient;
+* mpmath (``mp.dps = 40``): the loss along ``x + h v`` in high precision,
+  ``mpmath.diff`` of first and second order at ``h = 0``, against ``g.v`` and
+  ``v^T H v`` to ~1e-9 relative.
+
+Hessians are applied as ``A^T (B (A v)) + psi''(x) * v`` from the diag + low-rank
+pieces: no n x n (or d x d) matrix is formed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from creality_sym.derive import Derivation, TermDerivation
+from creality_sym.spec import Spec, f, x, z
+from creality_sym.verify._entries import (
+    LOGF,
+    Instance,
+    as_vector,
+    evaluate,
+    evaluate_mp,
+    lowrank_matvec,
+    lowrank_pieces,
+    random_instance,
+    softmax_env,
+    x_env,
+)
+from creality_sym.verify.report import Row
+
+METHOD = "numeric"
+#: (n, d, logit spread) of the random instances; the last has logits far apart, so
+#: that some f_j underflow to 0 in float64 (log f must still be finite).
+INSTANCES: tuple[tuple[int, int, float], ...] = (
+    (5, 3, 1.0),
+    (60, 12, 2.0),
+    (500, 50, 3.0),
+    (40, 4, 400.0),
+)
+#: relative tolerances: finite differences, and mpmath (plus float64 round-off allowance).
+FD_TOL = 1e-5
+MP_TOL = 1e-9
+MP_DPS = 40
+
+
+@dataclass
+class _Errors:
+    """Worst relative error and pass/fail per check."""
+
+    worst: dict[str, float]
+    failed: dict[str, list[str]]
+
+    def add(self, check: str, err: float, allowed: float, where: str) -> None:
+        rel = err / allowed if allowed > 0 else (0.0 if err == 0 else np.inf)
+        self.worst[check] = max(self.worst.get(check, 0.0), rel)
+        if not rel <= 1.0:  # also catches NaN
+            self.failed.setdefault(check, []).append(where)
+
+
+def _terms(spec: Spec, name: str) -> list[tuple[sp.Expr, sp.Expr, str]]:
+    if name == "total":
+        return [(t.phi, t.weight, t.space) for t in spec.terms]
+    t = spec.term(name)
+    return [(t.phi, sp.Integer(1), t.space)]
+
+
+def loss(spec: Spec, name: str, inst: Instance, xv: np.ndarray) -> float:
+    """The loss of term ``name`` (or ``"total"``) at ``xv`` (d,), from the spec's phi."""
+    zv = inst.A @ xv
+    env = softmax_env(zv, inst.kappa, inst)
+    out = 0.0
+    for phi, weight, space in _terms(spec, name):
+        w = float(evaluate(weight, inst.scalars, inst.n))
+        if space == "x":
+            out += w * float(np.sum(as_vector(evaluate(phi, x_env(xv, inst), inst.d), inst.d)))
+        else:
+            out += w * float(np.sum(as_vector(evaluate(phi, env, inst.n), inst.n)))
+    return out
+
+
+def gradient(td: TermDerivation, inst: Instance, xv: np.ndarray) -> np.ndarray:
+    """Structured gradient ``A^T g + psi'(x)`` (d,)."""
+    env = softmax_env(inst.A @ xv, inst.kappa, inst)
+    g = as_vector(evaluate(td.z_gradient, env, inst.n), inst.n)
+    xg = as_vector(evaluate(td.x_gradient, x_env(xv, inst), inst.d), inst.d)
+    return inst.A.T @ g + xg
+
+
+def hvp(td: TermDerivation, inst: Instance, xv: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Structured Hessian-vector product ``A^T B A v + psi''(x) v`` (d,)."""
+    env = softmax_env(inst.A @ xv, inst.kappa, inst)
+    pieces = lowrank_pieces(td.z_hessian, env, inst.n)
+    xh = as_vector(evaluate(td.x_hessian, x_env(xv, inst), inst.d), inst.d)
+    return inst.A.T @ lowrank_matvec(pieces, inst.A @ v) + xh * v
+
+
+def _scales(td: TermDerivation, inst: Instance, v: np.ndarray) -> tuple[float, float]:
+    """Round-off scales of ``g.v`` and ``v^T H v`` in float64 (absolute).
+
+    Sum of absolute contributions times ``1e-12``, plus ``64 eps T`` times the
+    f-weighted size of ``A v`` (``T = max |t|``): float64 ``log f = t - logsumexp(t)``
+    is exact only to ``eps T`` absolutely, which matters once some f_j underflow.
+    """
+    zv = inst.A @ inst.x
+    env = softmax_env(zv, inst.kappa, inst)
+    av = inst.A @ v
+    g = as_vector(evaluate(td.z_gradient, env, inst.n), inst.n)
+    xg = as_vector(evaluate(td.x_gradient, x_env(inst.x, inst), inst.d), inst.d)
+    diag, terms = lowrank_pieces(td.z_hessian, env, inst.n)
+    xh = as_vector(evaluate(td.x_hessian, x_env(inst.x, inst), inst.d), inst.d)
+    sg = float(np.abs(g) @ np.abs(av) + np.abs(xg) @ np.abs(v))
+    sh = float(np.abs(diag) @ av**2 + np.abs(xh) @ v**2)
+    for c, u, w in terms:
+        sh += abs(c) * float(np.abs(u) @ np.abs(av)) * float(np.abs(w) @ np.abs(av))
+    fv = env[f]
+    k = abs(inst.kappa)
+    big = 64 * np.finfo(float).eps * (1.0 + float(np.max(np.abs(inst.kappa * zv))))
+    fa = float(fv @ np.abs(av))
+    return (
+        1e-12 * sg + big * k * fa,
+        1e-12 * sh + big * k**2 * (float(fv @ av**2) + fa**2),
+    )
+
+
+# ----------------------------------------------------------------------------- mpmath
+
+
+@dataclass(frozen=True)
+class _MpLine:
+    """The instance along ``x + h v`` in mpmath: logits z0 + h zv, x0 + h v."""
+
+    z0: list[mpmath.mpf]
+    zv: list[mpmath.mpf]
+    x0: list[mpmath.mpf]
+    xv: list[mpmath.mpf]
+    vectors: dict[sp.Symbol, list[mpmath.mpf]]
+    scalars: dict[sp.Symbol, mpmath.mpf]
+    kappa: mpmath.mpf
+
+
+def _mp_line(spec: Spec, inst: Instance, v: np.ndarray) -> _MpLine:
+    A = [[mpmath.mpf(float(a)) for a in row] for row in inst.A]
+    x0 = [mpmath.mpf(float(t)) for t in inst.x]
+    vv = [mpmath.mpf(float(t)) for t in v]
+    z0 = [mpmath.fdot(row, x0) for row in A]
+    zv = [mpmath.fdot(row, vv) for row in A]
+    scalars = {s: mpmath.mpf(val) for s, val in inst.scalars.items()}
+    kappa = mpmath.mpf(sp.lambdify(list(scalars), spec.logit_scale, "mpmath")(*scalars.values()))
+    vectors = {s: [mpmath.mpf(float(t)) for t in val] for s, val in inst.vectors.items()}
+    return _MpLine(z0, zv, x0, vv, vectors, scalars, kappa)
+
+
+def _mp_loss(spec: Spec, name: str, line: _MpLine, h: mpmath.mpf) -> mpmath.mpf:
+    zh = [a + h * b for a, b in zip(line.z0, line.zv, strict=True)]
+    t = [line.kappa * zj for zj in zh]
+    tmax = max(t)
+    lse = tmax + mpmath.log(mpmath.fsum(mpmath.exp(tj - tmax) for tj in t))
+    logf = [tj - lse for tj in t]
+    env = {f: [mpmath.exp(q) for q in logf], z: zh, LOGF: logf, **line.vectors, **line.scalars}
+    xenv = {x: [a + h * b for a, b in zip(line.x0, line.xv, strict=True)], **line.scalars}
+    n, d = len(zh), len(line.x0)
+    out = mpmath.mpf(0)
+    for phi, weight, space in _terms(spec, name):
+        w = evaluate_mp(weight, line.scalars, 1)[0]
+        vals = evaluate_mp(phi, xenv, d) if space == "x" else evaluate_mp(phi, env, n)
+        out += w * mpmath.fsum(vals)
+    return out
+
+
+def _mp_derivatives(spec: Spec, name: str, line: _MpLine) -> tuple[mpmath.mpf, mpmath.mpf]:
+    """First and second derivative of the loss along the line at h = 0."""
+    with mpmath.workdps(MP_DPS):
+        d1 = mpmath.diff(lambda h: _mp_loss(spec, name, line, h), 0, 1)
+        d2 = mpmath.diff(lambda h: _mp_loss(spec, name, line, h), 0, 2)
+    return d1, d2
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def check_instance(
+    spec: Spec,
+    td: TermDerivation,
+    inst: Instance,
+    v: np.ndarray,
+    errors: _Errors,
+    *,
+    mp: bool = True,
+    line: _MpLine | None = None,
+) -> None:
+    """All checks of one term on one instance; failures recorded in ``errors``."""
+    where = f"n={inst.n},d={inst.d}"
+    x0 = inst.x
+    L0 = loss(spec, td.name, inst, x0)
+    g = gradient(td, inst, x0)
+    hv = hvp(td, inst, x0, v)
+    gv, vhv = float(g @ v), float(v @ hv)
+    rg, rh = _scales(td, inst, v)
+    eps = np.finfo(float).eps
+
+    def lossat(h: float) -> float:
+        return loss(spec, td.name, inst, x0 + h * v)
+
+    # finite differences: truncation ~ tol * size, round-off ~ eps |L| / h (or / h^2)
+    h1, h2 = 1e-5, 1e-4
+    fd1 = (lossat(h1) - lossat(-h1)) / (2 * h1)
+    allowed = FD_TOL * abs(gv) + 1e6 * rg + 10 * eps * abs(L0) / h1
+    errors.add("fd g.v", abs(fd1 - gv), allowed, where)
+    fd2 = (lossat(h2) - 2 * L0 + lossat(-h2)) / h2**2
+    allowed = FD_TOL * abs(vhv) + 1e6 * rh + 10 * eps * abs(L0) / h2**2
+    errors.add("fd vHv", abs(fd2 - vhv), allowed, where)
+    fdv = (gradient(td, inst, x0 + h1 * v) - gradient(td, inst, x0 - h1 * v)) / (2 * h1)
+    allowed = (
+        FD_TOL * float(np.linalg.norm(hv)) + 1e6 * rh + 10 * eps * float(np.linalg.norm(g)) / h1
+    )
+    errors.add("fd(grad) Hv", float(np.linalg.norm(fdv - hv)), allowed, where)
+    if mp and line is not None:
+        d1, d2 = _mp_derivatives(spec, td.name, line)
+        errors.add("mpmath g.v", float(abs(d1 - gv)), MP_TOL * abs(float(d1)) + rg, where)
+        errors.add("mpmath vHv", float(abs(d2 - vhv)), MP_TOL * abs(float(d2)) + rh, where)
+
+
+def run(
+    derivation: Derivation,
+    *,
+    seed: int = 0,
+    instances: Sequence[tuple[int, int, float]] = INSTANCES,
+    mp: bool = True,
+) -> list[Row]:
+    """Rows (gradient, hessian) for every term and the total of ``derivation``."""
+    spec = derivation.spec
+    errs = {td.name: _Errors({}, {}) for td in derivation.all}
+    secs = dict.fromkeys(errs, 0.0)
+    for i, (n, d, spread) in enumerate(instances):
+        rng = np.random.default_rng([seed, i])
+        inst = random_instance(spec, n, d, rng, logit_std=spread)
+        v = rng.normal(size=d)
+        v /= np.linalg.norm(v)
+        line = _mp_line(spec, inst, v) if mp else None
+        for td in derivation.all:
+            t0 = time.perf_counter()
+            check_instance(spec, td, inst, v, errs[td.name], mp=mp, line=line)
+            secs[td.name] += time.perf_counter() - t0
+    where = ", ".join(f"({n},{d})" for n, d, _ in instances)
+    rows = []
+    for td in derivation.all:
+        e = errs[td.name]
+        for quantity, checks in (
+            ("gradient", ("fd g.v", "mpmath g.v")),
+            ("hessian", ("fd vHv", "fd(grad) Hv", "mpmath vHv")),
+        ):
+            present = [c for c in checks if c in e.worst]
+            bad = {c: e.failed[c] for c in present if c in e.failed}
+            summary = ", ".join(f"{c} {e.worst[c]:.1e}" for c in present)
+            if bad:
+                what = "; ".join(f"{c} off at {', '.join(w)}" for c, w in bad.items())
+                detail = f"{what} (error/tolerance: {summary})"
+            else:
+                detail = f"error/tolerance <= 1 at (n,d) in {where}: {summary}"
+            rows.append(
+                Row(
+                    spec=spec.name,
+                    term=td.name,
+                    quantity=quantity,
+                    method=METHOD,
+                    verdict="FAIL" if bad else "pass",
+                    detail=detail,
+                    seconds=secs[td.name] / 2,
+                )
+            )
+    return rows
