@@ -121,7 +121,8 @@ def build_report(
             sections=sections,
             meta=meta,
         )
-        step.summary = f"{page.name} with {_count_images(sections)} images"
+        plots, formulas = _count_images(sections)
+        step.summary = f"{page.name} with {plots} plots and {formulas} formula images"
     total = time.perf_counter() - start
     problems = [s.title for s in sections if s.status != "ok"]
     summary = f"report written in {total:.1f} s" + (
@@ -161,10 +162,11 @@ def _guarded(
     return _timed(section, step.elapsed)
 
 
-def _count_images(sections: list[Section]) -> int:
-    return sum(len(s.figures) for s in sections) + sum(
-        1 for s in sections for b in s.formulas for f in b.formulas if f.image
-    )
+def _count_images(sections: list[Section]) -> tuple[int, int]:
+    """(plots, rendered formulas) on the page."""
+    plots = sum(len(s.figures) for s in sections)
+    formulas = sum(1 for s in sections for b in s.formulas for f in b.formulas if f.image)
+    return plots, formulas
 
 
 def _meta(
