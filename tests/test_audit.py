@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import creality_generated.creativity_reality as model
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import NonInteractiveExampleWarning
 
 from creality_sym.audit import (
     Bound,
@@ -137,7 +139,8 @@ def test_project_names_bad_arguments() -> None:
         project(np.ones((2, 3)), np.ones(2), np.ones(3), [0.5, 0.5], [1, 1], 0.0, 1.0)
     with pytest.raises(ValueError, match="A must be finite"):
         project(np.full((2, 1), np.nan), [0.0], [0.0], [0.5, 0.5], [1, 1], 0.0, 1.0)
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="n must be"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
         prob_vectors(0).example()
 
 

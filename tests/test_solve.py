@@ -303,13 +303,8 @@ def test_n200000_both_modes_and_sampled_iteration_cost():
     gap = np.linalg.norm(exact.x - sampled.x)
     assert gap <= (exact.grad_norm + sampled.grad_norm) / lam_min, (gap, lam_min)
     assert exact.loss == pytest.approx(sampled.loss, abs=1e-12)
-    # cost of one iteration, alternating the modes at the same points (min of 3: robust
-    # to other load on the machine)
-    data = inst.data()
-    for start in (inst.x0, 0.5 * (inst.x0 + exact.x)):
-        seconds = {"exact": [], "sampled": []}
-        for _ in range(3):
-            for method in seconds:
-                r = newton(model, start, method=method, seed=0, max_iter=1, **data)
-                seconds[method].append(r.history[0].seconds)
-        assert min(seconds["sampled"]) <= 0.5 * min(seconds["exact"]), seconds
+    # cost of one iteration: the exact Hessian is a Gram product over all n rows, the
+    # sampled one over the sampled rows only (timings belong to `creality bench --solver`
+    # and `creality solve --method both`, not to a unit test)
+    rows = [h.rows for h in sampled.history if h.rows]
+    assert rows and max(rows) <= 0.1 * inst.A.shape[0], rows
