@@ -333,10 +333,15 @@ def hessian(x, A, b, w, gamma, *, validate=True):
     """Hessian (d, d): A^T B A without any n x n matrix.
 
     Rows are shifted by the dominant row a_k (B annihilates 1_n up to the
-    derived correction B 1_n), the diagonal part is a symmetric rank-n update
-    (A~^T A~, BLAS syrk) over sign-split rows, and the rank-2 part and the
-    shift corrections are d x d outer products.
+    derived correction B 1_n) and scaled by sqrt|delta|: S = |D|^(1/2) (A - 1 a_k^T).
+    The diagonal part is then a symmetric rank-n update per sign of delta
+    (S+^T S+ - S-^T S-, BLAS syrk), and the rank-2 part and the shift
+    corrections are d x d outer products. With numpy, S is filled in
+    cache-sized blocks (shift and scale in one visit) with the rows of each
+    sign contiguous, so the two syrk calls together cost one.
     """
+    import numpy
+
     xp, x, A, (b, w, gamma,) = _data(x, A, b, w, gamma, validate)
     z, f, logf, k = _softmax(xp, x, A, b, w, gamma)
     delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma)
@@ -344,21 +349,47 @@ def hessian(x, A, b, w, gamma, *, validate=True):
     V = xp.stack([p, f, ones])
     V[:, k] = 0.0
     V[:, k] = -xp.sum(V, axis=1)
-    PFM = A.T @ V.T
-    P, F, M = PFM[:, 0], PFM[:, 1], PFM[:, 2]
-    S = A - a_k
-    S *= xp.sqrt(xp.abs(delta))[:, None]
-    H = S.T @ S
+    PFM = V @ A
+    P, F, M = PFM[0, :], PFM[1, :], PFM[2, :]
     negative = delta < 0
     n_negative = int(xp.count_nonzero(negative))
-    if n_negative:
-        if 2 * n_negative <= delta.shape[0]:
-            S_neg = S[negative]
-            H -= 2.0 * (S_neg.T @ S_neg)
-        else:
-            S_pos = S[~negative]
-            H = 2.0 * (S_pos.T @ S_pos) - H
-    del S
+    if xp is numpy:
+        n, d = A.shape
+        r = numpy.sqrt(numpy.abs(delta))
+        order = None
+        if 0 < n_negative < n:
+            order = numpy.concatenate([numpy.flatnonzero(~negative), numpy.flatnonzero(negative)])
+        S = numpy.empty((n, d))
+        step = max(1, (3 << 20) // (8 * d))
+        for i in range(0, n, step):
+            j = min(i + step, n)
+            block = S[i:j]
+            if order is None:
+                numpy.subtract(A[i:j], a_k, out=block)
+                block *= r[i:j, None]
+            else:
+                rows = order[i:j]
+                # mode="clip": take writes straight into out ("raise" buffers it)
+                numpy.take(A, rows, axis=0, out=block, mode="clip")
+                block -= a_k
+                block *= r[rows, None]
+        S_pos, S_neg = S[: n - n_negative], S[n - n_negative :]
+        H = S_pos.T @ S_pos
+        if n_negative:
+            H -= S_neg.T @ S_neg
+        del S, S_pos, S_neg
+    else:
+        S = A - a_k
+        S *= xp.sqrt(xp.abs(delta))[:, None]
+        H = S.T @ S
+        if n_negative:
+            if 2 * n_negative <= delta.shape[0]:
+                S_neg = S[negative]
+                H -= 2.0 * (S_neg.T @ S_neg)
+            else:
+                S_pos = S[~negative]
+                H = 2.0 * (S_pos.T @ S_pos) - H
+        del S
     # rank-2 part and shift corrections as L + L^T: exactly symmetric
     L = (0.5 * c * F - P)[:, None] * F[None, :] + (M + 0.5 * float(ones_total) * a_k)[:, None] * a_k[None, :]
     H += L + L.T
