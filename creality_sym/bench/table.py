@@ -1,0 +1,118 @@
+"""Text tables and the JSON document of a benchmark run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: the generated Hessian must cost at most this many GEMM-form floors ...
+HESSIAN_MAX_X_GEMM = 1.0
+#: ... and allocate less than this many copies of A at its peak
+HESSIAN_MAX_COPIES = 4.0
+#: ... at sizes with at least this many entries in A (below it, call overhead dominates)
+TARGET_MIN_ENTRIES = 10**6
+
+
+LEGEND = """\
+columns: median and best wall time of the timed calls; x GEMM and x 2 mv: the median over
+the median of (A*delta[:,None]).T @ A and of A @ x plus A.T @ g (a peer: over the GEMM-form
+floor timed again beside it); peak/A: peak numpy allocation during one call / A.nbytes."""
+
+
+def _ms(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{1e3 * seconds:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """One size/case of :func:`creality_sym.bench.suite.bench_one` as a text table."""
+    title = (
+        f"{result['n']}x{result['d']}  case {result['case']}  "
+        f"(delta < 0 on {100 * result['negative_fraction']:.1f}% of rows)"
+    )
+    head = (
+        f"  {'':<32} {'median ms':>10} {'best ms':>10} {'x GEMM':>7} {'x 2 mv':>7} "
+        f"{'peak/A':>7} {'samples':>7}  note"
+    )
+    lines = [title, head, "  " + "-" * (len(head) - 2)]
+    for row in result["rows"]:
+        note = row["note"]
+        if row["rel_err"] is not None:
+            note = f"|dH|/|H| {row['rel_err']:.1e}; set-up {row['setup_s'] or 0.0:.2f} s; {note}"
+        lines.append(
+            f"  {row['name']:<32} {_ms(row['median_s']):>10} {_ms(row['best_s']):>10} "
+            f"{_ratio(row['x_gemm']):>7} {_ratio(row['x_matvec']):>7} "
+            f"{_ratio(row['peak_copies_of_A']):>7} {row['samples']:>7}  {note}".rstrip()
+        )
+    for note in result["notes"]:
+        lines.append(f"  note: {note}")
+    lines.append("  " + headline(result))
+    return "\n".join(lines)
+
+
+def headline(result: dict[str, Any]) -> str:
+    """The Hessian's cost and memory against the targets, in one line."""
+    x_gemm, copies = result["hessian_x_gemm"], result["hessian_peak_copies_of_A"]
+    if result["n"] * result["d"] < TARGET_MIN_ENTRIES:
+        verdict = f"targets apply from n*d >= {TARGET_MIN_ENTRIES:.0e}"
+    elif x_gemm <= HESSIAN_MAX_X_GEMM and copies < HESSIAN_MAX_COPIES:
+        verdict = "ok"
+    else:
+        verdict = "MISSED"
+    return (
+        f"generated hessian: {x_gemm:.2f}x the GEMM-form floor (target <= {HESSIAN_MAX_X_GEMM:g}), "
+        f"{result['hessian_x_syrk']:.2f}x A.T @ A, peak {copies:.2f} copies of A "
+        f"(target < {HESSIAN_MAX_COPIES:g}): {verdict}"
+    )
+
+
+def environment() -> dict[str, Any]:
+    """Python, numpy, BLAS and CPU facts that the timings depend on."""
+    blas = "unknown"
+    try:
+        config = np.show_config(mode="dicts")
+        info = config["Build Dependencies"]["blas"]  # type: ignore[index]
+        blas = f"{info.get('name', '?')} {info.get('version', '')}".strip()
+    except (AttributeError, KeyError, TypeError, ValueError):  # older numpy: no dicts mode
+        pass
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "blas": blas,
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def write_json(path: str | Path, document: dict[str, Any]) -> None:
+    """Write ``document`` to ``path`` (NaN as null)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, np.generic):
+            return clean(value.item())
+        return value
+
+    Path(path).write_text(json.dumps(clean(document), indent=1) + "\n")
+
+
+def summary(results: Sequence[dict[str, Any]]) -> str:
+    """One headline per size/case."""
+    return "\n".join(f"{r['n']}x{r['d']} {r['case']:<9} {headline(r)}" for r in results)
