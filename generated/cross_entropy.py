@@ -382,8 +382,9 @@ def hessian(x, A, b, w, gamma, *, validate=True):
                 S_pos = S[~negative]
                 H = 2.0 * (S_pos.T @ S_pos) - H
         del S
-    # rank-2 part and shift corrections as L + L^T: exactly symmetric
-    L = (0.5 * c * F - P)[:, None] * F[None, :] + (M + 0.5 * float(ones_total) * a_k)[:, None] * a_k[None, :]
+    # rank-2 part and shift corrections as L + L^T (exactly symmetric), L one rank-2 product
+    U = xp.stack([0.5 * c * F - P, M + 0.5 * float(ones_total) * a_k], axis=1)
+    L = U @ xp.stack([F, a_k])
     H += L + L.T
     return H
 
