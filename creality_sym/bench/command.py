@@ -25,7 +25,7 @@ from .suite import bench_one
 from .table import LEGEND, environment, format_result, summary, write_json
 
 DEFAULT_SIZES = "8x3,2000x100,20000x400"
-QUICK_SIZES = "8x3,500x20"
+QUICK_SIZES = "4x2,500x20"
 DEFAULT_REPEATS = 7
 QUICK_REPEATS = 3
 QUICK_SOLVER_SIZES = "2000x20"
