@@ -27,26 +27,26 @@ def namespace(*arrays):
     return array_namespace(*[a for a in arrays if hasattr(a, "shape")])
 
 
-def _as_array(xp, name, value):
+def as_array(xp, name, value):
     try:
         return xp.asarray(value, dtype=xp.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a real array; got {type(value).__name__}: {exc}") from None
 
 
-def _check_finite(xp, name, a):
+def check_finite(xp, name, a):
     if not bool(xp.all(xp.isfinite(a))):
         bad = int(xp.sum(xp.astype(~xp.isfinite(a), xp.int64)))
         raise ValueError(f"{name} must be finite; got {bad} non-finite entr{'y' if bad == 1 else 'ies'}")
 
 
-def _check_shape(name, a, shape):
+def check_shape(name, a, shape):
     if tuple(a.shape) != shape:
         want = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{name} must have shape {want}; got {tuple(a.shape)}")
 
 
-def _check_vector_rule(xp, name, a, rule):
+def check_vector_rule(xp, name, a, rule):
     if rule == "probability":
         if bool(xp.any(a < 0)):
             raise ValueError(f"{name} must be a probability vector (entries >= 0); got min {float(xp.min(a))!r}")
@@ -61,7 +61,7 @@ def _check_vector_rule(xp, name, a, rule):
         raise ValueError(f"{name} must be >= 0 entrywise; got min {float(xp.min(a))!r}")
 
 
-def _scalar(name, value, rule, validate):
+def check_scalar(name, value, rule, validate):
     try:
         s = float(value)
     except (TypeError, ValueError):
@@ -84,33 +84,153 @@ def prepare(x, A, data, rules, *, validate=True, v=None):
     """
     vectors = [data[k] for k, (kind, _) in rules.items() if kind == "vector"]
     xp = namespace(x, A, *vectors, *([] if v is None else [v]))
-    A = _as_array(xp, "A", A)
-    x = _as_array(xp, "x", x)
+    A = as_array(xp, "A", A)
+    x = as_array(xp, "x", x)
     if validate:
         if A.ndim != 2 or A.shape[0] < 1 or A.shape[1] < 1:
             raise ValueError(f"A must be a non-empty 2-D array (n, d); got shape {tuple(A.shape)}")
         n, d = A.shape
-        _check_shape("x", x, (d,))
-        _check_finite(xp, "A", A)
-        _check_finite(xp, "x", x)
+        check_shape("x", x, (d,))
+        check_finite(xp, "A", A)
+        check_finite(xp, "x", x)
     values = []
     for name, (kind, rule) in rules.items():
         if kind == "scalar":
-            values.append(_scalar(name, data[name], rule, validate))
+            values.append(check_scalar(name, data[name], rule, validate))
             continue
-        a = _as_array(xp, name, data[name])
+        a = as_array(xp, name, data[name])
         if validate:
-            _check_shape(name, a, (A.shape[0],))
-            _check_finite(xp, name, a)
-            _check_vector_rule(xp, name, a, rule)
+            check_shape(name, a, (A.shape[0],))
+            check_finite(xp, name, a)
+            check_vector_rule(xp, name, a, rule)
         values.append(a)
     if v is None:
         return xp, x, A, tuple(values)
-    v = _as_array(xp, "v", v)
+    v = as_array(xp, "v", v)
     if validate:
-        _check_shape("v", v, (A.shape[1],))
-        _check_finite(xp, "v", v)
+        check_shape("v", v, (A.shape[1],))
+        check_finite(xp, "v", v)
     return xp, x, A, tuple(values), v
+
+
+def softmax(xp, t):
+    """Probabilities f (n,), log f (n,) and the dominant index k of logits t (n,).
+
+    Max-shifted; log f = t - logsumexp(t) stays finite where f underflows.
+    """
+    k = int(xp.argmax(t))
+    shifted = t - t[k]
+    logf = shifted - xp.log(xp.sum(xp.exp(shifted)))
+    return xp.exp(logf), logf, k
+
+
+def set_dominant_entry(xp, g, k, total):
+    """Set g[k] (in place) so that sum(g) equals the exactly known ``total``; returns g.
+
+    Then A^T g = (A - 1 a_k^T)^T g + a_k total: the rows are effectively
+    shifted by the dominant row without forming the shift, and the dominant
+    entry's rounding (large when f is nearly one-hot) drops out.
+    """
+    g[k] = 0.0
+    g[k] = total - xp.sum(g)
+    return g
+
+
+def hessian_vector_z(xp, u, k, f, delta, p, c, ones, ones_total):
+    """y (n,) with A^T y = A^T B A v, from u = A v (n,).
+
+    B = diag(delta) - p f^T - f p^T + c f f^T and ``ones`` = B 1_n: u is
+    shifted by its dominant entry (B u = B (u - u_k 1) + u_k B 1), and the
+    dominant entry of y is set from its exactly known total.
+    """
+    u_k = u[k]
+    u = u - u_k
+    fu = xp.sum(f * u)
+    pu = xp.sum(p * u)
+    y = delta * u - p * fu + f * (c * fu - pu) + u_k * ones
+    return set_dominant_entry(xp, y, k, xp.sum(ones * u) + u_k * ones_total)
+
+
+#: bytes of the shifted-and-scaled row block filled per step (fits in L2/L3)
+_BLOCK_BYTES = 3 << 20
+
+
+def _scaled_rows_numpy(A, k, root, negative, n_negative):
+    """S = diag(root) (A - 1 a_k^T) with the rows of delta >= 0 first, built in blocks.
+
+    One visit per block: gather (take, mode="clip" writes straight into the
+    output), shift, scale. Returns S and the number of leading nonnegative rows.
+    """
+    n, d = A.shape
+    a_k = A[k]
+    order = None
+    if 0 < n_negative < n:
+        order = np.concatenate([np.flatnonzero(~negative), np.flatnonzero(negative)])
+    S = np.empty((n, d))
+    step = max(1, _BLOCK_BYTES // (8 * d))
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        block = S[i:j]
+        if order is None:
+            np.subtract(A[i:j], a_k, out=block)
+            block *= root[i:j, None]
+        else:
+            rows = order[i:j]
+            np.take(A, rows, axis=0, out=block, mode="clip")
+            block -= a_k
+            block *= root[rows, None]
+    return S, n - n_negative
+
+
+def _signed_gram(xp, A, k, delta):
+    """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) as symmetric rank-n updates (syrk)."""
+    negative = delta < 0
+    n_negative = int(xp.count_nonzero(negative))
+    root = xp.sqrt(xp.abs(delta))
+    if xp is np:
+        S, n_pos = _scaled_rows_numpy(A, k, root, negative, n_negative)
+        if n_negative == A.shape[0]:
+            return -(S.T @ S)
+        H = S[:n_pos].T @ S[:n_pos]
+        if n_negative:
+            H -= S[n_pos:].T @ S[n_pos:]
+        return H
+    S = A - A[k, :]
+    S *= root[:, None]
+    H = S.T @ S
+    if n_negative:
+        if 2 * n_negative <= delta.shape[0]:
+            S_neg = S[negative]
+            H -= 2.0 * (S_neg.T @ S_neg)
+        else:
+            S_pos = S[~negative]
+            H = 2.0 * (S_pos.T @ S_pos) - H
+    return H
+
+
+def assemble_hessian(xp, A, k, f, delta, p, c, ones, ones_total):
+    """A^T B A (d, d) for B = diag(delta) - p f^T - f p^T + c f f^T, never forming B.
+
+    ``k`` is the dominant logit and ``ones`` = B 1_n (``ones_total`` its sum),
+    both from the derivation. B annihilates 1_n up to ``ones``, so with
+    A~ = A - 1 a_k^T:  A^T B A = A~^T B A~ + A~^T(B1) a_k^T + a_k (B1)^T A~
+    + <1, B1> a_k a_k^T. The diagonal part is one symmetric rank-n update per
+    sign of delta over the scaled rows of A~; the rank-2 part and the shift
+    corrections are one d x 2 by 2 x d product added as L + L^T, so the result
+    is exactly symmetric (with numpy). Cost: n d^2 flops (one syrk) and one
+    n x d work array. Accurate relative to the result when f is one-hot.
+    """
+    a_k = A[k, :]
+    V = xp.stack([p, f, ones])
+    V[:, k] = 0.0
+    V[:, k] = -xp.sum(V, axis=1)  # sum-zero rows: V @ A = V @ A~
+    PFM = V @ A
+    P, F, M = PFM[0, :], PFM[1, :], PFM[2, :]
+    H = _signed_gram(xp, A, k, delta)
+    U = xp.stack([0.5 * c * F - P, M + 0.5 * float(ones_total) * a_k], axis=1)
+    L = U @ xp.stack([F, a_k])
+    H += L + L.T
+    return H
 
 
 class ZHessian:

@@ -14,7 +14,14 @@ Arrays may come from numpy or, through array_api_compat, CuPy or PyTorch.
 
 from __future__ import annotations
 
-from creality_generated._runtime import ZHessian, prepare
+from creality_generated._runtime import (
+    ZHessian,
+    assemble_hessian,
+    hessian_vector_z,
+    prepare,
+    set_dominant_entry,
+    softmax,
+)
 
 SPEC_NAME = "creativity_reality"
 SPEC_SHA256 = "74084d1e60838108a6762d5ac87ef8dda58fccf33d921578b3a2bc35558e9026"
@@ -246,10 +253,8 @@ def _softmax(xp, x, A, b, w, gamma):
     """Logits z (n,), probabilities f (n,), log f (n,) and the dominant index k."""
     z = A @ x
     t = z
-    k = int(xp.argmax(t))
-    shifted = t - t[k]
-    logf = shifted - xp.log(xp.sum(xp.exp(shifted)))
-    return z, xp.exp(logf), logf, k
+    f, logf, k = softmax(xp, t)
+    return z, f, logf, k
 
 
 def _term_name(term):
@@ -307,9 +312,7 @@ def gradient(x, A, b, w, gamma, *, validate=True):
     xp, x, A, (b, w, gamma,) = _data(x, A, b, w, gamma, validate)
     z, f, logf, k = _softmax(xp, x, A, b, w, gamma)
     g, g_total = _z_gradient_total(xp, f, logf, z, b, w, gamma)
-    g[k] = 0.0
-    g[k] = g_total - xp.sum(g)
-    out = A.T @ g
+    out = A.T @ set_dominant_entry(xp, g, k, g_total)
     return out
 
 
@@ -330,70 +333,11 @@ def x_hessian_diag(x, A, b, w, gamma, *, term=None, validate=True):
 
 
 def hessian(x, A, b, w, gamma, *, validate=True):
-    """Hessian (d, d): A^T B A without any n x n matrix.
-
-    Rows are shifted by the dominant row a_k (B annihilates 1_n up to the
-    derived correction B 1_n) and scaled by sqrt|delta|: S = |D|^(1/2) (A - 1 a_k^T).
-    The diagonal part is then a symmetric rank-n update per sign of delta
-    (S+^T S+ - S-^T S-, BLAS syrk), and the rank-2 part and the shift
-    corrections are d x d outer products. With numpy, S is filled in
-    cache-sized blocks (shift and scale in one visit) with the rows of each
-    sign contiguous, so the two syrk calls together cost one.
-    """
-    import numpy
-
+    """Hessian (d, d): A^T B A without any n x n matrix (see _runtime.assemble_hessian)."""
     xp, x, A, (b, w, gamma,) = _data(x, A, b, w, gamma, validate)
     z, f, logf, k = _softmax(xp, x, A, b, w, gamma)
     delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma)
-    a_k = A[k, :]
-    V = xp.stack([p, f, ones])
-    V[:, k] = 0.0
-    V[:, k] = -xp.sum(V, axis=1)
-    PFM = V @ A
-    P, F, M = PFM[0, :], PFM[1, :], PFM[2, :]
-    negative = delta < 0
-    n_negative = int(xp.count_nonzero(negative))
-    if xp is numpy:
-        n, d = A.shape
-        r = numpy.sqrt(numpy.abs(delta))
-        order = None
-        if 0 < n_negative < n:
-            order = numpy.concatenate([numpy.flatnonzero(~negative), numpy.flatnonzero(negative)])
-        S = numpy.empty((n, d))
-        step = max(1, (3 << 20) // (8 * d))
-        for i in range(0, n, step):
-            j = min(i + step, n)
-            block = S[i:j]
-            if order is None:
-                numpy.subtract(A[i:j], a_k, out=block)
-                block *= r[i:j, None]
-            else:
-                rows = order[i:j]
-                # mode="clip": take writes straight into out ("raise" buffers it)
-                numpy.take(A, rows, axis=0, out=block, mode="clip")
-                block -= a_k
-                block *= r[rows, None]
-        S_pos, S_neg = S[: n - n_negative], S[n - n_negative :]
-        H = S_pos.T @ S_pos
-        if n_negative:
-            H -= S_neg.T @ S_neg
-        del S, S_pos, S_neg
-    else:
-        S = A - a_k
-        S *= xp.sqrt(xp.abs(delta))[:, None]
-        H = S.T @ S
-        if n_negative:
-            if 2 * n_negative <= delta.shape[0]:
-                S_neg = S[negative]
-                H -= 2.0 * (S_neg.T @ S_neg)
-            else:
-                S_pos = S[~negative]
-                H = 2.0 * (S_pos.T @ S_pos) - H
-        del S
-    # rank-2 part and shift corrections as L + L^T (exactly symmetric), L one rank-2 product
-    U = xp.stack([0.5 * c * F - P, M + 0.5 * float(ones_total) * a_k], axis=1)
-    L = U @ xp.stack([F, a_k])
-    H += L + L.T
+    H = assemble_hessian(xp, A, k, f, delta, p, c, ones, ones_total)
     return H
 
 
@@ -402,15 +346,7 @@ def hvp(x, v, A, b, w, gamma, *, validate=True):
     xp, x, A, (b, w, gamma,), v = _data(x, A, b, w, gamma, validate, v=v)
     z, f, logf, k = _softmax(xp, x, A, b, w, gamma)
     delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma)
-    u = A @ v
-    u_k = u[k]
-    u = u - u_k
-    fu = xp.sum(f * u)
-    pu = xp.sum(p * u)
-    y = delta * u - p * fu + f * (c * fu - pu) + u_k * ones
-    y_total = xp.sum(ones * u) + u_k * ones_total
-    y[k] = 0.0
-    y[k] = y_total - xp.sum(y)
+    y = hessian_vector_z(xp, A @ v, k, f, delta, p, c, ones, ones_total)
     out = A.T @ y
     return out
 

@@ -35,6 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
+from creality_generated._runtime import (
+    assemble_hessian,
+    check_finite,
+    check_scalar,
+    check_vector_rule,
+    set_dominant_entry,
+)
+
 SPECS = ("creativity_reality", "cross_entropy", "temperature", )
 CUDA_DIR = Path(__file__).resolve().parent / "cuda"
 #: threads per block; the grid is capped and the kernels loop grid-stride.
@@ -217,24 +225,11 @@ class Kernels:
         return values
 
     def _check_rule(self, name, kind, rule, value):
-        xp = self.xp
         if kind == "scalar":
-            if not np.isfinite(value):
-                raise ValueError(f"{name} must be finite; got {value!r}")
-            low, what = value, ""
+            check_scalar(name, value, rule, True)
         else:
-            if not bool(xp.all(xp.isfinite(value))):
-                raise ValueError(f"{name} must be finite entrywise")
-            low, what = float(xp.min(value)), "min "
-        if rule == "probability":
-            total = float(xp.sum(value))
-            if low < 0 or abs(total - 1.0) > 1e-9:
-                raise ValueError(f"{name} must be a probability vector (entries >= 0, sum 1.0 "
-                                 f"± 1e-09); got min {low!r}, sum {total!r}")
-        elif rule == "positive" and not low > 0:
-            raise ValueError(f"{name} must be > 0; got {what}{low!r}")
-        elif rule == "nonnegative" and not low >= 0:
-            raise ValueError(f"{name} must be >= 0; got {what}{low!r}")
+            check_finite(self.xp, name, value)
+            check_vector_rule(self.xp, name, value, rule)
 
     def _inputs(self, x, A, args, kwargs, validate):
         x = self._array("x", x)
@@ -331,10 +326,7 @@ class Kernels:
         z = A @ x
         f, logf, k = self._softmax(z, values)
         pieces = self._run("gradient", z.shape[0], {**values, "f": f, "logf": logf, "z": z})
-        g = pieces["g"]
-        g[k] = 0.0
-        g[k] = pieces["g_total"] - xp.sum(g)
-        out = A.T @ g
+        out = A.T @ set_dominant_entry(xp, pieces["g"], k, pieces["g_total"])
         if self.description["has_x"]:
             out = out + self._run("x_gradient", x.shape[0], {**values, "x": x})["xg"]
         return out
@@ -346,30 +338,10 @@ class Kernels:
         z = A @ x
         f, logf, k = self._softmax(z, values)
         pieces = self._run("hessian", z.shape[0], {**values, "f": f, "logf": logf, "z": z})
-        delta, p, ones = pieces["delta"], pieces["p"], pieces["ones"]
-        c, ones_total = pieces["c"], pieces["ones_total"]
-        a_k = A[k, :]
-        V = xp.stack([p, f, ones])
-        V[:, k] = 0.0
-        V[:, k] = -xp.sum(V, axis=1)
-        PFM = A.T @ V.T
-        P, F, M = PFM[:, 0], PFM[:, 1], PFM[:, 2]
-        S = A - a_k
-        S *= xp.sqrt(xp.abs(delta))[:, None]
-        H = S.T @ S
-        negative = delta < 0
-        n_negative = int(xp.count_nonzero(negative))
-        if n_negative:
-            if 2 * n_negative <= delta.shape[0]:
-                S_neg = S[negative]
-                H -= 2.0 * (S_neg.T @ S_neg)
-            else:
-                S_pos = S[~negative]
-                H = 2.0 * (S_pos.T @ S_pos) - H
-        del S
-        # rank-2 part and shift corrections as L + L^T: exactly symmetric
-        L = (0.5 * c * F - P)[:, None] * F[None, :] + (M + 0.5 * ones_total * a_k)[:, None] * a_k[None, :]
-        H += L + L.T
+        H = assemble_hessian(
+            xp, A, k, f, pieces["delta"], pieces["p"], pieces["c"], pieces["ones"],
+            pieces["ones_total"],
+        )
         if self.description["has_x"]:
             xh = self._run("x_hessian", x.shape[0], {**values, "x": x})["xh"]
             H += xp.eye(H.shape[0], dtype=H.dtype) * xh[None, :]

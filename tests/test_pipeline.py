@@ -71,7 +71,8 @@ def test_derive_reproduces_generated_byte_for_byte(project):
 
 def test_check_detects_a_hand_edited_generated_file(project, capsys):
     target = project / "generated" / "creativity_reality.py"
-    target.write_text(target.read_text().replace("k = int(", "k = 0 * int(", 1))
+    target.write_text(target.read_text().replace("    return H\n", "    return 2 * H\n", 1))
+    assert "return 2 * H" in target.read_text()
     assert main(["check", "--root", str(project)]) == 1
     assert "generated/creativity_reality.py differs" in capsys.readouterr().err
 
