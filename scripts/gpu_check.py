@@ -6,6 +6,7 @@ For the default spec (or --spec) at a few sizes, compares
 * ``C kernels``  -- the CUDA source compiled as plain C (cuda_loader.load_host),
 * ``CUDA``       -- the generated kernels on the GPU (cuda_loader.load, CuPy),
 * ``array API``  -- the generated numpy module called with CuPy arrays,
+* ``torch``      -- the generated numpy module called with PyTorch CUDA tensors,
 
 printing, per path, the max relative error of the gradient and Hessian
 (max |a - ref| / max |ref|) and the median time of several calls (GPU
@@ -66,7 +67,18 @@ def median_seconds(fn: Callable[[], object], repeats: int, sync: Callable[[], No
     return statistics.median(times)
 
 
+def torch_cuda():
+    """torch when it is installed and sees a CUDA device, else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
 def relative_error(actual, reference: np.ndarray) -> float:
+    if hasattr(actual, "detach"):
+        actual = actual.detach().cpu().numpy()
     actual = np.asarray(actual.get() if hasattr(actual, "get") else actual)
     return float(np.max(np.abs(actual - reference)) / np.max(np.abs(reference)))
 
@@ -145,6 +157,19 @@ def main() -> int:
             )
             paths.append(("CUDA", cuda.gradient, cuda.hessian, on_gpu, gpu_sync))
             paths.append(("array API", module.gradient, module.hessian, on_gpu, gpu_sync))
+        torch = torch_cuda()
+        if torch is not None:
+            on_torch = (
+                torch.as_tensor(x, device="cuda"),
+                torch.as_tensor(A, device="cuda"),
+                *(
+                    torch.as_tensor(p, device="cuda") if isinstance(p, np.ndarray) else p
+                    for p in params
+                ),
+            )
+            paths.append(
+                ("torch", module.gradient, module.hessian, on_torch, torch.cuda.synchronize)
+            )
         for label, grad, hess, call_args, sync in paths:
             try:
                 errors = [
