@@ -96,36 +96,16 @@ def piece_functions(derivation: Derivation) -> list[PrintedFunction]:
     spec = derivation.spec
     z_args = _z_arguments(derivation)
     x_args = ("x", *(str(s) for s in spec.scalars))
+    spaces = (("z", Z_PIECES, z_args, "f"), ("x", X_PIECES, x_args, "x"))
     out = []
     for td in derivation.all:
-        for kind, pieces in Z_PIECES.items():
-            exprs = {name: getter(td) for name, getter, _ in pieces}
-            vectors = {name for name, _, is_vec in pieces if is_vec}
-            prog = lower(exprs)
-            out.append(
-                _printed(
-                    f"_z_{kind}_{td.name}",
-                    prog,
-                    z_args,
-                    vectors,
-                    "f",
-                    f"z-space {kind} pieces of {_label(td)}.",
-                )
-            )
-        for kind, pieces in X_PIECES.items():
-            exprs = {name: getter(td) for name, getter, _ in pieces}
-            vectors = {name for name, _, is_vec in pieces if is_vec}
-            prog = lower(exprs)
-            out.append(
-                _printed(
-                    f"_x_{kind}_{td.name}",
-                    prog,
-                    x_args,
-                    vectors,
-                    "x",
-                    f"x-space {kind} pieces of {_label(td)}.",
-                )
-            )
+        for space, table, arguments, like in spaces:
+            for kind, pieces in table.items():
+                program = lower({name: getter(td) for name, getter, _ in pieces})
+                vectors = {name for name, _, is_vec in pieces if is_vec}
+                doc = f"{space}-space {kind} pieces of {_label(td)}."
+                name = f"_{space}_{kind}_{td.name}"
+                out.append(_printed(name, program, arguments, vectors, like, doc))
     return out
 
 
