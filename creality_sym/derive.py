@@ -24,7 +24,14 @@ from dataclasses import dataclass
 import sympy as sp
 
 from creality_sym.spec import Spec, Term, f, x, z
-from creality_sym.vector import LowRank, total
+from creality_sym.vector import (
+    PROBABILITY_NAMES,
+    LowRank,
+    Total,
+    split_scalar,
+    split_totals,
+    total,
+)
 
 
 @dataclass(frozen=True)
@@ -129,9 +136,25 @@ class Derivation:
 
 
 def tidy(e: sp.Expr) -> sp.Expr:
-    """Canonical light simplification of an entry expression (deterministic)."""
-    e = sp.expand(sp.powsimp(sp.sympify(e)), log=False)
-    return sp.collect(e, [f], evaluate=True) if e.has(f) else e
+    """Light canonical form of an entry expression: powers combined, nothing expanded.
+
+    Differences such as ``f - b`` stay together, so printed code never forms
+    them as a cancelling sum (``f^2 - b f`` would lose ``f - b`` when f ~ b).
+    """
+    return sp.powsimp(sp.sympify(e))
+
+
+def reduction(e: sp.Expr) -> sp.Expr:
+    """``sum_j e_j`` as one reduction of the unexpanded summand (for printing)."""
+    known = sp.Integer(0)  # scalar * (probability vector) sums to the scalar
+    rest = []
+    for term in sp.Add.make_args(tidy(e)):
+        scalar, vector = split_scalar(term)
+        if isinstance(vector, sp.Symbol) and str(vector) in PROBABILITY_NAMES:
+            known += scalar
+        elif term != 0:
+            rest.append(term)
+    return known + (Total(sp.Add(*rest)) if rest else sp.Integer(0))
 
 
 def entry_parts(phi: sp.Expr) -> EntryParts:
@@ -149,13 +172,14 @@ def entry_parts(phi: sp.Expr) -> EntryParts:
 
 def structure(parts: EntryParts, kappa: sp.Expr) -> tuple[sp.Expr, HessianPieces]:
     """z-gradient and z-Hessian pieces (diag + rank 2) from the entry quantities."""
-    h = tidy(parts.G - f * total(parts.G))
+    h = tidy(parts.G - f * reduction(parts.G))
     base = tidy(kappa**2 * (h + parts.E))
     delta = tidy(base + 2 * kappa * parts.R + parts.Z2)
     p = tidy(base + kappa * parts.R)
-    c = sp.expand(kappa**2 * total(parts.E))
+    c = tidy(kappa**2 * reduction(parts.E))
     grad = tidy(kappa * h + parts.Z1)
-    ones = tidy(delta - p - f * (total(p) - c))
+    # B 1_n, simplified with sum(f) = 1 (total() splits and cancels the reductions)
+    ones = sp.expand(split_totals(delta - p) - f * (total(p) - total(kappa**2 * parts.E)))
     return grad, HessianPieces(delta, p, c, ones, sp.expand(total(ones)))
 
 

@@ -32,12 +32,23 @@ class Total(sp.Function):
         return None
 
 
+def split_totals(e: sp.Expr) -> sp.Expr:
+    """Every ``Total`` in ``e`` rewritten by :func:`total` (split over +, sum(f) = 1)."""
+    e = sp.sympify(e)
+    if not e.has(Total):
+        return e
+    return e.replace(lambda a: isinstance(a, Total), lambda a: total(a.args[0]))
+
+
 def total(e: sp.Expr) -> sp.Expr:
-    """Sum of an entry expression over all entries, expanded over + and constants."""
-    e = sp.expand_mul(sp.sympify(e))
+    """Sum of an entry expression over all entries, expanded over + and constants.
+
+    Nested totals are split too, so equal sums compare equal symbolically.
+    """
+    e = sp.expand_mul(split_totals(sp.sympify(e)))
     if isinstance(e, sp.Add):
         return sp.Add(*(total(a) for a in e.args))
-    coeff, rest = _split_scalar(e)
+    coeff, rest = split_scalar(e)
     if rest == 1:
         return coeff * N
     if isinstance(rest, sp.Symbol) and str(rest) in PROBABILITY_NAMES:
@@ -70,7 +81,7 @@ def is_entrywise(e: sp.Expr) -> bool:
     return any(str(s) in ENTRY_NAMES for s in stripped.free_symbols)
 
 
-def _split_scalar(e: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+def split_scalar(e: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     """Split a product into (scalar factor, entrywise factor)."""
     factors = e.args if isinstance(e, sp.Mul) else (e,)
     scalar = [a for a in factors if not is_entrywise(a)]

@@ -114,14 +114,19 @@ def prepare(x, A, data, rules, *, validate=True, v=None):
 
 
 def softmax(xp, t):
-    """Probabilities f (n,), log f (n,) and the dominant index k of logits t (n,).
+    """f (n,), log f (n,), the dominant index k and fc = 1 - f[k] for logits t (n,).
 
-    Max-shifted; log f = t - logsumexp(t) stays finite where f underflows.
+    Max-shifted: with r = sum_{j != k} exp(t_j - t_k), log f = t - t_k - log1p(r)
+    stays finite where f underflows, and fc = r / (1 + r) keeps 1 - f[k]
+    accurate when f is nearly one-hot (where 1.0 - f[k] would be 0).
     """
     k = int(xp.argmax(t))
     shifted = t - t[k]
-    logf = shifted - xp.log(xp.sum(xp.exp(shifted)))
-    return xp.exp(logf), logf, k
+    e = xp.exp(shifted)
+    e[k] = 0.0
+    rest = xp.sum(e)
+    logf = shifted - xp.log1p(rest)
+    return xp.exp(logf), logf, k, rest / (1.0 + rest)
 
 
 def set_dominant_entry(xp, g, k, total):

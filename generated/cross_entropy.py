@@ -32,27 +32,44 @@ DEFAULTS = { }
 RULES = { "b": ("vector", "probability"), "w": ("vector", "positive"), "gamma": ("scalar", "nonnegative"), }
 
 
-def _z_loss_reality(xp, f, logf, z, b, w, gamma):
+def _z_loss_reality(xp, f, logf, z, b, w, gamma, k, fc):
     """z-space loss pieces of term 'reality' (unweighted). (2 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(-b*logf)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (-b*logf)
+    _r0[k] = -logf_k*(1 - bc_k)
+    _r0 = xp.sum(_r0)
     phi_sum = _r0
     return (phi_sum,)
 
 
-def _z_gradient_reality(xp, f, logf, z, b, w, gamma):
+def _z_gradient_reality(xp, f, logf, z, b, w, gamma, k, fc):
     """z-space gradient pieces of term 'reality' (unweighted). (1 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     g = -b + f
+    g[k] = bc_k - fc
     g_total = 0
     return (g, g_total,)
 
 
-def _z_hessian_reality(xp, f, logf, z, b, w, gamma):
+def _z_hessian_reality(xp, f, logf, z, b, w, gamma, k, fc):
     """z-space hessian pieces of term 'reality' (unweighted). (0 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     delta = xp.zeros_like(f) + (f)
+    delta[k] = 1 - fc
     p = xp.zeros_like(f) + (f)
+    p[k] = 1 - fc
     c = 1
     ones = xp.zeros_like(f) + (0)
     ones_total = 0
@@ -80,30 +97,51 @@ def _x_hessian_reality(xp, x, gamma):
     return (xh,)
 
 
-def _z_loss_creativity(xp, f, logf, z, b, w, gamma):
+def _z_loss_creativity(xp, f, logf, z, b, w, gamma, k, fc):
     """z-space loss pieces of term 'creativity' (unweighted). (1 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*logf)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (f*logf)
+    _r0[k] = logf_k*(1 - fc)
+    _r0 = xp.sum(_r0)
     phi_sum = _r0
     return (phi_sum,)
 
 
-def _z_gradient_creativity(xp, f, logf, z, b, w, gamma):
-    """z-space gradient pieces of term 'creativity' (unweighted). (3 operations)"""
+def _z_gradient_creativity(xp, f, logf, z, b, w, gamma, k, fc):
+    """z-space gradient pieces of term 'creativity' (unweighted). (6 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*logf)
-    g = f*(-_r0 + logf)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (f*(logf + 1))
+    _r0[k] = (1 - fc)*(logf_k + 1)
+    _r0 = xp.sum(_r0)
+    g = -_r0*f + f*(logf + 1)
+    g[k] = -_r0*(1 - fc) + (1 - fc)*(logf_k + 1)
     g_total = 0
     return (g, g_total,)
 
 
-def _z_hessian_creativity(xp, f, logf, z, b, w, gamma):
-    """z-space hessian pieces of term 'creativity' (unweighted). (4 operations)"""
+def _z_hessian_creativity(xp, f, logf, z, b, w, gamma, k, fc):
+    """z-space hessian pieces of term 'creativity' (unweighted). (7 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*logf)
-    _rt10 = f*(-_r0 + logf + 1)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (f*(logf + 1))
+    _r0[k] = (1 - fc)*(logf_k + 1)
+    _r0 = xp.sum(_r0)
+    _rt10 = -_r0*f + f*(logf + 1) + f
     delta = xp.zeros_like(f) + (_rt10)
+    delta[k] = -_r0*(1 - fc) - fc + (1 - fc)*(logf_k + 1) + 1
     p = xp.zeros_like(f) + (_rt10)
+    p[k] = -_r0*(1 - fc) - fc + (1 - fc)*(logf_k + 1) + 1
     c = 1
     ones = xp.zeros_like(f) + (0)
     ones_total = 0
@@ -131,26 +169,38 @@ def _x_hessian_creativity(xp, x, gamma):
     return (xh,)
 
 
-def _z_loss_regularizer(xp, f, logf, z, b, w, gamma):
+def _z_loss_regularizer(xp, f, logf, z, b, w, gamma, k, fc):
     """z-space loss pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     _r0 = xp.sum((1/2)*(w*w)*(z*z))
     phi_sum = _r0
     return (phi_sum,)
 
 
-def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma):
+def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma, k, fc):
     """z-space gradient pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     _r0 = xp.sum((w*w)*z)
     g = (w*w)*z
     g_total = _r0
     return (g, g_total,)
 
 
-def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma):
+def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma, k, fc):
     """z-space hessian pieces of term 'regularizer' (unweighted). (2 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     _r0 = xp.sum((w*w))
     _rt10 = (w*w)
     delta = xp.zeros_like(f) + (_rt10)
@@ -182,35 +232,56 @@ def _x_hessian_regularizer(xp, x, gamma):
     return (xh,)
 
 
-def _z_loss_total(xp, f, logf, z, b, w, gamma):
+def _z_loss_total(xp, f, logf, z, b, w, gamma, k, fc):
     """z-space loss pieces of the weighted total. (9 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(-b*logf + f*gamma*logf + (1/2)*(w*w)*(z*z))
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (-b*logf + f*gamma*logf + (1/2)*(w*w)*(z*z))
+    _r0[k] = gamma*logf_k*(1 - fc) - logf_k*(1 - bc_k) + (1/2)*(w_k*w_k)*(z_k*z_k)
+    _r0 = xp.sum(_r0)
     phi_sum = _r0
     return (phi_sum,)
 
 
-def _z_gradient_total(xp, f, logf, z, b, w, gamma):
-    """z-space gradient pieces of the weighted total. (12 operations)"""
+def _z_gradient_total(xp, f, logf, z, b, w, gamma, k, fc):
+    """z-space gradient pieces of the weighted total. (15 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*logf)
-    _r1 = xp.sum((w*w)*z)
-    g = -b + f*(-_r0*gamma + gamma*logf + 1) + (w*w)*z
-    g_total = _r1
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.sum((w*w)*z)
+    _r1 = xp.zeros_like(f) + (f*gamma*(logf + 1))
+    _r1[k] = gamma*(1 - fc)*(logf_k + 1)
+    _r1 = xp.sum(_r1)
+    g = -b + f*gamma*(logf + 1) - f*(_r1 - 1) + (w*w)*z
+    g[k] = bc_k + gamma*(1 - fc)*(logf_k + 1) + (w_k*w_k)*z_k - (1 - fc)*(_r1 - 1) - 1
+    g_total = _r0
     return (g, g_total,)
 
 
-def _z_hessian_total(xp, f, logf, z, b, w, gamma):
-    """z-space hessian pieces of the weighted total. (10 operations)"""
+def _z_hessian_total(xp, f, logf, z, b, w, gamma, k, fc):
+    """z-space hessian pieces of the weighted total. (14 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     _r0 = xp.sum((w*w))
-    _r1 = xp.sum(f*logf)
+    _r1 = xp.zeros_like(f) + (f*gamma*(logf + 1))
+    _r1[k] = gamma*(1 - fc)*(logf_k + 1)
+    _r1 = xp.sum(_r1)
     _rt10 = (w*w)
-    _rt11 = gamma + 1
-    _rt12 = f*(-_r1*gamma + _rt11 + gamma*logf)
+    _rt11 = f*gamma
+    _rt12 = _rt11*(logf + 1) + _rt11 - f*(_r1 - 1)
     delta = _rt10 + _rt12
+    delta[k] = gamma*(1 - fc)*(logf_k + 1) + gamma*(1 - fc) + (w_k*w_k) - (1 - fc)*(_r1 - 1)
     p = xp.zeros_like(f) + (_rt12)
-    c = _rt11
+    p[k] = gamma*(1 - fc)*(logf_k + 1) + gamma*(1 - fc) - (1 - fc)*(_r1 - 1)
+    c = gamma + 1
     ones = xp.zeros_like(f) + (_rt10)
     ones_total = _r0
     return (delta, p, c, ones, ones_total,)
@@ -242,11 +313,11 @@ def _data(x, A, b, w, gamma, validate, v=None):
 
 
 def _softmax(xp, x, A, b, w, gamma):
-    """Logits z (n,), probabilities f (n,), log f (n,) and the dominant index k."""
+    """Logits z (n,), f (n,), log f (n,), the dominant index k and 1 - f[k]."""
     z = A @ x
     t = z
-    f, logf, k = softmax(xp, t)
-    return z, f, logf, k
+    f, logf, k, fc = softmax(xp, t)
+    return z, f, logf, k, fc
 
 
 def _term_name(term):
@@ -273,8 +344,8 @@ def loss(x, A, b, w, gamma, *, term=None, validate=True):
     """Loss value (float); ``term`` selects one unweighted term."""
     name = _term_name(term)
     xp, x, A, (b, w, gamma,) = _data(x, A, b, w, gamma, validate)
-    z, f, logf, _ = _softmax(xp, x, A, b, w, gamma)
-    value = _LOSS[name][0](xp, f, logf, z, b, w, gamma)[0]
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma)
+    value = _LOSS[name][0](xp, f, logf, z, b, w, gamma, k, fc)[0]
     value = value + _LOSS[name][1](xp, x, gamma)[0]
     return float(value)
 
@@ -283,8 +354,8 @@ def z_gradient(x, A, b, w, gamma, *, term=None, validate=True):
     """g (n,) with gradient = A^T g + x_gradient(...)."""
     name = _term_name(term)
     xp, x, A, (b, w, gamma,) = _data(x, A, b, w, gamma, validate)
-    z, f, logf, _ = _softmax(xp, x, A, b, w, gamma)
-    return _GRADIENT[name][0](xp, f, logf, z, b, w, gamma)[0]
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma)
+    return _GRADIENT[name][0](xp, f, logf, z, b, w, gamma, k, fc)[0]
 
 
 def x_gradient(x, A, b, w, gamma, *, term=None, validate=True):
@@ -302,8 +373,8 @@ def gradient(x, A, b, w, gamma, *, validate=True):
     (A - 1 a_k^T)^T g + a_k <1, g> without cancellation when f is one-hot.
     """
     xp, x, A, (b, w, gamma,) = _data(x, A, b, w, gamma, validate)
-    z, f, logf, k = _softmax(xp, x, A, b, w, gamma)
-    g, g_total = _z_gradient_total(xp, f, logf, z, b, w, gamma)
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma)
+    g, g_total = _z_gradient_total(xp, f, logf, z, b, w, gamma, k, fc)
     out = A.T @ set_dominant_entry(xp, g, k, g_total)
     return out
 
@@ -312,8 +383,8 @@ def z_hessian(x, A, b, w, gamma, *, term=None, validate=True):
     """The n x n z-Hessian B = diag(delta) - p f^T - f p^T + c f f^T, held by its pieces."""
     name = _term_name(term)
     xp, x, A, (b, w, gamma,) = _data(x, A, b, w, gamma, validate)
-    z, f, logf, _ = _softmax(xp, x, A, b, w, gamma)
-    delta, p, c, _, _ = _HESSIAN[name][0](xp, f, logf, z, b, w, gamma)
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma)
+    delta, p, c, _, _ = _HESSIAN[name][0](xp, f, logf, z, b, w, gamma, k, fc)
     return ZHessian(delta=delta, p=p, f=f, c=float(c), xp=xp)
 
 
@@ -327,8 +398,8 @@ def x_hessian_diag(x, A, b, w, gamma, *, term=None, validate=True):
 def hessian(x, A, b, w, gamma, *, validate=True):
     """Hessian (d, d): A^T B A without any n x n matrix (see _runtime.assemble_hessian)."""
     xp, x, A, (b, w, gamma,) = _data(x, A, b, w, gamma, validate)
-    z, f, logf, k = _softmax(xp, x, A, b, w, gamma)
-    delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma)
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma)
+    delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma, k, fc)
     H = assemble_hessian(xp, A, k, f, delta, p, c, ones, ones_total)
     return H
 
@@ -336,8 +407,8 @@ def hessian(x, A, b, w, gamma, *, validate=True):
 def hvp(x, v, A, b, w, gamma, *, validate=True):
     """Hessian-vector product (d,) in O(n d): two passes over A."""
     xp, x, A, (b, w, gamma,), v = _data(x, A, b, w, gamma, validate, v=v)
-    z, f, logf, k = _softmax(xp, x, A, b, w, gamma)
-    delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma)
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma)
+    delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma, k, fc)
     y = hessian_vector_z(xp, A @ v, k, f, delta, p, c, ones, ones_total)
     out = A.T @ y
     return out

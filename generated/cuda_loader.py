@@ -112,7 +112,7 @@ class _GpuLauncher:
     def __call__(self, name, size, arguments):
         values = []
         for kind, value in arguments:
-            if kind == "size":
+            if kind in ("size", "index"):
                 values.append(np.int64(value))
             elif kind == "scalar":
                 values.append(np.float64(value))
@@ -145,7 +145,7 @@ class _HostLauncher:
             fn = getattr(self._library, entry["kernel"])
             fn.restype = None
             fn.argtypes = [
-                ctypes.c_longlong if a["kind"] == "size"
+                ctypes.c_longlong if a["kind"] in ("size", "index")
                 else ctypes.c_double if a["kind"] == "scalar"
                 else ctypes.c_void_p
                 for a in entry["arguments"]
@@ -155,7 +155,7 @@ class _HostLauncher:
     def __call__(self, name, size, arguments):
         values = []
         for kind, value in arguments:
-            if kind == "size":
+            if kind in ("size", "index"):
                 values.append(int(value))
             elif kind == "scalar":
                 values.append(float(value))
@@ -260,10 +260,12 @@ class Kernels:
         stats[0] = t[k]
         e = xp.empty(n)
         self._launch(kernels["shifted_exp"], n, {**values, "z": z, "stats": stats, "e": e})
-        stats[1] = xp.log(xp.sum(e))
+        e[k] = 0.0
+        rest = float(xp.sum(e))  # sum over j != k: lse = log1p(rest), 1 - f[k] = rest/(1+rest)
+        stats[1] = np.log1p(rest)
         f, logf = xp.empty(n), xp.empty(n)
         self._launch(kernels["softmax"], n, {**values, "z": z, "stats": stats, "f": f, "logf": logf})
-        return f, logf, k
+        return f, logf, k, rest / (1.0 + rest)
 
     def _run(self, program, size, values):
         """Every stage of one program; returns its outputs by name (scalars as 0-d)."""
@@ -284,16 +286,20 @@ class Kernels:
         return outputs
 
     def softmax(self, z, *args, validate=True, **kwargs):
-        """``(f, logf, k)`` of the logits z (n,): probabilities, log-probabilities, argmax."""
+        """``(f, logf, k, fc)`` of the logits z (n,): probabilities, log-probabilities,
+        the dominant entry and 1 - f[k] (accurate when f is nearly one-hot)."""
         z = self._array("z", z)
         values = self._bind(args, kwargs, z.shape[0], validate)
         return self._softmax(z, values)
 
-    def z_pieces(self, kind, f, logf, z, *args, validate=True, **kwargs):
-        """Outputs of the z-space program ``kind`` ("loss", "gradient", "hessian") by name."""
+    def z_pieces(self, kind, f, logf, z, *args, k, fc, validate=True, **kwargs):
+        """Outputs of the z-space program ``kind`` ("loss", "gradient", "hessian") by name.
+
+        ``k`` is the dominant entry and ``fc`` = 1 - f[k], as :meth:`softmax` returns them.
+        """
         f, logf, z = (self._array(name, a) for name, a in (("f", f), ("logf", logf), ("z", z)))
         values = self._bind(args, kwargs, z.shape[0], validate)
-        return self._run(kind, z.shape[0], {**values, "f": f, "logf": logf, "z": z})
+        return self._run(kind, z.shape[0], {**values, "f": f, "logf": logf, "z": z, "k": k, "fc": fc})
 
     def x_pieces(self, kind, x, *args, validate=True, **kwargs):
         """Outputs of the x-space program ``kind``; ``args`` are the scalar parameters only."""
@@ -313,8 +319,8 @@ class Kernels:
         """Loss value (float)."""
         x, A, values = self._inputs(x, A, args, kwargs, validate)
         z = A @ x
-        f, logf, _ = self._softmax(z, values)
-        value = self._run("loss", z.shape[0], {**values, "f": f, "logf": logf, "z": z})["phi_sum"]
+        f, logf, k, fc = self._softmax(z, values)
+        value = self._run("loss", z.shape[0], {**values, "f": f, "logf": logf, "z": z, "k": k, "fc": fc})["phi_sum"]
         if self.description["has_x"]:
             value = value + self._run("x_loss", x.shape[0], {**values, "x": x})["psi_sum"]
         return float(value)
@@ -324,8 +330,8 @@ class Kernels:
         xp = self.xp
         x, A, values = self._inputs(x, A, args, kwargs, validate)
         z = A @ x
-        f, logf, k = self._softmax(z, values)
-        pieces = self._run("gradient", z.shape[0], {**values, "f": f, "logf": logf, "z": z})
+        f, logf, k, fc = self._softmax(z, values)
+        pieces = self._run("gradient", z.shape[0], {**values, "f": f, "logf": logf, "z": z, "k": k, "fc": fc})
         out = A.T @ set_dominant_entry(xp, pieces["g"], k, pieces["g_total"])
         if self.description["has_x"]:
             out = out + self._run("x_gradient", x.shape[0], {**values, "x": x})["xg"]
@@ -336,8 +342,8 @@ class Kernels:
         xp = self.xp
         x, A, values = self._inputs(x, A, args, kwargs, validate)
         z = A @ x
-        f, logf, k = self._softmax(z, values)
-        pieces = self._run("hessian", z.shape[0], {**values, "f": f, "logf": logf, "z": z})
+        f, logf, k, fc = self._softmax(z, values)
+        pieces = self._run("hessian", z.shape[0], {**values, "f": f, "logf": logf, "z": z, "k": k, "fc": fc})
         H = assemble_hessian(
             xp, A, k, f, pieces["delta"], pieces["p"], pieces["c"], pieces["ones"],
             pieces["ones_total"],

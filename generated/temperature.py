@@ -32,36 +32,56 @@ DEFAULTS = { "tau": 1.0, }
 RULES = { "b": ("vector", "probability"), "w": ("vector", "positive"), "gamma": ("scalar", "nonnegative"), "tau": ("scalar", "positive"), }
 
 
-def _z_loss_reality(xp, f, logf, z, b, w, gamma, tau):
-    """z-space loss pieces of term 'reality' (unweighted). (7 operations)"""
+def _z_loss_reality(xp, f, logf, z, b, w, gamma, tau, k, fc):
+    """z-space loss pieces of term 'reality' (unweighted). (3 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*(b*b) - b*f + (1/2)*(f*f))
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + ((1/2)*((-b + f)*(-b + f)))
+    _r0[k] = (1/2)*((bc_k - fc)*(bc_k - fc))
+    _r0 = xp.sum(_r0)
     phi_sum = _r0
     return (phi_sum,)
 
 
-def _z_gradient_reality(xp, f, logf, z, b, w, gamma, tau):
-    """z-space gradient pieces of term 'reality' (unweighted). (12 operations)"""
+def _z_gradient_reality(xp, f, logf, z, b, w, gamma, tau, k, fc):
+    """z-space gradient pieces of term 'reality' (unweighted). (7 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((f*f))
-    _r1 = xp.sum(b*f)
-    _rt10 = tau**(-1.0)
-    g = _rt10*(f*f) + f*(-_r0*_rt10 + _r1*_rt10 - _rt10*b)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (f*(-b + f))
+    _r0[k] = (1 - fc)*(bc_k - fc)
+    _r0 = xp.sum(_r0)
+    g = (-_r0*f + f*(-b + f))/tau
+    g[k] = (-_r0*(1 - fc) + (1 - fc)*(bc_k - fc))/tau
     g_total = 0
     return (g, g_total,)
 
 
-def _z_hessian_reality(xp, f, logf, z, b, w, gamma, tau):
-    """z-space hessian pieces of term 'reality' (unweighted). (14 operations)"""
+def _z_hessian_reality(xp, f, logf, z, b, w, gamma, tau, k, fc):
+    """z-space hessian pieces of term 'reality' (unweighted). (13 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((f*f))
-    _r1 = xp.sum(b*f)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + ((f*f))
+    _r0[k] = ((1 - fc)*(1 - fc))
+    _r0 = xp.sum(_r0)
+    _r1 = xp.zeros_like(f) + (f*(-b + f))
+    _r1[k] = (1 - fc)*(bc_k - fc)
+    _r1 = xp.sum(_r1)
     _rt10 = tau**(-2.0)
-    _rt11 = _r0*_rt10
-    _rt12 = 2*_rt10*(f*f) + f*(_r1*_rt10 - _rt10*b - _rt11)
-    delta = xp.zeros_like(f) + (_rt12)
-    p = xp.zeros_like(f) + (_rt12)
-    c = _rt11
+    _rt11 = _rt10*(-_r1*f + (f*f) + f*(-b + f))
+    delta = xp.zeros_like(f) + (_rt11)
+    delta[k] = (-_r1*(1 - fc) + ((1 - fc)*(1 - fc)) + (1 - fc)*(bc_k - fc))/(tau*tau)
+    p = xp.zeros_like(f) + (_rt11)
+    p[k] = (-_r1*(1 - fc) + ((1 - fc)*(1 - fc)) + (1 - fc)*(bc_k - fc))/(tau*tau)
+    c = _r0*_rt10
     ones = xp.zeros_like(f) + (0)
     ones_total = 0
     return (delta, p, c, ones, ones_total,)
@@ -88,32 +108,52 @@ def _x_hessian_reality(xp, x, gamma, tau):
     return (xh,)
 
 
-def _z_loss_creativity(xp, f, logf, z, b, w, gamma, tau):
+def _z_loss_creativity(xp, f, logf, z, b, w, gamma, tau, k, fc):
     """z-space loss pieces of term 'creativity' (unweighted). (1 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*logf)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (f*logf)
+    _r0[k] = logf_k*(1 - fc)
+    _r0 = xp.sum(_r0)
     phi_sum = _r0
     return (phi_sum,)
 
 
-def _z_gradient_creativity(xp, f, logf, z, b, w, gamma, tau):
-    """z-space gradient pieces of term 'creativity' (unweighted). (6 operations)"""
+def _z_gradient_creativity(xp, f, logf, z, b, w, gamma, tau, k, fc):
+    """z-space gradient pieces of term 'creativity' (unweighted). (7 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*logf)
-    _rt10 = tau**(-1.0)
-    g = f*(-_r0*_rt10 + _rt10*logf)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (f*(logf + 1))
+    _r0[k] = (1 - fc)*(logf_k + 1)
+    _r0 = xp.sum(_r0)
+    g = (-_r0*f + f*(logf + 1))/tau
+    g[k] = (-_r0*(1 - fc) + (1 - fc)*(logf_k + 1))/tau
     g_total = 0
     return (g, g_total,)
 
 
-def _z_hessian_creativity(xp, f, logf, z, b, w, gamma, tau):
-    """z-space hessian pieces of term 'creativity' (unweighted). (8 operations)"""
+def _z_hessian_creativity(xp, f, logf, z, b, w, gamma, tau, k, fc):
+    """z-space hessian pieces of term 'creativity' (unweighted). (10 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum(f*logf)
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (f*(logf + 1))
+    _r0[k] = (1 - fc)*(logf_k + 1)
+    _r0 = xp.sum(_r0)
     _rt10 = tau**(-2.0)
-    _rt11 = f*(-_r0*_rt10 + _rt10*logf + _rt10)
+    _rt11 = _rt10*(-_r0*f + f*(logf + 1) + f)
     delta = xp.zeros_like(f) + (_rt11)
+    delta[k] = (-_r0*(1 - fc) - fc + (1 - fc)*(logf_k + 1) + 1)/(tau*tau)
     p = xp.zeros_like(f) + (_rt11)
+    p[k] = (-_r0*(1 - fc) - fc + (1 - fc)*(logf_k + 1) + 1)/(tau*tau)
     c = _rt10
     ones = xp.zeros_like(f) + (0)
     ones_total = 0
@@ -141,26 +181,38 @@ def _x_hessian_creativity(xp, x, gamma, tau):
     return (xh,)
 
 
-def _z_loss_regularizer(xp, f, logf, z, b, w, gamma, tau):
+def _z_loss_regularizer(xp, f, logf, z, b, w, gamma, tau, k, fc):
     """z-space loss pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     _r0 = xp.sum((1/2)*(w*w)*(z*z))
     phi_sum = _r0
     return (phi_sum,)
 
 
-def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma, tau):
+def _z_gradient_regularizer(xp, f, logf, z, b, w, gamma, tau, k, fc):
     """z-space gradient pieces of term 'regularizer' (unweighted). (4 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     _r0 = xp.sum((w*w)*z)
     g = (w*w)*z
     g_total = _r0
     return (g, g_total,)
 
 
-def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma, tau):
+def _z_hessian_regularizer(xp, f, logf, z, b, w, gamma, tau, k, fc):
     """z-space hessian pieces of term 'regularizer' (unweighted). (2 operations)"""
     n = f.shape[0]
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
     _r0 = xp.sum((w*w))
     _rt10 = (w*w)
     delta = xp.zeros_like(f) + (_rt10)
@@ -192,42 +244,60 @@ def _x_hessian_regularizer(xp, x, gamma, tau):
     return (xh,)
 
 
-def _z_loss_total(xp, f, logf, z, b, w, gamma, tau):
-    """z-space loss pieces of the weighted total. (14 operations)"""
+def _z_loss_total(xp, f, logf, z, b, w, gamma, tau, k, fc):
+    """z-space loss pieces of the weighted total. (11 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((1/2)*(b*b) + (1/2)*(f*f) + f*(-b + gamma*logf) + (1/2)*(w*w)*(z*z))
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + (f*gamma*logf + (1/2)*(w*w)*(z*z) + (1/2)*((-b + f)*(-b + f)))
+    _r0[k] = gamma*logf_k*(1 - fc) + (1/2)*(w_k*w_k)*(z_k*z_k) + (1/2)*((bc_k - fc)*(bc_k - fc))
+    _r0 = xp.sum(_r0)
     phi_sum = _r0
     return (phi_sum,)
 
 
-def _z_gradient_total(xp, f, logf, z, b, w, gamma, tau):
-    """z-space gradient pieces of the weighted total. (24 operations)"""
+def _z_gradient_total(xp, f, logf, z, b, w, gamma, tau, k, fc):
+    """z-space gradient pieces of the weighted total. (20 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((f*f))
-    _r1 = xp.sum(b*f)
-    _r2 = xp.sum(f*logf)
-    _r3 = xp.sum((w*w)*z)
-    _rt10 = tau**(-1.0)
-    g = _rt10*(f*f) + f*(-_r0*_rt10 + _r1*_rt10 - _r2*_rt10*gamma - _rt10*b + _rt10*gamma*logf) + (w*w)*z
-    g_total = _r3
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.sum((w*w)*z)
+    _r1 = xp.zeros_like(f) + (f*gamma*(logf + 1) + f*(-b + f))
+    _r1[k] = gamma*(1 - fc)*(logf_k + 1) + (1 - fc)*(bc_k - fc)
+    _r1 = xp.sum(_r1)
+    g = (w*w)*z + (-_r1*f + f*gamma*(logf + 1) + f*(-b + f))/tau
+    g[k] = (w_k*w_k)*z_k + (-_r1*(1 - fc) + gamma*(1 - fc)*(logf_k + 1) + (1 - fc)*(bc_k - fc))/tau
+    g_total = _r0
     return (g, g_total,)
 
 
-def _z_hessian_total(xp, f, logf, z, b, w, gamma, tau):
-    """z-space hessian pieces of the weighted total. (27 operations)"""
+def _z_hessian_total(xp, f, logf, z, b, w, gamma, tau, k, fc):
+    """z-space hessian pieces of the weighted total. (26 operations)"""
     n = f.shape[0]
-    _r0 = xp.sum((f*f))
+    logf_k = logf[k]
+    z_k = z[k]
+    bc_k = 1.0 - b[k]
+    w_k = w[k]
+    _r0 = xp.zeros_like(f) + ((f*f))
+    _r0[k] = ((1 - fc)*(1 - fc))
+    _r0 = xp.sum(_r0)
     _r1 = xp.sum((w*w))
-    _r2 = xp.sum(b*f)
-    _r3 = xp.sum(f*logf)
+    _r2 = xp.zeros_like(f) + (f*gamma*(logf + 1) + f*(-b + f))
+    _r2[k] = gamma*(1 - fc)*(logf_k + 1) + (1 - fc)*(bc_k - fc)
+    _r2 = xp.sum(_r2)
     _rt10 = (w*w)
     _rt11 = tau**(-2.0)
-    _rt12 = _r0*_rt11
-    _rt13 = _rt11*gamma
-    _rt14 = 2*_rt11*(f*f) + f*(_r2*_rt11 - _r3*_rt13 - _rt11*b + _rt11*gamma*logf + _rt11*gamma - _rt12)
-    delta = _rt10 + _rt14
-    p = xp.zeros_like(f) + (_rt14)
-    c = _rt12 + _rt13
+    _rt12 = f*gamma
+    _rt13 = _rt11*(-_r2*f + _rt12*(logf + 1) + _rt12 + (f*f) + f*(-b + f))
+    delta = _rt10 + _rt13
+    delta[k] = (w_k*w_k) + (-_r2*(1 - fc) + gamma*(1 - fc)*(logf_k + 1) + gamma*(1 - fc) + ((1 - fc)*(1 - fc)) + (1 - fc)*(bc_k - fc))/(tau*tau)
+    p = xp.zeros_like(f) + (_rt13)
+    p[k] = (-_r2*(1 - fc) + gamma*(1 - fc)*(logf_k + 1) + gamma*(1 - fc) + ((1 - fc)*(1 - fc)) + (1 - fc)*(bc_k - fc))/(tau*tau)
+    c = _rt11*(_r0 + gamma)
     ones = xp.zeros_like(f) + (_rt10)
     ones_total = _r1
     return (delta, p, c, ones, ones_total,)
@@ -259,11 +329,11 @@ def _data(x, A, b, w, gamma, tau, validate, v=None):
 
 
 def _softmax(xp, x, A, b, w, gamma, tau):
-    """Logits z (n,), probabilities f (n,), log f (n,) and the dominant index k."""
+    """Logits z (n,), f (n,), log f (n,), the dominant index k and 1 - f[k]."""
     z = A @ x
     t = (tau**(-1.0)) * z
-    f, logf, k = softmax(xp, t)
-    return z, f, logf, k
+    f, logf, k, fc = softmax(xp, t)
+    return z, f, logf, k, fc
 
 
 def _term_name(term):
@@ -290,8 +360,8 @@ def loss(x, A, b, w, gamma, *, tau=1.0, term=None, validate=True):
     """Loss value (float); ``term`` selects one unweighted term."""
     name = _term_name(term)
     xp, x, A, (b, w, gamma, tau,) = _data(x, A, b, w, gamma, tau, validate)
-    z, f, logf, _ = _softmax(xp, x, A, b, w, gamma, tau)
-    value = _LOSS[name][0](xp, f, logf, z, b, w, gamma, tau)[0]
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma, tau)
+    value = _LOSS[name][0](xp, f, logf, z, b, w, gamma, tau, k, fc)[0]
     value = value + _LOSS[name][1](xp, x, gamma, tau)[0]
     return float(value)
 
@@ -300,8 +370,8 @@ def z_gradient(x, A, b, w, gamma, *, tau=1.0, term=None, validate=True):
     """g (n,) with gradient = A^T g + x_gradient(...)."""
     name = _term_name(term)
     xp, x, A, (b, w, gamma, tau,) = _data(x, A, b, w, gamma, tau, validate)
-    z, f, logf, _ = _softmax(xp, x, A, b, w, gamma, tau)
-    return _GRADIENT[name][0](xp, f, logf, z, b, w, gamma, tau)[0]
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma, tau)
+    return _GRADIENT[name][0](xp, f, logf, z, b, w, gamma, tau, k, fc)[0]
 
 
 def x_gradient(x, A, b, w, gamma, *, tau=1.0, term=None, validate=True):
@@ -319,8 +389,8 @@ def gradient(x, A, b, w, gamma, *, tau=1.0, validate=True):
     (A - 1 a_k^T)^T g + a_k <1, g> without cancellation when f is one-hot.
     """
     xp, x, A, (b, w, gamma, tau,) = _data(x, A, b, w, gamma, tau, validate)
-    z, f, logf, k = _softmax(xp, x, A, b, w, gamma, tau)
-    g, g_total = _z_gradient_total(xp, f, logf, z, b, w, gamma, tau)
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma, tau)
+    g, g_total = _z_gradient_total(xp, f, logf, z, b, w, gamma, tau, k, fc)
     out = A.T @ set_dominant_entry(xp, g, k, g_total)
     return out
 
@@ -329,8 +399,8 @@ def z_hessian(x, A, b, w, gamma, *, tau=1.0, term=None, validate=True):
     """The n x n z-Hessian B = diag(delta) - p f^T - f p^T + c f f^T, held by its pieces."""
     name = _term_name(term)
     xp, x, A, (b, w, gamma, tau,) = _data(x, A, b, w, gamma, tau, validate)
-    z, f, logf, _ = _softmax(xp, x, A, b, w, gamma, tau)
-    delta, p, c, _, _ = _HESSIAN[name][0](xp, f, logf, z, b, w, gamma, tau)
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma, tau)
+    delta, p, c, _, _ = _HESSIAN[name][0](xp, f, logf, z, b, w, gamma, tau, k, fc)
     return ZHessian(delta=delta, p=p, f=f, c=float(c), xp=xp)
 
 
@@ -344,8 +414,8 @@ def x_hessian_diag(x, A, b, w, gamma, *, tau=1.0, term=None, validate=True):
 def hessian(x, A, b, w, gamma, *, tau=1.0, validate=True):
     """Hessian (d, d): A^T B A without any n x n matrix (see _runtime.assemble_hessian)."""
     xp, x, A, (b, w, gamma, tau,) = _data(x, A, b, w, gamma, tau, validate)
-    z, f, logf, k = _softmax(xp, x, A, b, w, gamma, tau)
-    delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma, tau)
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma, tau)
+    delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma, tau, k, fc)
     H = assemble_hessian(xp, A, k, f, delta, p, c, ones, ones_total)
     return H
 
@@ -353,8 +423,8 @@ def hessian(x, A, b, w, gamma, *, tau=1.0, validate=True):
 def hvp(x, v, A, b, w, gamma, *, tau=1.0, validate=True):
     """Hessian-vector product (d,) in O(n d): two passes over A."""
     xp, x, A, (b, w, gamma, tau,), v = _data(x, A, b, w, gamma, tau, validate, v=v)
-    z, f, logf, k = _softmax(xp, x, A, b, w, gamma, tau)
-    delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma, tau)
+    z, f, logf, k, fc = _softmax(xp, x, A, b, w, gamma, tau)
+    delta, p, c, ones, ones_total = _z_hessian_total(xp, f, logf, z, b, w, gamma, tau, k, fc)
     y = hessian_vector_z(xp, A @ v, k, f, delta, p, c, ones, ones_total)
     out = A.T @ y
     return out

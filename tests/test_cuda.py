@@ -87,9 +87,10 @@ def test_softmax_and_pieces_match_the_numpy_module(spec):
     module, kernels = spec
     for label, x, A, values in instances(module):
         ordered = [values[p] for p in module.PARAMETERS]
-        z, f, logf, k = module._softmax(np, x, A, *ordered)
-        f_k, logf_k, k_k = kernels.softmax(z, *ordered)
+        z, f, logf, k, fc = module._softmax(np, x, A, *ordered)
+        f_k, logf_k, k_k, fc_k = kernels.softmax(z, *ordered)
         assert k_k == k
+        assert fc_k == pytest.approx(fc, rel=1e-13, abs=1e-300)
         assert_close(f_k, f, f"{label}: f")
         assert_close(logf_k, logf, f"{label}: logf")
         for kind in ("loss", "gradient", "hessian"):
@@ -97,11 +98,11 @@ def test_softmax_and_pieces_match_the_numpy_module(spec):
             expected = dict(
                 zip(
                     names,
-                    getattr(module, f"_z_{kind}_total")(np, f, logf, z, *ordered),
+                    getattr(module, f"_z_{kind}_total")(np, f, logf, z, *ordered, k, fc),
                     strict=True,
                 )
             )
-            got = kernels.z_pieces(kind, f, logf, z, *ordered)
+            got = kernels.z_pieces(kind, f, logf, z, *ordered, k=k, fc=fc)
             for name in names:
                 assert_close(got[name], expected[name], f"{label}: {kind} piece {name}")
 

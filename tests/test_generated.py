@@ -53,6 +53,14 @@ def strict_float_checks():
     return np.errstate(over="raise", divide="raise", invalid="raise", under="ignore")
 
 
+def fitted_one_hot_instance(n, d, *, gap, seed=0, gamma=0.0, w_scale=1e-100):
+    """Precise mode at its fit: b one-hot on the dominant logit, f within exp(-gap) of b."""
+    x, A, _, w, _ = one_hot_instance(n, d, gap=gap, seed=seed, w_scale=w_scale)
+    b = np.zeros(n)
+    b[0] = 1.0
+    return x, A, b, w, gamma
+
+
 CASES = {
     "ordinary": lambda: instance(12, 4, seed=1),
     "ordinary-b-zeros": lambda: instance(15, 3, seed=2, b_zeros=5),
@@ -60,6 +68,15 @@ CASES = {
     "one-hot-gap-30": lambda: one_hot_instance(10, 3, gap=30.0, seed=4),
     "one-hot-gap-575": lambda: one_hot_instance(10, 3, gap=575.0, seed=5, w_scale=1e-140),
     "tiny-probabilities": lambda: one_hot_instance(8, 2, gap=710.0, seed=6, w_scale=1.0),
+    "fit-one-hot-1d": lambda: (
+        np.array([40.0]),
+        np.array([[1.0], [0.0]]),
+        np.array([1.0, 0.0]),
+        np.full(2, 1e-100),
+        0.0,
+    ),
+    "fit-one-hot-gap-20": lambda: fitted_one_hot_instance(5, 3, gap=20.0, seed=7),
+    "fit-one-hot-gap-80": lambda: fitted_one_hot_instance(5, 3, gap=80.0, seed=8, gamma=0.3),
 }
 
 

@@ -28,6 +28,8 @@ class Stage:
     outputs: tuple[tuple[str, sp.Expr], ...]
     #: names among ``outputs`` that are reductions (sum over entries).
     reductions: frozenset[str] = frozenset()
+    #: the outputs before CSE (in terms of earlier reductions only).
+    full: tuple[tuple[str, sp.Expr], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,4 +100,5 @@ def _cse_stage(named: Mapping[str, sp.Expr], *, reductions: frozenset[str], pref
         temporaries=tuple(replacements),
         outputs=tuple(zip(names, reduced, strict=True)),
         reductions=reductions,
+        full=tuple((k, named[k]) for k in names),
     )

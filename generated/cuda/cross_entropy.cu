@@ -89,10 +89,12 @@ CR_KERNEL cross_entropy_loss_s0(
     const double *CR_RESTRICT b,
     const double *CR_RESTRICT w,
     const double gamma_,
+    const long long k,
+    const double fc,
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = -b[i]*logf_[i] + f[i]*gamma_*logf_[i] + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]);
+        red[i] = (i == k) ? (gamma_*logf_[i]*(1.0 - fc) - logf_[i]*(1.0 - (1.0 - b[i])) + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i])) : (-b[i]*logf_[i] + f[i]*gamma_*logf_[i] + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]));
     }
 }
 
@@ -106,6 +108,8 @@ CR_KERNEL cross_entropy_loss_s1(
     const double *CR_RESTRICT b,
     const double *CR_RESTRICT w,
     const double gamma_,
+    const long long k,
+    const double fc,
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_scalars)
 {
@@ -116,7 +120,7 @@ CR_KERNEL cross_entropy_loss_s1(
 }
 
 /* z-space gradient pieces of the weighted total, stage 1 of 2: 2 reduction summand(s) -> red (2 x n).
- * 3 operations. */
+ * 5 operations. */
 CR_KERNEL cross_entropy_gradient_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -125,16 +129,18 @@ CR_KERNEL cross_entropy_gradient_s0(
     const double *CR_RESTRICT b,
     const double *CR_RESTRICT w,
     const double gamma_,
+    const long long k,
+    const double fc,
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = f[i]*logf_[i];
-        red[1 * n + i] = (w[i]*w[i])*z[i];
+        red[i] = (w[i]*w[i])*z[i];
+        red[1 * n + i] = (i == k) ? (gamma_*(1.0 - fc)*(logf_[i] + 1.0)) : (f[i]*gamma_*(logf_[i] + 1.0));
     }
 }
 
 /* z-space gradient pieces of the weighted total, stage 2 of 2: outputs g, scalars[0] = g_total.
- * 9 operations. */
+ * 10 operations. */
 CR_KERNEL cross_entropy_gradient_s1(
     const long long n,
     const double *CR_RESTRICT f,
@@ -143,6 +149,8 @@ CR_KERNEL cross_entropy_gradient_s1(
     const double *CR_RESTRICT b,
     const double *CR_RESTRICT w,
     const double gamma_,
+    const long long k,
+    const double fc,
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
@@ -150,15 +158,15 @@ CR_KERNEL cross_entropy_gradient_s1(
     const double _r0 = r[0];
     const double _r1 = r[1];
     if (CR_FIRST) {
-        out_scalars[0] = _r1;
+        out_scalars[0] = _r0;
     }
     CR_LOOP(i, n) {
-        out_g[i] = -b[i] + f[i]*(-_r0*gamma_ + gamma_*logf_[i] + 1.0) + (w[i]*w[i])*z[i];
+        out_g[i] = (i == k) ? ((1.0 - b[i]) + gamma_*(1.0 - fc)*(logf_[i] + 1.0) + (w[i]*w[i])*z[i] - (1.0 - fc)*(_r1 - 1.0) - 1.0) : (-b[i] + f[i]*gamma_*(logf_[i] + 1.0) - f[i]*(_r1 - 1.0) + (w[i]*w[i])*z[i]);
     }
 }
 
 /* z-space hessian pieces of the weighted total, stage 1 of 2: 2 reduction summand(s) -> red (2 x n).
- * 2 operations. */
+ * 4 operations. */
 CR_KERNEL cross_entropy_hessian_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -167,16 +175,18 @@ CR_KERNEL cross_entropy_hessian_s0(
     const double *CR_RESTRICT b,
     const double *CR_RESTRICT w,
     const double gamma_,
+    const long long k,
+    const double fc,
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
         red[i] = (w[i]*w[i]);
-        red[1 * n + i] = f[i]*logf_[i];
+        red[1 * n + i] = (i == k) ? (gamma_*(1.0 - fc)*(logf_[i] + 1.0)) : (f[i]*gamma_*(logf_[i] + 1.0));
     }
 }
 
 /* z-space hessian pieces of the weighted total, stage 2 of 2: outputs delta, p, ones, scalars[0] = c, scalars[1] = ones_total.
- * 8 operations. */
+ * 10 operations. */
 CR_KERNEL cross_entropy_hessian_s1(
     const long long n,
     const double *CR_RESTRICT f,
@@ -185,6 +195,8 @@ CR_KERNEL cross_entropy_hessian_s1(
     const double *CR_RESTRICT b,
     const double *CR_RESTRICT w,
     const double gamma_,
+    const long long k,
+    const double fc,
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_delta,
     double *CR_RESTRICT out_p,
@@ -193,16 +205,16 @@ CR_KERNEL cross_entropy_hessian_s1(
 {
     const double _r0 = r[0];
     const double _r1 = r[1];
-    const double _rt11 = gamma_ + 1.0;
     if (CR_FIRST) {
-        out_scalars[0] = _rt11;
+        out_scalars[0] = gamma_ + 1.0;
         out_scalars[1] = _r0;
     }
     CR_LOOP(i, n) {
         const double _rt10 = (w[i]*w[i]);
-        const double _rt12 = f[i]*(-_r1*gamma_ + _rt11 + gamma_*logf_[i]);
-        out_delta[i] = _rt10 + _rt12;
-        out_p[i] = _rt12;
+        const double _rt11 = f[i]*gamma_;
+        const double _rt12 = _rt11*(logf_[i] + 1.0) + _rt11 - f[i]*(_r1 - 1.0);
+        out_delta[i] = (i == k) ? (gamma_*(1.0 - fc)*(logf_[i] + 1.0) + gamma_*(1.0 - fc) + (w[i]*w[i]) - (1.0 - fc)*(_r1 - 1.0)) : (_rt10 + _rt12);
+        out_p[i] = (i == k) ? (gamma_*(1.0 - fc)*(logf_[i] + 1.0) + gamma_*(1.0 - fc) - (1.0 - fc)*(_r1 - 1.0)) : (_rt12);
         out_ones[i] = _rt10;
     }
 }

@@ -86,7 +86,7 @@ CR_KERNEL temperature_softmax(
 }
 
 /* z-space loss pieces of the weighted total, stage 1 of 2: 1 reduction summand(s) -> red (1 x n).
- * 14 operations. */
+ * 11 operations. */
 CR_KERNEL temperature_loss_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -96,10 +96,12 @@ CR_KERNEL temperature_loss_s0(
     const double *CR_RESTRICT w,
     const double gamma_,
     const double tau,
+    const long long k,
+    const double fc,
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (1.0/2.0)*(b[i]*b[i]) + (1.0/2.0)*(f[i]*f[i]) + f[i]*(-b[i] + gamma_*logf_[i]) + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]);
+        red[i] = (i == k) ? (gamma_*logf_[i]*(1.0 - fc) + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*(((1.0 - b[i]) - fc)*((1.0 - b[i]) - fc))) : (f[i]*gamma_*logf_[i] + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i] + f[i])*(-b[i] + f[i])));
     }
 }
 
@@ -114,6 +116,8 @@ CR_KERNEL temperature_loss_s1(
     const double *CR_RESTRICT w,
     const double gamma_,
     const double tau,
+    const long long k,
+    const double fc,
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_scalars)
 {
@@ -123,8 +127,8 @@ CR_KERNEL temperature_loss_s1(
     }
 }
 
-/* z-space gradient pieces of the weighted total, stage 1 of 2: 4 reduction summand(s) -> red (4 x n).
- * 5 operations. */
+/* z-space gradient pieces of the weighted total, stage 1 of 2: 2 reduction summand(s) -> red (2 x n).
+ * 8 operations. */
 CR_KERNEL temperature_gradient_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -134,18 +138,18 @@ CR_KERNEL temperature_gradient_s0(
     const double *CR_RESTRICT w,
     const double gamma_,
     const double tau,
+    const long long k,
+    const double fc,
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (f[i]*f[i]);
-        red[1 * n + i] = b[i]*f[i];
-        red[2 * n + i] = f[i]*logf_[i];
-        red[3 * n + i] = (w[i]*w[i])*z[i];
+        red[i] = (w[i]*w[i])*z[i];
+        red[1 * n + i] = (i == k) ? (gamma_*(1.0 - fc)*(logf_[i] + 1.0) + (1.0 - fc)*((1.0 - b[i]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
     }
 }
 
 /* z-space gradient pieces of the weighted total, stage 2 of 2: outputs g, scalars[0] = g_total.
- * 19 operations. */
+ * 12 operations. */
 CR_KERNEL temperature_gradient_s1(
     const long long n,
     const double *CR_RESTRICT f,
@@ -155,25 +159,24 @@ CR_KERNEL temperature_gradient_s1(
     const double *CR_RESTRICT w,
     const double gamma_,
     const double tau,
+    const long long k,
+    const double fc,
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
 {
     const double _r0 = r[0];
     const double _r1 = r[1];
-    const double _r2 = r[2];
-    const double _r3 = r[3];
-    const double _rt10 = pow(tau, -1.0);
     if (CR_FIRST) {
-        out_scalars[0] = _r3;
+        out_scalars[0] = _r0;
     }
     CR_LOOP(i, n) {
-        out_g[i] = _rt10*(f[i]*f[i]) + f[i]*(-_r0*_rt10 + _r1*_rt10 - _r2*_rt10*gamma_ - _rt10*b[i] + _rt10*gamma_*logf_[i]) + (w[i]*w[i])*z[i];
+        out_g[i] = (i == k) ? ((w[i]*w[i])*z[i] + (-_r1*(1.0 - fc) + gamma_*(1.0 - fc)*(logf_[i] + 1.0) + (1.0 - fc)*((1.0 - b[i]) - fc))/tau) : ((w[i]*w[i])*z[i] + (-_r1*f[i] + f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]))/tau);
     }
 }
 
-/* z-space hessian pieces of the weighted total, stage 1 of 2: 4 reduction summand(s) -> red (4 x n).
- * 4 operations. */
+/* z-space hessian pieces of the weighted total, stage 1 of 2: 3 reduction summand(s) -> red (3 x n).
+ * 8 operations. */
 CR_KERNEL temperature_hessian_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -183,18 +186,19 @@ CR_KERNEL temperature_hessian_s0(
     const double *CR_RESTRICT w,
     const double gamma_,
     const double tau,
+    const long long k,
+    const double fc,
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (f[i]*f[i]);
+        red[i] = (i == k) ? (((1.0 - fc)*(1.0 - fc))) : ((f[i]*f[i]));
         red[1 * n + i] = (w[i]*w[i]);
-        red[2 * n + i] = b[i]*f[i];
-        red[3 * n + i] = f[i]*logf_[i];
+        red[2 * n + i] = (i == k) ? (gamma_*(1.0 - fc)*(logf_[i] + 1.0) + (1.0 - fc)*((1.0 - b[i]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
     }
 }
 
 /* z-space hessian pieces of the weighted total, stage 2 of 2: outputs delta, p, ones, scalars[0] = c, scalars[1] = ones_total.
- * 23 operations. */
+ * 18 operations. */
 CR_KERNEL temperature_hessian_s1(
     const long long n,
     const double *CR_RESTRICT f,
@@ -204,6 +208,8 @@ CR_KERNEL temperature_hessian_s1(
     const double *CR_RESTRICT w,
     const double gamma_,
     const double tau,
+    const long long k,
+    const double fc,
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_delta,
     double *CR_RESTRICT out_p,
@@ -213,19 +219,17 @@ CR_KERNEL temperature_hessian_s1(
     const double _r0 = r[0];
     const double _r1 = r[1];
     const double _r2 = r[2];
-    const double _r3 = r[3];
     const double _rt11 = pow(tau, -2.0);
-    const double _rt12 = _r0*_rt11;
-    const double _rt13 = _rt11*gamma_;
     if (CR_FIRST) {
-        out_scalars[0] = _rt12 + _rt13;
+        out_scalars[0] = _rt11*(_r0 + gamma_);
         out_scalars[1] = _r1;
     }
     CR_LOOP(i, n) {
         const double _rt10 = (w[i]*w[i]);
-        const double _rt14 = 2.0*_rt11*(f[i]*f[i]) + f[i]*(_r2*_rt11 - _r3*_rt13 - _rt11*b[i] + _rt11*gamma_*logf_[i] + _rt11*gamma_ - _rt12);
-        out_delta[i] = _rt10 + _rt14;
-        out_p[i] = _rt14;
+        const double _rt12 = f[i]*gamma_;
+        const double _rt13 = _rt11*(-_r2*f[i] + _rt12*(logf_[i] + 1.0) + _rt12 + (f[i]*f[i]) + f[i]*(-b[i] + f[i]));
+        out_delta[i] = (i == k) ? ((w[i]*w[i]) + (-_r2*(1.0 - fc) + gamma_*(1.0 - fc)*(logf_[i] + 1.0) + gamma_*(1.0 - fc) + ((1.0 - fc)*(1.0 - fc)) + (1.0 - fc)*((1.0 - b[i]) - fc))/(tau*tau)) : (_rt10 + _rt13);
+        out_p[i] = (i == k) ? ((-_r2*(1.0 - fc) + gamma_*(1.0 - fc)*(logf_[i] + 1.0) + gamma_*(1.0 - fc) + ((1.0 - fc)*(1.0 - fc)) + (1.0 - fc)*((1.0 - b[i]) - fc))/(tau*tau)) : (_rt13);
         out_ones[i] = _rt10;
     }
 }

@@ -35,9 +35,9 @@ import sympy as sp
 from creality_sym.codegen.common import GENERATOR_VERSION, environment, header_lines
 from creality_sym.codegen.cuda.printer import c_identifier, print_entry
 from creality_sym.codegen.lower import LOGF, Program, lower
-from creality_sym.codegen.numpy import X_PIECES, Z_PIECES
+from creality_sym.codegen.numpy import X_PIECES, Z_PIECES, dominant_substitution
 from creality_sym.derive import Derivation
-from creality_sym.spec import x, z
+from creality_sym.spec import f, x, z
 from creality_sym.vector import N
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -47,6 +47,7 @@ LOADER_TEMPLATE = "loader.py.jinja"
 #: argument kinds of the description: how a loader supplies each argument.
 KINDS = {
     "size": "const long long n",  # number of entries
+    "index": "const long long",  # the dominant entry k
     "array": "const double *CR_RESTRICT",  # input entries (f, logf, z, a vector, x)
     "scalar": "const double",  # scalar parameter
     "reductions": "const double *CR_RESTRICT",  # sums of earlier stages, r[0..]
@@ -70,6 +71,8 @@ class Argument:
     def declaration(self) -> str:
         if self.kind == "size":
             return KINDS["size"]
+        if self.kind == "index":
+            return f"{KINDS['index']} {self.c_name}"
         return f"{KINDS[self.kind]} {self.c_name}"
 
     def describe(self) -> dict[str, str]:
@@ -131,10 +134,36 @@ class Inputs:
 
 
 def stage_kernels(
-    prefix: str, program: Program, inputs: Inputs, vectors: set[str], doc: str
+    prefix: str,
+    program: Program,
+    inputs: Inputs,
+    vectors: set[str],
+    doc: str,
+    dominant: Mapping[sp.Symbol, sp.Expr] | None = None,
 ) -> list[Kernel]:
-    """One kernel per stage of ``program``; ``vectors`` names its vector outputs."""
+    """One kernel per stage of ``program``; ``vectors`` names its vector outputs.
+
+    With ``dominant`` (z-space), the kernels take the dominant index ``k`` and
+    ``fc = 1 - f[k]``, and entry k of every f-dependent summand or output is
+    computed from the complements (1 - f_k, 1 - b_k) so that nothing cancels.
+    """
     kernels = []
+    at_dominant: dict[sp.Symbol, sp.Expr] = {}  # f and probability vectors via complements
+    complements: dict[str, str] = {"fc": "fc"}
+    for sym, value in (dominant or {}).items():
+        if value.is_Add:  # 1 - complement
+            (local,) = value.free_symbols
+            at_dominant[sym] = value
+            if sym != f:
+                complements[local.name] = f"(1.0 - {inputs.c_arrays[str(sym)]}[i])"
+
+    def at_k(name: str, full: sp.Expr, normal: str) -> str:
+        if not dominant or not (full.has(f) or full.has(LOGF)):
+            return normal
+        scalars = {**inputs.c_scalars, **complements}
+        variant = print_entry(full.xreplace(at_dominant), inputs.c_arrays, scalars)
+        return f"(i == k) ? ({variant}) : ({normal})"
+
     done = 0  # reductions computed by earlier stages
     entry_symbols = set(inputs.arrays)
     for index, stage in enumerate(program.stages):
@@ -155,7 +184,10 @@ def stage_kernels(
                 loop.append(line)
             else:
                 setup.append(line)
+        full = dict(stage.full)
         arguments = inputs.arguments()
+        if dominant:
+            arguments += [Argument("k", "index", "k"), Argument("fc", "scalar", "fc")]
         if done:
             arguments.append(Argument("r", "reductions", "r"))
         last = index == len(program.stages) - 1
@@ -164,9 +196,9 @@ def stage_kernels(
             expected = [f"_r{j}" for j in range(done, done + len(names))]
             if names != expected or set(names) != set(stage.reductions):
                 raise ValueError(f"{prefix} stage {index}: reductions {names}, expected {expected}")
-            for k, (_, expr) in enumerate(stage.outputs):
-                row = "i" if k == 0 else f"{k} * n + i"
-                loop.append(f"red[{row}] = {inputs.print(expr)};")
+            for j, (out, expr) in enumerate(stage.outputs):
+                row = "i" if j == 0 else f"{j} * n + i"
+                loop.append(f"red[{row}] = {at_k(out, full[out], inputs.print(expr))};")
             arguments.append(Argument("red", "scratch", "red"))
             kind = f"{len(names)} reduction summand(s) -> red ({len(names)} x n)"
         else:
@@ -175,7 +207,7 @@ def stage_kernels(
                 text = inputs.print(expr)
                 if name in vectors:
                     arguments.append(Argument(name, "output", f"out_{name}"))
-                    loop.append(f"out_{name}[i] = {text};")
+                    loop.append(f"out_{name}[i] = {at_k(name, full[name], text)};")
                 elif entrywise(expr):
                     raise ValueError(f"{prefix}: scalar output {name} depends on the entry")
                 else:
@@ -282,10 +314,10 @@ def kernel_set(derivation: Derivation) -> tuple[list[Kernel], dict[str, object]]
     softmax = softmax_kernels(name, spec.logit_scale, Inputs((str(z),), scalars))
     kernels = list(softmax.values())
     programs: dict[str, object] = {}
-    spaces = [("z", "", Z_PIECES, z_inputs)]
+    spaces = [("z", "", Z_PIECES, z_inputs, dominant_substitution(derivation))]
     if total.has_x:
-        spaces.append(("x", "x_", X_PIECES, x_inputs))
-    for space, label, table, inputs in spaces:
+        spaces.append(("x", "x_", X_PIECES, x_inputs, None))
+    for space, label, table, inputs, at_k in spaces:
         for kind, pieces in table.items():
             program = lower({piece: getter(total) for piece, getter, _ in pieces})
             vectors = {piece for piece, _, is_vector in pieces if is_vector}
@@ -295,6 +327,7 @@ def kernel_set(derivation: Derivation) -> tuple[list[Kernel], dict[str, object]]
                 inputs,
                 vectors,
                 f"{space}-space {kind} pieces of the weighted total",
+                at_k,
             )
             kernels += stages
             programs[f"{label}{kind}"] = {

@@ -11,7 +11,7 @@ from creality_sym.codegen.common import environment, header_lines
 from creality_sym.codegen.lower import LOGF, Program, lower
 from creality_sym.codegen.numpy.printer import print_expr
 from creality_sym.derive import Derivation, TermDerivation
-from creality_sym.spec import z
+from creality_sym.spec import f, z
 from creality_sym.vector import Total, is_entrywise
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -54,30 +54,81 @@ class PrintedFunction:
 
 
 def _printed(
-    name: str, program: Program, arguments: tuple[str, ...], vectors: set[str], like: str, doc: str
+    name: str,
+    program: Program,
+    arguments: tuple[str, ...],
+    vectors: set[str],
+    like: str,
+    doc: str,
+    dominant: dict[sp.Symbol, sp.Expr] | None = None,
 ) -> PrintedFunction:
+    """Print a program; with ``dominant``, entry k of every f-dependent vector is
+    recomputed from the complements (1 - f_k, 1 - b_k) so that nothing cancels there."""
     lines: list[str] = [f"n = {like}.shape[0]"]
+    if dominant:
+        lines += [f"{sym} = {value}" for sym, value in _dominant_locals(dominant)]
     entry_temps: set[sp.Symbol] = set()
 
     def entrywise(expr: sp.Expr) -> bool:
         return is_entrywise(expr) or bool(expr.free_symbols & entry_temps)
 
+    def at_dominant(expr: sp.Expr) -> str | None:
+        if not dominant or not (expr.has(f) or expr.has(LOGF)):
+            return None
+        return print_expr(expr.xreplace(dominant))
+
     for stage in program.stages:
+        full = dict(stage.full)
         for sym, expr in stage.temporaries:
             if entrywise(expr):
                 entry_temps.add(sym)
             lines.append(f"{sym} = {print_expr(expr)}")
         for out, expr in stage.outputs:
             text = print_expr(expr)
+            fixed = at_dominant(full[out]) if entrywise(expr) else None
             if out in stage.reductions:
-                text = f"xp.sum({text})" if entrywise(expr) else f"n * ({text})"
+                if fixed is not None:
+                    lines.append(f"{out} = xp.zeros_like({like}) + ({text})")
+                    lines.append(f"{out}[k] = {fixed}")
+                    text = f"xp.sum({out})"
+                else:
+                    text = f"xp.sum({text})" if entrywise(expr) else f"n * ({text})"
             elif out in vectors and (not entrywise(expr) or expr.is_Symbol):
                 # a fresh array: callers may write into vector results
                 text = f"xp.zeros_like({like}) + ({text})"
             lines.append(f"{out} = {text}")
+            if fixed is not None and out in vectors:
+                lines.append(f"{out}[k] = {fixed}")
     return PrintedFunction(
         name, arguments, tuple(lines), program.results, program.operation_count, doc
     )
+
+
+def dominant_substitution(derivation: Derivation) -> dict[sp.Symbol, sp.Expr]:
+    """Entry symbols at the dominant entry k, probabilities through their complements."""
+    spec = derivation.spec
+    table: dict[sp.Symbol, sp.Expr] = {
+        f: 1 - sp.Symbol("fc", real=True),
+        LOGF: sp.Symbol("logf_k", real=True),
+        z: sp.Symbol("z_k", real=True),
+    }
+    for v, rule in spec.vectors.items():
+        if rule == "probability":
+            table[v] = 1 - sp.Symbol(f"{v}c_k", real=True)
+        else:
+            table[v] = sp.Symbol(f"{v}_k", real=True)
+    return table
+
+
+def _dominant_locals(table: dict[sp.Symbol, sp.Expr]) -> list[tuple[str, str]]:
+    out = []
+    for sym, value in table.items():
+        if sym == f:
+            continue  # fc, the complement 1 - f_k, is an argument
+        local = next(iter(value.free_symbols))
+        index = f"{sym}[k]"
+        out.append((str(local), f"1.0 - {index}" if value != local else index))
+    return out
 
 
 def _z_arguments(derivation: Derivation) -> tuple[str, ...]:
@@ -88,6 +139,8 @@ def _z_arguments(derivation: Derivation) -> tuple[str, ...]:
         str(z),
         *(str(v) for v in spec.vectors),
         *(str(s) for s in spec.scalars),
+        "k",
+        "fc",
     )
 
 
@@ -96,16 +149,17 @@ def piece_functions(derivation: Derivation) -> list[PrintedFunction]:
     spec = derivation.spec
     z_args = _z_arguments(derivation)
     x_args = ("x", *(str(s) for s in spec.scalars))
-    spaces = (("z", Z_PIECES, z_args, "f"), ("x", X_PIECES, x_args, "x"))
+    dominant = dominant_substitution(derivation)
+    spaces = (("z", Z_PIECES, z_args, "f", dominant), ("x", X_PIECES, x_args, "x", None))
     out = []
     for td in derivation.all:
-        for space, table, arguments, like in spaces:
+        for space, table, arguments, like, at_k in spaces:
             for kind, pieces in table.items():
                 program = lower({name: getter(td) for name, getter, _ in pieces})
                 vectors = {name for name, _, is_vec in pieces if is_vec}
                 doc = f"{space}-space {kind} pieces of {_label(td)}."
                 name = f"_{space}_{kind}_{td.name}"
-                out.append(_printed(name, program, arguments, vectors, like, doc))
+                out.append(_printed(name, program, arguments, vectors, like, doc, at_k))
     return out
 
 
