@@ -285,3 +285,36 @@ def test_cross_terms_and_temperature_agree_with_finite_differences(project):
     np.testing.assert_allclose(H, fdH, rtol=1e-5, atol=1e-7)
     v = rng.standard_normal(d)
     np.testing.assert_allclose(mod.hvp(x, v, A, b, tau), H @ v, rtol=1e-10, atol=1e-12)
+
+
+KL = '''
+"""KL(b || f) reality: b log b - b log f, with 0 log 0 = 0."""
+
+import sympy as sp
+
+from creality_sym.spec import Spec, Term, f, vector
+
+b = vector("b", "probability")
+
+SPEC = Spec(
+    name="kl",
+    terms=[Term("reality", b * sp.log(b) - b * sp.log(f))],
+    vectors=[b],
+)
+'''
+
+
+def test_zero_entries_of_b_follow_the_0_log_0_convention(project):
+    (project / "derivations" / "kl.py").write_text(KL)
+    assert main(["derive", "--no-verify", "--root", str(project)]) == 0
+    mod = _import_generated(project / "generated" / "kl.py", "kl")
+    A = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    x = np.array([0.3, -0.2])
+    b = np.array([0.5, 0.5, 0.0])
+    with np.errstate(all="raise"):
+        value = mod.loss(x, A, b)
+        grad = mod.gradient(x, A, b)
+    z = A @ x
+    logf = z - np.log(np.sum(np.exp(z)))
+    assert value == pytest.approx(np.sum(b[:2] * (np.log(b[:2]) - logf[:2])), rel=1e-14)
+    np.testing.assert_allclose(grad, A.T @ (np.exp(logf) - b), rtol=1e-13)

@@ -46,10 +46,34 @@ class Program:
         return int(sum(sp.count_ops(e) for e in exprs))
 
 
+class XLogX(sp.Function):
+    """``v log v`` with the convention ``0 log 0 = 0`` (printed without log(0))."""
+
+    nargs = 1
+
+
+def _is_xlogx(e: sp.Expr) -> bool:
+    return e.is_Mul and any(
+        isinstance(a, sp.log) and a.args[0].is_Symbol and a.args[0] in e.args for a in e.args
+    )
+
+
+def _as_xlogx(e: sp.Mul) -> sp.Expr:
+    for a in e.args:
+        if isinstance(a, sp.log) and a.args[0].is_Symbol and a.args[0] in e.args:
+            v = a.args[0]
+            rest = [b for b in e.args if b not in (a, v)]
+            return sp.Mul(*rest, XLogX(v))
+    return e
+
+
 def substitute_log_f(e: sp.Expr) -> sp.Expr:
-    """Replace ``log(f)`` by the stable symbol ``logf``; reject other logs of f."""
+    """Replace ``log(f)`` by the stable symbol ``logf`` and ``v log v`` by
+    :class:`XLogX` (so a zero entry of a parameter gives 0, not nan); reject
+    other logs of f."""
     e = sp.expand_log(sp.sympify(e), force=True)
     e = e.xreplace({sp.log(f): LOGF})
+    e = e.replace(_is_xlogx, _as_xlogx)
     for lg in e.atoms(sp.log):
         if lg.has(f):
             raise ValueError(f"cannot evaluate {lg} stably; write it with log(f)")

@@ -73,6 +73,10 @@ class KernelPrinter(C99CodePrinter):
             return f"pow({self._print(base)}, {_double(exp)})"
         return f"pow({self._print(base)}, {self._print(exp)})"
 
+    def _print_XLogX(self, expr: sp.Expr) -> str:
+        v = f"({self._print(expr.args[0])})"
+        return f"({v} > 0.0 ? {v}*log({v}) : 0.0)"
+
     def _print_Rational(self, expr: sp.Rational) -> str:
         return f"{_double(expr.p)}/{_double(expr.q)}"
 

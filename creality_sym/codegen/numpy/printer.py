@@ -26,6 +26,11 @@ class ArrayApiPrinter(NumPyPrinter):
         return super()._print_Pow(expr, rational=rational)
 
 
+    def _print_XLogX(self, expr: sp.Expr) -> str:
+        v = f"({self._print(expr.args[0])})"
+        return f"({v}*xp.log(xp.where({v} > 0, {v}, 1.0)))"
+
+
 def print_expr(e: sp.Expr) -> str:
     """Source text of one expression."""
     return ArrayApiPrinter().doprint(e)
