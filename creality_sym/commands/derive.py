@@ -33,6 +33,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the numeric checks")
 
 
+def method_legend() -> str:
+    """How each verification method decides, for the printed table."""
+    from creality_sym.verify import numeric, statements, symbolic
+
+    sizes = ", ".join(f"({n},{d})" for n, d in symbolic.SIZES)
+    instances = ", ".join(f"({n},{d})" for n, d, *_ in numeric.INSTANCES)
+    return "\n".join(
+        [
+            f"symbolic:   at (n,d) in {sizes}: {symbolic.HOW}",
+            f"numeric:    at (n,d) in {instances}: directional derivatives vs central "
+            f"differences (tol {numeric.FD_TOL:g}) and mpmath at {numeric.MP_DPS} digits "
+            f"(tol {numeric.MP_TOL:g})",
+            f"statements: each registered closed form vs the derivation, exactly at "
+            f"n={statements.EXACT_N} and numerically at n={statements.NUMERIC_N}",
+        ]
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     layout = Layout(args.root)
     start = time.perf_counter()
@@ -49,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         for spec in selected:
             report = verify(derive(spec), seed=args.seed)
             print(report.table())
+            print(method_legend())
             print()
             bad = [r for r in report.rows if r.verdict == "FAIL"]
             if any(r.method in DERIVATION_METHODS for r in bad):
