@@ -24,14 +24,21 @@ def namespace(*arrays):
         return np
     from array_api_compat import array_namespace
 
-    return array_namespace(*[a for a in arrays if hasattr(a, "shape")])
+    try:
+        return array_namespace(*[a for a in arrays if hasattr(a, "shape")])
+    except TypeError as exc:
+        raise ValueError(f"x, A and the vector arguments must come from one array library: {exc}") from None
 
 
 def as_array(xp, name, value):
+    """``value`` as a float64 array of ``xp``; complex or non-numeric input is an error."""
     try:
-        return xp.asarray(value, dtype=xp.float64)
+        a = xp.asarray(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a real array; got {type(value).__name__}: {exc}") from None
+    if not xp.isdtype(a.dtype, ("bool", "integral", "real floating")):
+        raise ValueError(f"{name} must be a real array; got dtype {a.dtype}")
+    return a if a.dtype == xp.float64 else xp.astype(a, xp.float64)
 
 
 def check_finite(xp, name, a):

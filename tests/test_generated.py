@@ -154,6 +154,7 @@ GOOD = instance(6, 3, seed=0)
 BAD_ARGUMENTS = [
     ("x", {"x": np.ones(4)}, "shape"),
     ("x", {"x": np.array([1.0, np.nan, 0.0])}, "finite"),
+    ("x", {"x": np.zeros(3) + 1j}, "real"),
     ("A", {"A": np.ones(6)}, "2-D"),
     ("A", {"A": np.full((6, 3), np.inf)}, "finite"),
     ("b", {"b": np.full(6, 0.2)}, "probability"),

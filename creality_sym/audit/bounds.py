@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import math
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -196,9 +197,14 @@ def load_bounds(path: str | Path) -> list[Bound]:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:
+    except SyntaxError as exc:
         sys.modules.pop(name, None)
-        raise
+        raise ValueError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        line = frames[-1].lineno if frames else 1
+        raise ValueError(f"{path}:{line}: {type(exc).__name__}: {exc}") from exc
     if not hasattr(module, "BOUNDS"):
         raise ValueError(f"{path}: a bounds file must define BOUNDS = [Bound(...), ...]")
     return _with_source(module.BOUNDS, str(path), str(path))

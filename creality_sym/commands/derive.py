@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if not statements_ok:
         print(
             "creality derive: some registered statements disagree with the derivation "
-            "(see FAIL rows above)",
+            "(see FAIL rows above); generated/ was rewritten from the verified derivation",
             file=sys.stderr,
         )
         return 1

@@ -24,8 +24,13 @@ from .instance import DEFAULT_CONDITION, random_instance
 from .newton import newton
 
 SOLVERS = ("newton-exact", "newton-sampled", "trust-exact", "Newton-CG", "L-BFGS-B")
-#: default (n, d) list: a few minutes on a laptop-class CPU
-DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((10_000, 100), (100_000, 100), (100_000, 200))
+#: default (n, d) list: n = 1e4 ... 1e6, d = 100 ... 400 (several minutes on a small CPU)
+DEFAULT_SIZES: tuple[tuple[int, int], ...] = (
+    (10_000, 100),
+    (100_000, 100),
+    (100_000, 400),
+    (1_000_000, 100),
+)
 
 
 def _scipy_run(

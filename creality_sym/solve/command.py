@@ -204,5 +204,5 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         meta = {"spec": model.SPEC_NAME, "n": n, "d": d, "seed": args.seed, **params}
         written = save(args.out, results, meta)
-        print(f"saved {args.out} and {written}")
+        print(f"saved {written.with_suffix('.npz')} and {written}")
     return 0 if all(r.converged for r in results.values()) else 1
