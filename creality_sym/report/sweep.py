@@ -43,11 +43,6 @@ class Sweep:
     max_entropy: float
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
 def run_sweep(settings: Settings, *, update: Update) -> Sweep:
     """Solve for x*(gamma) on the grid, each from the previous solution (warm start).
 
@@ -63,7 +58,7 @@ def run_sweep(settings: Settings, *, update: Update) -> Sweep:
     inst = random_instance(n, d, gamma=0.0, seed=settings.seed, w_scale=SWEEP_W_SCALE)
     x_true = np.random.default_rng(settings.seed + 1).standard_normal(d)
     x_true *= SWEEP_TRUTH_NORM / np.linalg.norm(x_true)
-    inst.b = _softmax(inst.A @ x_true)
+    inst.b = m.probabilities(x_true, **inst.data(tuple(m.PARAMETERS)))
     gammas = settings.gammas()
     x = inst.x0
     rows: dict[str, list[Any]] = {k: [] for k in ("H", "dist", "loss", "it", "ok", "s", "why")}
