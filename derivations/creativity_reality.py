@@ -44,6 +44,7 @@ SPEC = Spec(
         Statement("B_real", "reality", "z_hessian", B_real),
         Statement("B_cre", "creativity", "z_hessian", B_cre),
         Statement("W2", "regularizer", "z_hessian", diag(w**2)),
+        Statement("grad-total", "total", "z_gradient", f * c - s * f + gamma * v + w**2 * z),
         Statement("hessian-total", "total", "z_hessian", B_real + gamma * B_cre + diag(w**2)),
     ],
 )

@@ -14,6 +14,7 @@ gamma = scalar("gamma", "nonnegative")
 m = inner(f, z)
 v = f * (z - m)
 J = diag(f) - outer(f, f)
+B_cre = diag(f + v) - outer(f, f) - outer(v, f) - outer(f, v)
 
 SPEC = Spec(
     name="cross_entropy",
@@ -30,12 +31,9 @@ SPEC = Spec(
         Statement("grad-creativity", "creativity", "z_gradient", v),
         Statement("grad-regularizer", "regularizer", "z_gradient", w**2 * z),
         Statement("B_ce", "reality", "z_hessian", J),
-        Statement(
-            "B_cre",
-            "creativity",
-            "z_hessian",
-            diag(f + v) - outer(f, f) - outer(v, f) - outer(f, v),
-        ),
+        Statement("B_cre", "creativity", "z_hessian", B_cre),
         Statement("W2", "regularizer", "z_hessian", diag(w**2)),
+        Statement("grad-total", "total", "z_gradient", f - b + gamma * v + w**2 * z),
+        Statement("hessian-total", "total", "z_hessian", J + gamma * B_cre + diag(w**2)),
     ],
 )

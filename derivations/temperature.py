@@ -44,5 +44,14 @@ SPEC = Spec(
         Statement("B_real", "reality", "z_hessian", B_real * (1 / tau**2)),
         Statement("B_cre", "creativity", "z_hessian", B_cre * (1 / tau**2)),
         Statement("W2", "regularizer", "z_hessian", diag(w**2)),
+        Statement(
+            "grad-total", "total", "z_gradient", (f * c - s * f + gamma * v) / tau + w**2 * z
+        ),
+        Statement(
+            "hessian-total",
+            "total",
+            "z_hessian",
+            (B_real + gamma * B_cre) * (1 / tau**2) + diag(w**2),
+        ),
     ],
 )
