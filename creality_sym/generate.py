@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from creality_sym.codegen import cuda as cuda_backend
@@ -26,16 +26,20 @@ MANIFEST = "manifest.json"
 
 @dataclass
 class Layout:
-    """Where a project keeps its specs and its generated code."""
+    """Where a project keeps its specs and its generated code.
+
+    By default ``root/derivations`` and ``root/generated``; either can be
+    given explicitly (e.g. the installed packages).
+    """
 
     root: Path
-    derivations: Path = field(init=False)
-    generated: Path = field(init=False)
+    derivations: Path | None = None
+    generated: Path | None = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
-        self.derivations = self.root / "derivations"
-        self.generated = self.root / "generated"
+        self.derivations = Path(self.derivations or self.root / "derivations").resolve()
+        self.generated = Path(self.generated or self.root / "generated").resolve()
 
     def spec_files(self) -> list[Path]:
         if not self.derivations.is_dir():

@@ -31,7 +31,6 @@ __all__ = [
     "f",
     "z",
     "x",
-    "one",
     "inner",
     "total",
     "diag",
@@ -50,8 +49,6 @@ f = sp.Symbol("f", positive=True)
 z = sp.Symbol("z", real=True)
 #: i-th entry of the parameter vector ``x`` (for ``space="x"`` terms).
 x = sp.Symbol("x", real=True)
-#: the all-ones vector's entry.
-one = sp.Integer(1)
 
 VECTOR_RULES = ("probability", "positive", "nonnegative", "real")
 SCALAR_RULES = ("positive", "nonnegative", "real")
@@ -198,11 +195,6 @@ class Spec:
         for st in self.statements:
             if st.term not in known:
                 raise SpecError(f"statement {st.id!r} names unknown term {st.term!r}")
-
-    @property
-    def parameter_names(self) -> tuple[str, ...]:
-        """Argument names after ``x`` and ``A``, in order."""
-        return tuple(str(s) for s in (*self.vectors, *self.scalars))
 
     @property
     def digest(self) -> str:

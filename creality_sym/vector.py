@@ -113,10 +113,6 @@ class LowRank:
 
     __rmul__ = __mul__
 
-    @property
-    def rank(self) -> int:
-        return len(self.terms)
-
     def map(self, fn: Callable[[sp.Expr], sp.Expr]) -> LowRank:
         """Apply ``fn`` to every piece."""
         return LowRank(fn(self.diagonal), tuple((fn(c), fn(u), fn(v)) for c, u, v in self.terms))

@@ -9,7 +9,7 @@ each stage, so every backend prints the same deterministic program.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -38,7 +38,6 @@ class Program:
 
     stages: tuple[Stage, ...]
     results: tuple[str, ...]
-    inputs: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def operation_count(self) -> int:

@@ -59,9 +59,8 @@ def locate(root: Path | None) -> Sources:
         return Sources(Layout(root), "project")
     if is_project(Path.cwd()):
         return Sources(Layout(Path.cwd()), "project")
-    layout = Layout(embedded_derivations().parent)
-    layout.derivations = embedded_derivations().resolve()
-    layout.generated = installed_generated()
+    derivations = embedded_derivations()
+    layout = Layout(derivations.parent, derivations=derivations, generated=installed_generated())
     return Sources(layout, "installed")
 
 

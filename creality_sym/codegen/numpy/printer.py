@@ -25,7 +25,6 @@ class ArrayApiPrinter(NumPyPrinter):
             return "(" + "*".join([base] * int(expr.exp)) + ")"
         return super()._print_Pow(expr, rational=rational)
 
-
     def _print_XLogX(self, expr: sp.Expr) -> str:
         v = f"({self._print(expr.args[0])})"
         return f"({v}*xp.log(xp.where({v} > 0, {v}, 1.0)))"
