@@ -25,9 +25,9 @@ import sympy as sp
 
 from creality_sym.spec import Spec, Term, f, x, z
 from creality_sym.vector import (
-    PROBABILITY_NAMES,
     LowRank,
     Total,
+    is_probability,
     split_scalar,
     split_totals,
     total,
@@ -150,7 +150,7 @@ def reduction(e: sp.Expr) -> sp.Expr:
     rest = []
     for term in sp.Add.make_args(tidy(e)):
         scalar, vector = split_scalar(term)
-        if isinstance(vector, sp.Symbol) and str(vector) in PROBABILITY_NAMES:
+        if is_probability(vector):
             known += scalar
         elif term != 0:
             rest.append(term)

@@ -51,7 +51,7 @@ def total(e: sp.Expr) -> sp.Expr:
     coeff, rest = split_scalar(e)
     if rest == 1:
         return coeff * N
-    if isinstance(rest, sp.Symbol) and str(rest) in PROBABILITY_NAMES:
+    if is_probability(rest):
         return coeff  # a probability vector sums to one
     return coeff * Total(rest)
 
@@ -62,23 +62,72 @@ def inner(u: sp.Expr, v: sp.Expr) -> sp.Expr:
 
 
 _OPAQUE = sp.Symbol("_opaque_total")
-ENTRY_NAMES: set[str] = {"f", "z", "x"}
-PROBABILITY_NAMES: set[str] = {"f"}
+#: names of the built-in entry symbols: softmax probability, logit, x entry, log f.
+#: Parameter names may not take them, so a name here is always that entry symbol.
+BUILTIN_ENTRY_NAMES = frozenset({"f", "z", "x", "logf"})
 
 
-def register_entry_symbol(symbol: sp.Symbol, *, probability: bool = False) -> None:
-    """Mark a symbol as an entry symbol (an n-vector parameter)."""
-    ENTRY_NAMES.add(str(symbol))
-    if probability:
-        PROBABILITY_NAMES.add(str(symbol))
-    else:
-        PROBABILITY_NAMES.discard(str(symbol))
+class VectorSymbol(sp.Symbol):
+    """Entry symbol of a vector parameter; its class carries the rule and the space.
+
+    The role travels with the symbol itself (no registry): two specs may declare
+    the same name with different roles and neither affects the other. Sorting
+    keys are those of a plain :class:`sympy.Symbol` of the same name, so printed
+    code does not depend on the class.
+    """
+
+    __slots__ = ()
+    #: "probability", "positive", "nonnegative" or "real"
+    rule: str = "real"
+    #: "z" (one entry per logit, shape (n,)) or "x" (one per coordinate, shape (d,))
+    space: str = "z"
+
+    @classmethod
+    def class_key(cls) -> tuple[int, int, str]:
+        return sp.Symbol.class_key()
+
+
+def _vector_class(rule: str, space: str) -> type[VectorSymbol]:
+    qualname = f"{rule.capitalize()}{space.upper()}Vector"
+    cls = type(qualname, (VectorSymbol,), {"__slots__": (), "rule": rule, "space": space})
+    # SymPy orders arguments by class *name* (Basic.compare): named "Symbol", a
+    # parameter sorts exactly like a plain symbol; the qualified name finds it for pickle.
+    cls.__name__ = "Symbol"
+    return cls
+
+
+#: one symbol class per (rule, space); module attributes so that symbols pickle.
+VECTOR_CLASSES: dict[tuple[str, str], type[VectorSymbol]] = {}
+for _rule in ("probability", "positive", "nonnegative", "real"):
+    for _space in ("z", "x"):
+        _cls = _vector_class(_rule, _space)
+        VECTOR_CLASSES[(_rule, _space)] = _cls
+        globals()[_cls.__qualname__] = _cls
+
+
+def vector_symbol(name: str, rule: str, space: str) -> VectorSymbol:
+    """The entry symbol of a vector parameter ``name`` with ``rule`` in ``space``."""
+    return VECTOR_CLASSES[(rule, space)](name, real=True)
+
+
+def is_entry_symbol(s: sp.Basic) -> bool:
+    """True for the built-in entry symbols and every vector parameter's symbol."""
+    return isinstance(s, VectorSymbol) or (
+        isinstance(s, sp.Symbol) and s.name in BUILTIN_ENTRY_NAMES
+    )
+
+
+def is_probability(e: sp.Basic) -> bool:
+    """True for ``f`` and for a probability-vector parameter (entries summing to one)."""
+    if isinstance(e, VectorSymbol):
+        return e.rule == "probability"
+    return isinstance(e, sp.Symbol) and e.name == "f"
 
 
 def is_entrywise(e: sp.Expr) -> bool:
     """True when ``e`` depends on an entry symbol outside every Total."""
     stripped = sp.sympify(e).replace(Total, lambda *a: _OPAQUE)
-    return any(str(s) in ENTRY_NAMES for s in stripped.free_symbols)
+    return any(is_entry_symbol(s) for s in stripped.free_symbols)
 
 
 def split_scalar(e: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
