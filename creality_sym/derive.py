@@ -15,15 +15,29 @@ With ``h = G - f <G, 1>`` the structure lemma reads
 so ``grad L = A^T grad_z`` and ``hess L = A^T hess_z A``: diagonal plus rank
 two, never an n x n expression. An x-space term ``sum_i psi(x_i)`` adds
 ``psi'(x)`` to the gradient and ``diag(psi''(x))`` to the Hessian.
+
+Global sums. A term may contain global sums ``S_k = sum_j g_k(entry j)``
+(``total``/``inner``), inside a summed ``phi(entry; S)`` or in a scalar
+``Psi(S)`` (``summed=False``). With ``Phi(z, S) = sum_j phi + Psi`` and
+``L_k = dPhi/dS_k`` (a scalar) the chain rule gives
+
+    grad_z   = structure gradient of  phi + sum_k L_k g_k       (L_k, S held fixed)
+    hess_z   = structure Hessian  of  phi + sum_k L_k g_k
+               + sum_k (r_k s_k^T + s_k r_k^T) + sum_kl L_kl s_k s_l^T
+
+with ``s_k = grad_z S_k`` and ``r_k`` the structure gradient of ``dphi/dS_k``
+(both per-entry gradients), ``L_kl = d^2 Phi / dS_k dS_l``: still diagonal
+plus low rank, with the columns ``[s_1..s_m, r_1..r_m]`` and the core
+``[[L_kl, I], [I, 0]]``. Sums that do not depend on ``z`` drop out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy as sp
 
-from creality_sym.spec import Spec, Term, f, x, z
+from creality_sym.spec import Spec, SpecError, Term, f, x, z
 from creality_sym.vector import (
     LowRank,
     Total,
@@ -83,6 +97,36 @@ class HessianPieces:
 
 
 @dataclass(frozen=True)
+class LowRankPart:
+    """``U C U^T``: columns ``U`` (entry expressions), their sums, a symmetric core ``C``.
+
+    ``columns[i]`` is an n-vector (a per-entry gradient, so ``totals[i]`` =
+    ``<1, U_i>`` is known symbolically); ``core[i][j]`` is a scalar expression.
+    Empty for a spec without global sums.
+    """
+
+    columns: tuple[sp.Expr, ...] = ()
+    totals: tuple[sp.Expr, ...] = ()
+    core: tuple[tuple[sp.Expr, ...], ...] = ()
+
+    @property
+    def rank(self) -> int:
+        return len(self.columns)
+
+    @property
+    def matrix(self) -> LowRank:
+        terms = []
+        for i, u in enumerate(self.columns):
+            for j, v in enumerate(self.columns):
+                if self.core[i][j] != 0:
+                    terms.append((self.core[i][j], u, v))
+        return LowRank(sp.Integer(0), tuple(terms))
+
+
+NO_LOW_RANK = LowRankPart()
+
+
+@dataclass(frozen=True)
 class TermDerivation:
     """Gradient and Hessian of one term (unweighted) or of the weighted total.
 
@@ -100,10 +144,22 @@ class TermDerivation:
     pieces: HessianPieces
     x_gradient: sp.Expr
     x_hessian: sp.Expr
+    #: the scalar (not summed) part of the z-space loss, a function of global sums
+    loss_scalar: sp.Expr = sp.Integer(0)
+    #: the low-rank part the global sums add to the z-Hessian
+    low_rank: LowRankPart = field(default=NO_LOW_RANK)
 
     @property
     def z_hessian(self) -> LowRank:
-        return self.pieces.matrix
+        """The full z-Hessian: the base (diag + rank two) plus the low-rank part."""
+        if not self.low_rank.rank:
+            return self.pieces.matrix
+        return self.pieces.matrix + self.low_rank.matrix
+
+    @property
+    def loss_value(self) -> sp.Expr:
+        """The z-space loss as one scalar: ``sum_j phi + Psi``."""
+        return Total(self.loss_z) + self.loss_scalar
 
     @property
     def z_gradient_total(self) -> sp.Expr:
@@ -112,7 +168,7 @@ class TermDerivation:
 
     @property
     def has_z(self) -> bool:
-        return self.parts != ZERO_PARTS
+        return self.parts != ZERO_PARTS or self.loss_scalar != 0
 
     @property
     def has_x(self) -> bool:
@@ -183,57 +239,160 @@ def structure(parts: EntryParts, kappa: sp.Expr) -> tuple[sp.Expr, HessianPieces
     return grad, HessianPieces(delta, p, c, ones, sp.expand(total(ones)))
 
 
+def _x_derivation(name: str, weight: sp.Expr, psi: sp.Expr) -> TermDerivation:
+    psi = tidy(psi)
+    return TermDerivation(
+        name=name,
+        weight=weight,
+        loss_z=sp.Integer(0),
+        loss_x=psi,
+        parts=ZERO_PARTS,
+        z_gradient=sp.Integer(0),
+        pieces=HessianPieces(*(sp.Integer(0),) * 5),
+        x_gradient=tidy(sp.diff(psi, x)),
+        x_hessian=tidy(sp.diff(psi, x, 2)),
+    )
+
+
+def _global_sums(terms: list[tuple[Term, sp.Expr]]) -> list[Total]:
+    """Every global sum of the z-space terms, in a canonical order."""
+    found = {t for term, _ in terms for t in sp.preorder_traversal(term.phi) if isinstance(t, Total)}
+    return sorted(found, key=sp.default_sort_key)
+
+
+def derive_z(terms: list[tuple[Term, sp.Expr]], kappa: sp.Expr) -> dict[str, object]:
+    """z-space derivation of ``sum_t weight_t * term_t`` (terms as ``(term, weight)``).
+
+    Without global sums this is the structure lemma on the weighted sum of the
+    terms' entry quantities; with them, the chain rule of the module docstring.
+    """
+    sums = _global_sums(terms)
+    if not sums:
+        parts = ZERO_PARTS
+        for term, weight in terms:
+            parts = parts + entry_parts(term.phi).scaled(weight)
+        grad, hess = structure(parts, kappa)
+        return {"loss_z": parts.phi, "parts": parts, "z_gradient": grad, "pieces": hess}
+    sigma = [sp.Symbol(f"_sum{k}", real=True) for k in range(len(sums))]
+    ell = [sp.Symbol(f"_adj{k}", real=True) for k in range(len(sums))]
+    to_sigma = dict(zip(sums, sigma, strict=True))
+    summands = [s.args[0] for s in sums]
+    phi = sp.Integer(0)
+    psi = sp.Integer(0)
+    parts = ZERO_PARTS
+    for term, weight in terms:
+        expr = term.phi.xreplace(to_sigma)
+        if term.summed:
+            phi += weight * expr
+            parts = parts + entry_parts(expr).scaled(weight)
+        else:
+            psi += weight * expr
+    adjoint = [tidy(reduction(sp.diff(phi, s)) + sp.diff(psi, s)) for s in sigma]
+    for lk, gk in zip(ell, summands, strict=True):
+        parts = parts + entry_parts(gk).scaled(lk)
+    grad, hess = structure(parts, kappa)
+    from_sigma = {s: t for s, t in zip(sigma, sums, strict=True)}
+    adjoint_map = {lk: a.xreplace(from_sigma) for lk, a in zip(ell, adjoint, strict=True)}
+
+    def back(e: sp.Expr) -> sp.Expr:
+        return tidy(sp.sympify(e).xreplace(adjoint_map).xreplace(from_sigma))
+
+    # per-entry gradients of the sums (s_k) and of dphi/dS_k (r_k)
+    s_cols = [back(structure(entry_parts(g), kappa)[0]) for g in summands]
+    r_cols = [back(structure(entry_parts(sp.diff(phi, s)), kappa)[0]) for s in sigma]
+    live = [k for k, col in enumerate(s_cols) if col != 0]  # sums constant in z drop out
+    columns: list[sp.Expr] = []
+    index_s: dict[int, int] = {}
+    index_r: dict[int, int] = {}
+    for k in live:
+        index_s[k] = len(columns)
+        columns.append(s_cols[k])
+    for k in live:
+        if r_cols[k] != 0:
+            index_r[k] = len(columns)
+            columns.append(r_cols[k])
+    core = [[sp.Integer(0)] * len(columns) for _ in columns]
+    for k in live:
+        for m in live:
+            second = sp.diff(phi, sigma[k], sigma[m])
+            value = back(reduction(second) + sp.diff(psi, sigma[k], sigma[m]))
+            core[index_s[k]][index_s[m]] = value
+        if k in index_r:
+            core[index_s[k]][index_r[k]] = sp.Integer(1)
+            core[index_r[k]][index_s[k]] = sp.Integer(1)
+    low_rank = LowRankPart(
+        columns=tuple(columns),
+        totals=tuple(sp.expand(total(col)) for col in columns),
+        core=tuple(tuple(row) for row in core),
+    )
+    pieces = HessianPieces(*(back(getattr(hess, k)) for k in HessianPieces.__dataclass_fields__))
+    return {
+        "loss_z": tidy(phi.xreplace(from_sigma)),
+        "loss_scalar": tidy(psi.xreplace(from_sigma)),
+        "parts": EntryParts(*(back(getattr(parts, k)) for k in _PART_NAMES)),
+        "z_gradient": back(grad),
+        "pieces": pieces,
+        "low_rank": low_rank,
+    }
+
+
 def derive_term(term: Term, kappa: sp.Expr) -> TermDerivation:
     """Derive one term, unweighted."""
     if term.space == "x":
-        psi = tidy(term.phi)
-        return TermDerivation(
-            name=term.name,
-            weight=term.weight,
-            loss_z=sp.Integer(0),
-            loss_x=psi,
-            parts=ZERO_PARTS,
-            z_gradient=sp.Integer(0),
-            pieces=HessianPieces(*(sp.Integer(0),) * 5),
-            x_gradient=tidy(sp.diff(psi, x)),
-            x_hessian=tidy(sp.diff(psi, x, 2)),
-        )
-    parts = entry_parts(term.phi)
-    grad, hess = structure(parts, kappa)
+        return _x_derivation(term.name, term.weight, term.phi)
     return TermDerivation(
         name=term.name,
         weight=term.weight,
-        loss_z=parts.phi,
         loss_x=sp.Integer(0),
-        parts=parts,
-        z_gradient=grad,
-        pieces=hess,
         x_gradient=sp.Integer(0),
         x_hessian=sp.Integer(0),
+        **derive_z([(term, sp.Integer(1))], kappa),
     )
 
 
 def derive(spec: Spec) -> Derivation:
-    """Derive every term of ``spec`` and the weighted total."""
+    """Derive every term of ``spec`` and the weighted total.
+
+    Raises :class:`SpecError` naming the term's ``file:line`` when a term
+    cannot be derived.
+    """
     kappa = spec.logit_scale
-    terms = {t.name: derive_term(t, kappa) for t in spec.terms}
-    parts = ZERO_PARTS
+    terms = {}
+    for t in spec.terms:
+        try:
+            terms[t.name] = derive_term(t, kappa)
+        except SpecError:
+            raise
+        except Exception as exc:  # SymPy failures become a located, one-line error
+            raise SpecError(
+                f"{t.where or spec.path}: term {t.name!r} cannot be derived "
+                f"({type(exc).__name__}: {exc}); rewrite it with smooth elementary functions"
+            ) from None
+    z_terms = [(t, t.weight) for t in spec.terms if t.space == "z"]
     loss_x = sp.Integer(0)
     for t in spec.terms:
-        d = terms[t.name]
-        parts = parts + d.parts.scaled(t.weight)
-        loss_x = loss_x + t.weight * d.loss_x
+        loss_x = loss_x + t.weight * terms[t.name].loss_x
     loss_x = tidy(loss_x)
-    grad, hess = structure(parts, kappa)
+    try:
+        z_part = derive_z(z_terms, kappa) if z_terms else None
+    except Exception as exc:
+        raise SpecError(
+            f"{spec.path or spec.name}: the total loss cannot be derived "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    if z_part is None:
+        z_part = {
+            "loss_z": sp.Integer(0),
+            "parts": ZERO_PARTS,
+            "z_gradient": sp.Integer(0),
+            "pieces": HessianPieces(*(sp.Integer(0),) * 5),
+        }
     total_derivation = TermDerivation(
         name="total",
         weight=sp.Integer(1),
-        loss_z=parts.phi,
         loss_x=loss_x,
-        parts=parts,
-        z_gradient=grad,
-        pieces=hess,
         x_gradient=tidy(sp.diff(loss_x, x)),
         x_hessian=tidy(sp.diff(loss_x, x, 2)),
+        **z_part,
     )
     return Derivation(spec=spec, terms=terms, total=total_derivation)

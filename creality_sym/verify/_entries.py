@@ -26,6 +26,11 @@ LOGF = sp.Symbol("logf_", real=True)
 Value = object  # a float64 array/scalar or an mpf list/scalar
 
 
+def _has_entry_f(e: sp.Basic) -> bool:
+    """True when ``f`` occurs in ``e`` outside every global sum (a log of a sum is fine)."""
+    return e.replace(Total, lambda *a: sp.Integer(1)).has(f)
+
+
 def prepare(expr: object) -> sp.Expr:
     """Rewrite every ``log(f)`` (also ``log(f**k)``, ``log(b*f)``) into :data:`LOGF`.
 
@@ -35,11 +40,11 @@ def prepare(expr: object) -> sp.Expr:
     if not e.has(sp.log):
         return e
     e = e.replace(
-        lambda a: isinstance(a, sp.log) and a.has(f),
+        lambda a: isinstance(a, sp.log) and _has_entry_f(a),
         lambda a: sp.expand_log(a, force=True),
     )
     e = e.xreplace({sp.log(f): LOGF})
-    bad = [a for a in e.atoms(sp.log) if a.has(f)]
+    bad = [a for a in e.atoms(sp.log) if _has_entry_f(a)]
     if bad:
         raise ValueError(f"cannot rewrite {bad[0]} as logit - logsumexp; write log(f) explicitly")
     return e
