@@ -256,7 +256,12 @@ def _x_derivation(name: str, weight: sp.Expr, psi: sp.Expr) -> TermDerivation:
 
 def _global_sums(terms: list[tuple[Term, sp.Expr]]) -> list[Total]:
     """Every global sum of the z-space terms, in a canonical order."""
-    found = {t for term, _ in terms for t in sp.preorder_traversal(term.phi) if isinstance(t, Total)}
+    found = {
+        node
+        for term, _ in terms
+        for node in sp.preorder_traversal(term.phi)
+        if isinstance(node, Total)
+    }
     return sorted(found, key=sp.default_sort_key)
 
 
