@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,28 +92,10 @@ def render_all(derivations: list[Derivation], layout: Layout) -> dict[str, str]:
 
 
 def write_tree(files: dict[str, str], target: Path) -> None:
-    """Atomically replace ``target`` with exactly ``files``."""
-    target = Path(target)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    old = target.with_name(f"{target.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        for rel, text in files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(text.encode())
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old.exists():
-            os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    """Atomically replace ``target`` with exactly ``files`` (see :mod:`creality_sym.atomic`)."""
+    from creality_sym.atomic import write_tree as atomic_write_tree
+
+    atomic_write_tree(files, Path(target))
 
 
 def derive_all(layout: Layout) -> list[Derivation]:
