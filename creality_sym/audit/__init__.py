@@ -7,7 +7,15 @@ See :mod:`creality_sym.audit.bounds` for how a bound is stated and
 :mod:`creality_sym.audit.runner` for the budget.
 """
 
-from creality_sym.audit.bounds import Bound, default_bounds, evaluate, load_bounds, select
+from creality_sym.audit.bounds import (
+    Bound,
+    EvaluationError,
+    default_bounds,
+    evaluate,
+    load_bounds,
+    safe_name,
+    select,
+)
 from creality_sym.audit.instance import (
     Instance,
     default_model,
@@ -16,8 +24,9 @@ from creality_sym.audit.instance import (
     project,
     spectral_norm,
 )
+from creality_sym.audit.limits import EvaluationTimeout
 from creality_sym.audit.replay import Replay, replay
-from creality_sym.audit.runner import DEFAULT_BUDGET, Verdict, audit
+from creality_sym.audit.runner import DEFAULT_BUDGET, DEFAULT_CAP, Verdict, audit
 
 __all__ = [
     "Bound",
@@ -36,4 +45,8 @@ __all__ = [
     "min_eig",
     "max_eig",
     "DEFAULT_BUDGET",
+    "DEFAULT_CAP",
+    "EvaluationError",
+    "EvaluationTimeout",
+    "safe_name",
 ]

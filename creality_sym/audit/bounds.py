@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import importlib.util
 import math
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -21,10 +22,14 @@ from typing import Any
 import numpy as np
 
 from creality_sym.audit.instance import Instance
+from creality_sym.audit.limits import time_limit
 
 __all__ = [
     "Bound",
+    "EvaluationError",
     "evaluate",
+    "real_value",
+    "safe_name",
     "is_violation",
     "objective",
     "tightness",
@@ -123,11 +128,75 @@ class Bound:
         digest = hashlib.sha256(f"{seed}:{self.id}".encode()).digest()
         return int.from_bytes(digest[:8], "little")
 
+    def domain(self) -> str:
+        """The searched space in words, e.g. ``"n 1-8, d 1-6, R 1-5"``.
 
-def evaluate(bound: Bound, inst: Instance) -> tuple[float, float]:
-    """``(lhs, rhs)`` of a deterministic bound at ``inst`` (floats)."""
+        Statistical claims draw their own instances: their trial's ``domain``
+        attribute, when it has one.
+        """
+        if self.kind == "statistical":
+            return str(getattr(self.trial, "domain", "drawn by the trial"))
+
+        def span(name: str, lo: float, hi: float) -> str:
+            return f"{name} {lo:g}" if lo == hi else f"{name} {lo:g}-{hi:g}"
+
+        text = ", ".join([span("n", *self.n), span("d", *self.d), span("R", 1.0, self.R_max)])
+        return text + (", premise" if self.assume is not None else "")
+
+
+class EvaluationError(ValueError):
+    """A bound's ``lhs`` or ``rhs`` gave no finite real number."""
+
+
+def real_value(value: Any, what: str) -> float:
+    """``value`` as a finite float, or :class:`EvaluationError` naming ``what``.
+
+    Python and numpy integers and floats (also 0-d arrays) are accepted;
+    strings, booleans, complex numbers, arrays with entries, NaN and
+    infinities are not.
+    """
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not ok and isinstance(value, np.ndarray) and value.shape == ():
+        ok = value.dtype.kind in "iuf"
+    if not ok:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise EvaluationError(f"{what} returned {type(value).__name__} {shown}, not a real number")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise EvaluationError(f"{what} returned an integer too large for a float") from None
+    if not math.isfinite(out):
+        raise EvaluationError(f"{what} is {out} (not finite)")
+    return out
+
+
+def evaluate(bound: Bound, inst: Instance, *, timeout: float | None = None) -> tuple[float, float]:
+    """``(lhs, rhs)`` of a deterministic bound at ``inst``: finite floats.
+
+    Raises :class:`EvaluationError` for a value that is not a finite real
+    number and :class:`~creality_sym.audit.limits.EvaluationTimeout` when the
+    pair takes longer than ``timeout`` seconds (None: no limit).
+    """
     assert bound.lhs is not None and bound.rhs is not None
-    return float(bound.lhs(inst)), float(bound.rhs(inst))
+    with time_limit(timeout):
+        lhs, rhs = bound.lhs(inst), bound.rhs(inst)
+    return real_value(lhs, "lhs"), real_value(rhs, "rhs")
+
+
+def safe_name(bound_id: str) -> str:
+    """A file name for ``bound_id``: letters, digits, ``.``, ``_`` and ``-`` only.
+
+    Ids that need changing (``../x``, ``a/b``, spaces) get a short hash of the
+    id appended, so that two different ids never share a file.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", bound_id).strip("._-")[:80]
+    if name == bound_id:
+        return name
+    digest = hashlib.sha256(bound_id.encode()).hexdigest()[:8]
+    return f"{name or 'bound'}-{digest}"
 
 
 def is_violation(bound: Bound, lhs: float, rhs: float) -> bool:

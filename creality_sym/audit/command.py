@@ -1,27 +1,68 @@
 """``creality audit``: attack every stated bound, or replay a counterexample.
 
 Exit status: 0 when every verdict matches its bound's ``expect`` (for
-``--replay``: when the replay reproduces the recorded verdict), 1 otherwise
-(the mismatches are named), 2 on bad arguments or files.
+``--replay``: when the replay reproduces the recorded verdict); 1 when a
+check failed (a verdict, ``error`` and ``undecided`` included, that does not
+match its expectation; a replay that does not reproduce); 2 when the audit
+could not run (a bad argument or file). Every failure of the last kind is
+one line on stderr, ``creality audit: ...``, naming the argument or file.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
-from creality_sym.audit.bounds import default_bounds, load_bounds, select
-from creality_sym.audit.instance import DEFAULT_MODEL
+from creality_sym.audit.bounds import Bound, default_bounds, load_bounds, select
+from creality_sym.audit.instance import DEFAULT_MODEL, resolve_model
+from creality_sym.audit.limits import DEFAULT_EVAL_TIMEOUT
 from creality_sym.audit.replay import replay
-from creality_sym.audit.runner import DEFAULT_BUDGET, Verdict, audit
+from creality_sym.audit.runner import DEFAULT_BUDGET, DEFAULT_CAP, Verdict, audit
+
+__all__ = ["configure", "run", "format_table", "DEFAULT_OUT", "EXIT_MISMATCH", "EXIT_USAGE"]
 
 #: where counterexamples go unless ``--out`` says otherwise
 DEFAULT_OUT = "creality-audit"
 
+#: exit status when a verdict does not match its expectation
+EXIT_MISMATCH = 1
+#: exit status when the audit could not run
+EXIT_USAGE = 2
+
+PROG = "creality audit"
+
+
+class UsageError(Exception):
+    """A bad argument or input file: one line, exit status 2."""
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make argparse's own errors (bad values, unknown options) one line, exit 2."""
+
+    def error(message: str) -> NoReturn:
+        print(f"{PROG}: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    plain = parser.parse_known_args
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
+        ns, extras = plain(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns, extras
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    _one_line_errors(parser)
     parser.add_argument(
         "--lemma",
         metavar="ID",
@@ -33,16 +74,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bounds",
         metavar="FILE",
-        help="a Python file defining BOUNDS (default: derivations/lemmas.py)",
+        help="a Python file defining BOUNDS (default: derivations/lemmas.py); it is executed",
     )
     parser.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     parser.add_argument(
         "--budget",
         type=float,
-        default=DEFAULT_BUDGET,
+        default=None,
         metavar="SECONDS",
         help=f"total search time for all selected bounds (default {DEFAULT_BUDGET:g}); "
-        "shrinking each counterexample adds up to 2 s",
+        "shrinking each counterexample adds up to 2 s. With --max-evals: only a time cap "
+        f"(default {DEFAULT_CAP:g})",
+    )
+    parser.add_argument(
+        "--max-evals",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluations per bound (trials for statistical claims): the search is then "
+        "the same for the same --seed, and time is only a cap",
+    )
+    parser.add_argument(
+        "--eval-timeout",
+        type=float,
+        default=DEFAULT_EVAL_TIMEOUT,
+        metavar="SECONDS",
+        help="time limit of one evaluation of lhs/rhs or one trial; a longer one counts as "
+        f"an evaluation error (default {DEFAULT_EVAL_TIMEOUT:g})",
     )
     parser.add_argument(
         "--workers",
@@ -52,7 +110,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="bounds audited in parallel processes (default 1)",
     )
     parser.add_argument(
-        "--replay", metavar="FILE", help="re-evaluate a saved counterexample (.npz) and exit"
+        "--replay",
+        metavar="FILE",
+        help="re-evaluate a saved counterexample (.npz) against the default registry "
+        "(or --bounds) and exit; nothing the file names is run",
     )
     parser.add_argument(
         "--out",
@@ -65,9 +126,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+HEAD = ("id", "expect", "verdict", "instances", "tightness (worst lhs/rhs)", "searched", "time")
+
+
 def format_table(verdicts: Sequence[Verdict]) -> str:
-    """The verdict table: id, expect, verdict, instances, tightness, time."""
-    head = ("id", "expect", "verdict", "instances", "tightness (worst lhs/rhs)", "time")
+    """The verdict table: id, expect, verdict, instances, tightness, searched domain, time."""
     rows = [
         (
             v.id,
@@ -75,12 +138,13 @@ def format_table(verdicts: Sequence[Verdict]) -> str:
             v.verdict + ("" if v.ok else " !"),
             str(v.instances),
             v.tightness_text(),
+            v.domain,
             f"{v.seconds:.1f}s",
         )
         for v in verdicts
     ]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    right = {3, 5}
+    widths = [max(len(r[i]) for r in [HEAD, *rows]) for i in range(len(HEAD))]
+    right = {3, 6}
 
     def fmt(r: Sequence[str]) -> str:
         cells = [
@@ -89,11 +153,11 @@ def format_table(verdicts: Sequence[Verdict]) -> str:
         ]
         return "  ".join(cells).rstrip()
 
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+    return "\n".join([fmt(HEAD), fmt(["-" * w for w in widths]), *map(fmt, rows)])
 
 
 def _details(v: Verdict) -> str:
-    lines = [f"{v.id}: {v.statement}"]
+    lines = [f"{v.id}: {v.statement}", f"  searched: {v.domain}"]
     if v.counterexample is not None:
         ce = v.counterexample
         lines.append(f"  counterexample (n={ce.n}, d={ce.d}): lhs = {v.lhs!r} > rhs = {v.rhs!r}")
@@ -102,17 +166,76 @@ def _details(v: Verdict) -> str:
             lines.append(f"  saved: {v.path}   (replay: creality audit --replay {v.path})")
     elif v.kind == "statistical":
         lines.append(f"  failures {v.failures}/{v.instances} trials; {v.tightness_text()}")
-    if v.message:
-        lines.append(f"  note: {v.errors} evaluation error(s); first: {v.message}")
+    lines += [f"  note: {note}" for note in v.notes]
     return "\n".join(lines)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    if args.budget is not None and not (math.isfinite(args.budget) and args.budget > 0):
+        raise UsageError(f"--budget must be a finite number of seconds > 0; got {args.budget}")
+    if args.max_evals is not None and args.max_evals < 1:
+        raise UsageError(f"--max-evals must be an integer >= 1; got {args.max_evals}")
+    if not (math.isfinite(args.eval_timeout) and args.eval_timeout > 0):
+        raise UsageError(f"--eval-timeout must be a number of seconds > 0; got {args.eval_timeout}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be an integer >= 1; got {args.workers}")
+
+
+def _check_out(out: str) -> None:
+    """``--out`` must be a folder this user can write (or create)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--out {out}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {probe} is not writable")
+
+
+def _load(args: argparse.Namespace) -> list[Bound]:
+    try:
+        bounds = load_bounds(args.bounds) if args.bounds else default_bounds()
+    except Exception as exc:  # a bounds file can fail in any way; load_bounds names file:line
+        where = f"--bounds {args.bounds}" if args.bounds else "the default registry"
+        raise UsageError(f"{where}: {exc}") from exc
+    try:
+        return select(bounds, args.lemma)
+    except ValueError as exc:
+        raise UsageError(f"--lemma: {str(exc).removeprefix('lemma: ')}") from exc
+
+
+def _model(args: argparse.Namespace) -> Any:
+    try:
+        return resolve_model(args.model)
+    except ValueError as exc:
+        raise UsageError(f"--model {args.model or DEFAULT_MODEL}: {exc}") from exc
+
+
 def _run_replay(args: argparse.Namespace) -> int:
-    r = replay(args.replay, bounds=args.bounds, model=args.model)
-    print(f"replay {args.replay}: bound {r.bound_id}")
+    bounds: Any = None
+    if args.bounds:
+        try:
+            bounds = load_bounds(args.bounds)
+        except ValueError as exc:
+            raise UsageError(f"--bounds {args.bounds}: {exc}") from exc
+    model = _model(args)
+    try:
+        r = replay(args.replay, bounds=bounds, model=model, eval_timeout=args.eval_timeout)
+    except ValueError as exc:
+        raise UsageError(f"--replay {args.replay}: {exc}") from exc
+    print(f"replay {args.replay}: bound {r.bound_id} from {r.bounds_from}")
+    if r.recorded_source:
+        print(f"recorded source: {r.recorded_source} (not executed; --bounds FILE to use a file)")
+    note = "" if r.recorded_model in ("", r.model_name) else f" (recorded: {r.recorded_model})"
+    print(f"model: {r.model_name}{note}")
     print(r.instance.describe(digits=17))
     print(f"lhs = {r.lhs!r}")
     print(f"rhs = {r.rhs!r}")
+    if r.message:
+        print(f"evaluation error: {r.message}")
     print(
         f"verdict: {r.verdict} (recorded: {r.recorded_verdict}; "
         f"values {'identical' if r.exact else 'differ'}: recorded lhs = {r.recorded_lhs!r}, "
@@ -121,38 +244,63 @@ def _run_replay(args: argparse.Namespace) -> int:
     if r.assumptions_broken:
         print(f"instance breaks the assumptions: {', '.join(r.assumptions_broken)}")
     print("reproduced" if r.reproduced else "NOT reproduced")
-    return 0 if r.reproduced else 1
+    return 0 if r.reproduced else EXIT_MISMATCH
 
 
-def run(args: argparse.Namespace) -> int:
+def _mode(args: argparse.Namespace) -> str:
+    if args.max_evals is None:
+        budget = DEFAULT_BUDGET if args.budget is None else args.budget
+        return f"budget {budget:g} s"
+    cap = DEFAULT_CAP if args.budget is None else args.budget
+    return f"max-evals {args.max_evals} per bound (time cap {cap:g} s)"
+
+
+def _audit(args: argparse.Namespace) -> int:
+    _check_out(args.out)
+    bounds = _load(args)
+    model = _model(args)
+    start = time.monotonic()
     try:
-        if args.replay:
-            return _run_replay(args)
-        bounds = load_bounds(args.bounds) if args.bounds else default_bounds()
-        bounds = select(bounds, args.lemma)
-        start = time.monotonic()
         verdicts = audit(
             bounds,
-            model=args.model,
+            model=model,
             seed=args.seed,
             budget=args.budget,
             workers=args.workers,
             out=args.out,
+            max_evals=args.max_evals,
+            eval_timeout=args.eval_timeout,
         )
-    except ValueError as exc:
-        print(f"creality audit: error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: cannot write there ({exc.strerror or exc})") from exc
     print(format_table(verdicts))
     print()
     for v in verdicts:
-        if v.verdict != "holds" or v.kind == "statistical" or v.message:
+        if v.verdict != "holds" or v.kind == "statistical" or v.notes:
             print(_details(v))
             print()
+    print(
+        f"{len(verdicts)} bounds, seed {args.seed}, {_mode(args)}, {time.monotonic() - start:.1f}s"
+    )
+    capped = [v.id for v in verdicts if v.capped]
+    if capped:
+        print(f"time cap reached for {', '.join(capped)}: raise --budget to make this repeatable")
     bad = [v for v in verdicts if not v.ok]
-    print(f"{len(verdicts)} bounds, seed {args.seed}, {time.monotonic() - start:.1f}s")
     if bad:
         names = ", ".join(f"{v.id} (expected {v.expect}, got {v.verdict})" for v in bad)
         print(f"MISMATCH: {names}")
-        return 1
+        return EXIT_MISMATCH
     print("every verdict matches its expectation")
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        _check_args(args)
+        return _run_replay(args) if args.replay else _audit(args)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # never a traceback: one line, and the run counts as not run
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -72,6 +72,12 @@ def diagonal_part(model: ModuleType, x, A, b, w, gamma) -> np.ndarray:
     return np.asarray(delta, dtype=np.float64)
 
 
+def _domain(n: int, d: tuple[int, int]) -> str:
+    """What a trial draws, for the verdict table (``R`` is uniform in [1, 2])."""
+    dd = f"d {d[0]}" if d[0] == d[1] else f"d {d[0]}-{d[1]}"
+    return f"n {n}, {dd}, R 1-2, random"
+
+
 def _draw(rng: np.random.Generator, n: int, d_range: tuple[int, int], R_range, w_range):
     """A random instance with heterogeneous rows: ``A, x, b, w, gamma, R``."""
     d = int(rng.integers(d_range[0], d_range[1] + 1))
@@ -114,6 +120,7 @@ def sampling_spectral(
         lam = scipy.linalg.eigh(Mt, M, eigvals_only=True)
         return bool(lam[0] < 1 - eps or lam[-1] > 1 + eps)
 
+    trial.domain = _domain(n, d)  # type: ignore[attr-defined]
     return trial
 
 
@@ -181,4 +188,5 @@ def newton_rate(
                 return True
         return False
 
+    trial.domain = _domain(n, d)  # type: ignore[attr-defined]
     return trial

@@ -1,9 +1,15 @@
 """Replay a saved counterexample (``.npz``) exactly.
 
-The file holds every instance field, the bound id, its source file, and the
-recorded ``lhs``, ``rhs`` and verdict. Replaying re-evaluates the bound on
-those exact numbers; it *reproduces* when the fresh verdict equals the
-recorded one (``creality audit --replay`` exits 0 then, 1 otherwise).
+The file holds every instance field, the bound id, its source file, the
+model's name and the recorded ``lhs``, ``rhs`` and verdict. Replaying
+re-evaluates the bound on those exact numbers; it *reproduces* when the
+fresh verdict equals the recorded one (``creality audit --replay`` exits 0
+then, 1 otherwise).
+
+A counterexample file is data, never code: the recorded ``source`` and
+``model`` are shown, not run or imported. The bound comes from the default
+registry or from the bounds the caller names; the model is the one the
+caller names, else the generated default.
 """
 
 from __future__ import annotations
@@ -15,15 +21,29 @@ from types import ModuleType
 
 import numpy as np
 
-from creality_sym.audit.bounds import Bound, default_bounds, evaluate, is_violation, load_bounds
+from creality_sym.audit.bounds import (
+    Bound,
+    EvaluationError,
+    default_bounds,
+    evaluate,
+    is_violation,
+    load_bounds,
+)
 from creality_sym.audit.instance import Instance, resolve_model, violates_assumptions
+from creality_sym.audit.limits import DEFAULT_EVAL_TIMEOUT, EvaluationTimeout, time_limit
 
 __all__ = ["Replay", "replay", "load_counterexample"]
 
 
 @dataclass
 class Replay:
-    """A replayed counterexample: fresh ``lhs``/``rhs`` against the recorded ones."""
+    """A replayed counterexample: fresh ``lhs``/``rhs`` against the recorded ones.
+
+    ``verdict`` is ``"violated"``, ``"holds"`` or ``"error"`` (``message`` says
+    why: a value that is not a finite number, an exception, a timeout).
+    ``bounds_from`` and ``model_name`` say what was used; ``recorded_source``
+    and ``recorded_model`` what the file names.
+    """
 
     bound_id: str
     instance: Instance
@@ -34,6 +54,11 @@ class Replay:
     recorded_lhs: float
     recorded_rhs: float
     assumptions_broken: list[str]
+    recorded_source: str = ""
+    recorded_model: str = ""
+    bounds_from: str = ""
+    model_name: str = ""
+    message: str = ""
 
     @property
     def reproduced(self) -> bool:
@@ -47,39 +72,49 @@ class Replay:
 
 
 def load_counterexample(path: str | Path) -> tuple[Instance, dict[str, object]]:
-    """The instance and the metadata (``bound_id``, ``source``, ...) of a ``.npz`` file."""
+    """The instance and the metadata (``bound_id``, ``source``, ...) of a ``.npz`` file.
+
+    ``ValueError`` naming the file when it is missing, unreadable or malformed.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"replay: file not found: {path}")
+        raise ValueError(f"{path}: file not found")
     try:
         with np.load(path, allow_pickle=False) as data:
             fields = {k: data[k] for k in data.files}
     except Exception as exc:
-        raise ValueError(f"replay: {path} is not a counterexample file ({exc})") from exc
+        raise ValueError(f"{path}: not a counterexample file ({exc})") from exc
     needed = ("A", "x", "y", "b", "w", "gamma", "R", "bound_id")
     missing = [k for k in needed if k not in fields]
     if missing:
-        raise ValueError(f"replay: {path} lacks fields {missing}")
-    inst = Instance(
-        A=np.asarray(fields["A"], dtype=np.float64),
-        x=np.asarray(fields["x"], dtype=np.float64),
-        y=np.asarray(fields["y"], dtype=np.float64),
-        b=np.asarray(fields["b"], dtype=np.float64),
-        w=np.asarray(fields["w"], dtype=np.float64),
-        gamma=float(fields["gamma"]),
-        R=float(fields["R"]),
-    )
-    meta = {k: v.item() for k, v in fields.items() if k not in needed[:7]}
+        raise ValueError(f"{path}: not a counterexample file (lacks fields {missing})")
+    try:
+        A = np.asarray(fields["A"], dtype=np.float64)
+        if A.ndim != 2 or 0 in A.shape:
+            raise ValueError(f"A has shape {A.shape}, not (n, d)")
+        n, d = A.shape
+        arrays = {}
+        for name, size in (("x", d), ("y", d), ("b", n), ("w", n)):
+            arrays[name] = np.asarray(fields[name], dtype=np.float64)
+            if arrays[name].shape != (size,):
+                raise ValueError(f"{name} has shape {arrays[name].shape}, not ({size},)")
+        inst = Instance(A=A, gamma=float(fields["gamma"]), R=float(fields["R"]), **arrays)
+        meta = {k: v.item() for k, v in fields.items() if k not in needed[:7] and v.size == 1}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: malformed counterexample file ({exc})") from exc
+    if "bound_id" not in meta:
+        raise ValueError(f"{path}: malformed counterexample file (bound_id is not one string)")
     return inst, meta
 
 
-def _find_bound(bound_id: str, source: str, bounds: list[Bound] | None) -> Bound:
-    if bounds is None:
-        bounds = load_bounds(source) if source and Path(source).is_file() else default_bounds()
+def _find_bound(bound_id: str, bounds: list[Bound], where: str, source: str) -> Bound:
     for b in bounds:
         if b.id == bound_id:
             return b
-    raise ValueError(f"replay: bound {bound_id!r} not found (source {source or 'default'})")
+    hint = ""
+    if source and where == "the default registry":
+        hint = f"; the file was recorded from {source}: pass --bounds with that file to use it"
+    raise ValueError(f"bound {bound_id!r} is not in {where}{hint}")
 
 
 def replay(
@@ -87,32 +122,45 @@ def replay(
     *,
     bounds: list[Bound] | str | Path | None = None,
     model: ModuleType | str | None = None,
+    eval_timeout: float | None = DEFAULT_EVAL_TIMEOUT,
 ) -> Replay:
     """Re-evaluate a saved counterexample.
 
-    ``bounds``: where to look the bound up (default: the file's recorded
-    source, else the default registry). ``model``: default the recorded
-    model name, else the generated default.
+    ``bounds``: where to look the bound up, a list or a bounds file (default:
+    the default registry); the file's recorded source is never executed.
+    ``model``: a module or a dotted name (default: the generated default
+    model); the recorded model name is never imported. ``eval_timeout``:
+    seconds the evaluation may take.
     """
     inst, meta = load_counterexample(path)
-    if isinstance(bounds, (str, Path)):
-        bounds = load_bounds(bounds)
-    bound = _find_bound(str(meta["bound_id"]), str(meta.get("source", "")), bounds)
-    if model is None and meta.get("model"):
-        try:
-            model = resolve_model(str(meta["model"]))
-        except ValueError:
-            model = None
-    inst = inst.with_model(resolve_model(model))
+    source = str(meta.get("source", ""))
+    if bounds is None:
+        blist, where = default_bounds(), "the default registry"
+    elif isinstance(bounds, (str, Path)):
+        blist, where = load_bounds(bounds), str(bounds)
+    else:
+        blist, where = list(bounds), "the given bounds"
+    bound = _find_bound(str(meta["bound_id"]), blist, where, source)
+    mod = resolve_model(model)
+    inst = inst.with_model(mod)
     broken = violates_assumptions(inst, rtol=1e-12)
-    if bound.assume is not None:
-        assumed = bound.assume(inst)
+    lhs = rhs = math.nan
+    message = ""
+    try:
+        with time_limit(eval_timeout):
+            assumed = bound.assume(inst) if bound.assume is not None else inst
         if assumed is None:
             broken.append(f"premise of {bound.id}")
         else:
             inst = assumed
-    lhs, rhs = evaluate(bound, inst)
-    verdict = "violated" if is_violation(bound, lhs, rhs) else "holds"
+        lhs, rhs = evaluate(bound, inst, timeout=eval_timeout)
+        verdict = "violated" if is_violation(bound, lhs, rhs) else "holds"
+    except EvaluationTimeout:
+        verdict, message = "error", f"evaluation took longer than the {eval_timeout:g} s limit"
+    except EvaluationError as exc:
+        verdict, message = "error", str(exc)
+    except Exception as exc:  # the bound's own code failed
+        verdict, message = "error", f"{type(exc).__name__}: {exc}"
     return Replay(
         bound_id=bound.id,
         instance=inst,
@@ -120,7 +168,19 @@ def replay(
         rhs=rhs,
         verdict=verdict,
         recorded_verdict=str(meta.get("verdict", "violated")),
-        recorded_lhs=float(meta.get("lhs", math.nan)),
-        recorded_rhs=float(meta.get("rhs", math.nan)),
+        recorded_lhs=_float(meta.get("lhs")),
+        recorded_rhs=_float(meta.get("rhs")),
         assumptions_broken=broken,
+        recorded_source=source,
+        recorded_model=str(meta.get("model", "")),
+        bounds_from=where,
+        model_name=getattr(mod, "__name__", str(mod)),
+        message=message,
     )
+
+
+def _float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan

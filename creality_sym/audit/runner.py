@@ -1,10 +1,20 @@
 """Run the auditor: verdicts for a list of bounds, counterexample files, replay.
 
-``budget`` is the *total* search time in seconds for the whole list; with
-one worker each bound gets an equal share of what is left when it starts
-(time a quick bound does not use goes to the next ones); with ``K`` workers
-each bound gets ``budget / ceil(len(bounds) / K)``. Shrinking a
-counterexample adds at most ``shrink_seconds`` per violated bound.
+Timed mode (the default): ``budget`` is the *total* search time in seconds
+for the whole list; with one worker each bound gets an equal share of what
+is left when it starts (time a quick bound does not use goes to the next
+ones); with ``K`` workers each bound gets ``budget / ceil(len(bounds) / K)``.
+Every deterministic bound is evaluated at least :data:`MIN_EVALS` times and
+every statistical claim tried often enough that its interval can decide
+(:func:`~creality_sym.audit.statistical.min_trials`), even past its share
+(by at most :data:`GRACE` seconds). Shrinking a counterexample adds at most
+``shrink_seconds`` per violated bound.
+
+Counted mode (``max_evals=N``): each bound gets exactly ``N`` evaluations
+(trials for statistical claims) and shrinking :data:`SHRINK_EVALS`, so the
+same seed gives the same verdicts, counts and counterexamples; ``budget``
+(default :data:`DEFAULT_CAP`) is then only a time cap, and a bound stopped by
+it is flagged ``capped``.
 """
 
 from __future__ import annotations
@@ -12,35 +22,63 @@ from __future__ import annotations
 import math
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from creality_sym.audit.bounds import Bound, default_bounds, load_bounds, tightness
-from creality_sym.audit.experiments import wilson
+from creality_sym.audit.bounds import Bound, default_bounds, load_bounds, safe_name, tightness
 from creality_sym.audit.instance import Instance, resolve_model
+from creality_sym.audit.limits import DEFAULT_EVAL_TIMEOUT, Limit, alarm_scope
 from creality_sym.audit.search import search
 from creality_sym.audit.shrink import shrink
+from creality_sym.audit.statistical import decide, run_statistical
 
-__all__ = ["Verdict", "audit", "run_bound", "save_counterexample", "DEFAULT_BUDGET"]
+__all__ = [
+    "Verdict",
+    "audit",
+    "run_bound",
+    "save_counterexample",
+    "DEFAULT_BUDGET",
+    "DEFAULT_CAP",
+    "MIN_EVALS",
+]
 
-#: default total search budget in seconds
+#: default total search budget in seconds (timed mode)
 DEFAULT_BUDGET = 30.0
+
+#: default time cap in seconds for the whole list in counted mode (``max_evals``)
+DEFAULT_CAP = 600.0
+
+#: evaluations every deterministic bound gets in timed mode, however small the budget
+MIN_EVALS = 100
+
+#: seconds a bound may run past its share to reach those floors
+GRACE = 5.0
+
+#: evaluations shrinking may use in counted mode
+SHRINK_EVALS = 6000
+
+#: every verdict a bound can get
+VERDICTS = ("holds", "violated", "undecided", "error")
 
 
 @dataclass
 class Verdict:
     """The outcome for one bound.
 
-    ``verdict`` is ``"holds"``, ``"violated"`` or ``"error"`` (nothing could be
-    evaluated). ``tightness`` is the worst ``lhs/rhs`` (or ``lhs - rhs``)
-    found; for statistical bounds it is the failure frequency, with
-    ``ci`` its 95% Wilson interval, compared with ``delta``.
+    ``verdict`` is ``"holds"``, ``"violated"``, ``"undecided"`` (a statistical
+    claim whose interval still contains ``delta``) or ``"error"`` (no valid
+    evaluation at all). ``tightness`` is the worst ``lhs/rhs`` (or
+    ``lhs - rhs``) found; for statistical bounds it is the failure frequency,
+    with ``ci`` its 95% Wilson interval, compared with ``delta``. ``domain``
+    is the searched space in words; ``capped``: the time cap, not the
+    evaluation count, ended a counted run; ``notes``: what the reader should
+    know (errors, timeouts, why undecided).
     """
 
     id: str
@@ -63,6 +101,10 @@ class Verdict:
     errors: int = 0
     message: str = ""
     source: str = ""
+    domain: str = ""
+    timeouts: int = 0
+    capped: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -73,18 +115,29 @@ class Verdict:
         if self.kind == "statistical":
             lo, hi = self.ci or (0.0, 1.0)
             return f"p={self.tightness:.3f} [{lo:.3f}, {hi:.3f}] vs delta={self.delta:g}"
+        if not math.isfinite(self.tightness) and self.verdict == "error":
+            return "-"
         if self.compare == "difference":
             return f"{self.tightness:+.4g} (lhs-rhs)"
         return f"{self.tightness:.6g}"
 
 
+def counterexample_path(out: str | Path, bound: Bound) -> Path:
+    """``<out>/<safe name of the id>.npz``: always directly inside ``out``."""
+    return Path(out) / f"{safe_name(bound.id)}.npz"
+
+
 def save_counterexample(
     out: str | Path, bound: Bound, inst: Instance, lhs: float, rhs: float, *, seed: int, model: str
 ) -> Path:
-    """Write ``<out>/<bound id>.npz`` (all instance fields, id, source, lhs, rhs)."""
+    """Write the counterexample file (all instance fields, id, source, lhs, rhs).
+
+    The file name comes from :func:`~creality_sym.audit.bounds.safe_name`, so
+    an id such as ``../x`` cannot write outside ``out``.
+    """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{bound.id}.npz"
+    path = counterexample_path(folder, bound)
     np.savez(
         path,
         **inst.arrays(),
@@ -101,40 +154,71 @@ def save_counterexample(
     return path
 
 
-def _statistical(bound: Bound, model: ModuleType, seed: int, seconds: float) -> Verdict:
-    assert bound.trial is not None
-    rng = np.random.default_rng(bound.seed_for(seed))
-    start = time.monotonic()
-    trials = failures = errors = 0
-    message = ""
-    while trials < bound.max_trials and (trials < 10 or time.monotonic() - start < seconds):
-        try:
-            failed = bound.trial(model, rng)
-        except Exception as exc:  # a failing trial is reported, not fatal
-            errors += 1
-            message = message or f"{type(exc).__name__}: {exc}"
-            if errors > 10 and errors > trials:
-                break
-            continue
-        trials += 1
-        failures += bool(failed)
-    lo, hi = wilson(failures, trials)
-    verdict = "error" if trials == 0 else ("violated" if lo > bound.delta else "holds")
-    return Verdict(
+def _common(bound: Bound) -> dict[str, Any]:
+    return dict(
         id=bound.id,
         statement=bound.statement,
         expect=bound.expect,
         kind=bound.kind,
-        verdict=verdict,
-        instances=trials,
-        tightness=failures / max(trials, 1),
-        seconds=time.monotonic() - start,
-        failures=failures,
-        ci=(lo, hi),
-        delta=bound.delta,
-        errors=errors,
-        message=message,
+        compare=bound.compare,
         source=bound.source,
+        domain=bound.domain(),
+    )
+
+
+def _error_notes(errors: int, timeouts: int, first: str) -> list[str]:
+    if not errors:
+        return []
+    text = f"{errors} evaluation error(s)"
+    if timeouts:
+        text += f", {timeouts} of them past the time limit"
+    return [f"{text}; first: {first}"]
+
+
+def _statistical(
+    bound: Bound, model: ModuleType, seed: int, limit: Limit, eval_timeout: float | None
+) -> Verdict:
+    out = run_statistical(bound, model, seed=seed, limit=limit, eval_timeout=eval_timeout)
+    verdict, ci = decide(out.failures, out.trials, bound.delta)
+    notes = _error_notes(out.errors, out.timeouts, out.first_error)
+    if verdict == "undecided":
+        notes.append(
+            f"{out.trials} trials cannot decide: the 95% interval [{ci[0]:.3f}, {ci[1]:.3f}] "
+            f"contains delta={bound.delta:g}; raise --budget or --max-evals"
+        )
+    if verdict == "error":
+        notes.append("no trial completed")
+    if out.capped:
+        notes.append("stopped by the time cap before its evaluation count")
+    return Verdict(
+        **_common(bound),
+        verdict=verdict,
+        instances=out.trials,
+        tightness=out.failures / max(out.trials, 1),
+        seconds=out.seconds,
+        failures=out.failures,
+        ci=ci,
+        delta=bound.delta,
+        errors=out.errors,
+        message=out.first_error,
+        timeouts=out.timeouts,
+        capped=out.capped,
+        notes=notes,
+    )
+
+
+def _limits(
+    seconds: float, max_evals: int | None, shrink_seconds: float
+) -> tuple[Limit, Callable[[], Limit]]:
+    """The search limit and a factory for the shrink limit (made when shrinking starts)."""
+    if max_evals is None:
+        return (
+            Limit.timed(seconds, min_attempts=MIN_EVALS, grace=GRACE),
+            lambda: Limit.timed(shrink_seconds),
+        )
+    search_limit = Limit.count(max_evals, cap=seconds)
+    return search_limit, lambda: Limit.count(
+        SHRINK_EVALS, cap=max(search_limit.deadline - time.monotonic(), 0.0) + shrink_seconds
     )
 
 
@@ -146,24 +230,53 @@ def run_bound(
     seconds: float = 2.5,
     out: str | Path | None = None,
     shrink_seconds: float = 2.0,
+    max_evals: int | None = None,
+    eval_timeout: float | None = DEFAULT_EVAL_TIMEOUT,
 ) -> Verdict:
-    """Audit one bound for ``seconds`` of search."""
-    if bound.kind == "statistical":
-        return _statistical(bound, model, seed, seconds)
+    """Audit one bound for ``seconds`` of search, or ``max_evals`` evaluations within them."""
+    search_limit, shrink_limit = _limits(seconds, max_evals, shrink_seconds)
+    with alarm_scope():
+        if bound.kind == "statistical":
+            return _statistical(bound, model, seed, search_limit, eval_timeout)
+        return _deterministic(bound, model, seed, search_limit, shrink_limit, out, eval_timeout)
+
+
+def _deterministic(
+    bound: Bound,
+    model: ModuleType,
+    seed: int,
+    limit: Limit,
+    shrink_limit: Callable[[], Limit],
+    out: str | Path | None,
+    eval_timeout: float | None,
+) -> Verdict:
     start = time.monotonic()
-    tracker = search(bound, model=model, seed_value=bound.seed_for(seed), seconds=seconds)
-    best = tracker.best
+    tracker = search(
+        bound, model=model, seed_value=bound.seed_for(seed), limit=limit, eval_timeout=eval_timeout
+    )
+    capped = limit.capped() and tracker.attempts < limit.max_attempts and not tracker.gave_up()
+    notes = _error_notes(tracker.errors, tracker.timeouts, tracker.first_error)
+    if tracker.gave_up():
+        notes.append(f"stopped after {tracker.timeouts} evaluations ran past the time limit")
+    if capped:
+        notes.append(
+            f"stopped by the time cap after {tracker.attempts} of {limit.max_attempts:.0f} "
+            "evaluations"
+        )
     common = dict(
-        id=bound.id,
-        statement=bound.statement,
-        expect=bound.expect,
-        kind=bound.kind,
-        compare=bound.compare,
+        **_common(bound),
         errors=tracker.errors,
         message=tracker.first_error,
-        source=bound.source,
+        timeouts=tracker.timeouts,
+        capped=capped,
+        notes=notes,
     )
+    best = tracker.best
     if best is None:
+        if tracker.rejected and not tracker.errors:
+            notes.append(f"the premise (assume) rejected all {tracker.rejected} instances")
+        elif not tracker.attempts:
+            notes.append("no instance was evaluated")
         return Verdict(
             **common,
             verdict="error",
@@ -183,8 +296,9 @@ def run_bound(
             worst=best.inst,
             seconds=time.monotonic() - start,
         )
+    instances = tracker.count
     small = shrink(
-        tracker, tracker.violation, seconds=shrink_seconds, seed_value=bound.seed_for(seed)
+        tracker, tracker.violation, limit=shrink_limit(), seed_value=bound.seed_for(seed)
     )
     path = None
     if out is not None:
@@ -196,7 +310,7 @@ def run_bound(
     return Verdict(
         **common,
         verdict="violated",
-        instances=tracker.count,
+        instances=instances,
         tightness=worst_t,
         lhs=small.lhs,
         rhs=small.rhs,
@@ -211,14 +325,7 @@ _JOBS: dict[str, Any] = {}
 
 
 def _job(i: int) -> Verdict:
-    v = run_bound(
-        _JOBS["bounds"][i],
-        _JOBS["model"],
-        seed=_JOBS["seed"],
-        seconds=_JOBS["seconds"],
-        out=_JOBS["out"],
-        shrink_seconds=_JOBS["shrink_seconds"],
-    )
+    v = run_bound(_JOBS["bounds"][i], _JOBS["model"], **_JOBS["options"])
     for name in ("worst", "counterexample"):  # modules do not pickle
         inst = getattr(v, name)
         if inst is not None:
@@ -238,45 +345,67 @@ def _as_bounds(bounds: Sequence[Bound] | str | Path | None) -> list[Bound]:
     return out
 
 
+def check_options(
+    budget: float,
+    workers: int,
+    shrink_seconds: float,
+    max_evals: int | None,
+    eval_timeout: float | None,
+) -> None:
+    """``ValueError`` naming the first bad option of :func:`audit`."""
+    if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
+        raise ValueError(f"budget must be a finite number of seconds > 0; got {budget}")
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    if not (math.isfinite(shrink_seconds) and shrink_seconds >= 0):
+        raise ValueError(f"shrink_seconds must be >= 0; got {shrink_seconds}")
+    if max_evals is not None and not (isinstance(max_evals, int) and max_evals >= 1):
+        raise ValueError(f"max_evals must be an integer >= 1; got {max_evals!r}")
+    if eval_timeout is not None and not (math.isfinite(eval_timeout) and eval_timeout > 0):
+        raise ValueError(f"eval_timeout must be a number of seconds > 0; got {eval_timeout}")
+
+
 def audit(
     bounds: Sequence[Bound] | str | Path | None = None,
     *,
     model: ModuleType | str | None = None,
     seed: int = 0,
-    budget: float = DEFAULT_BUDGET,
+    budget: float | None = None,
     workers: int = 1,
     out: str | Path | None = None,
     shrink_seconds: float = 2.0,
+    max_evals: int | None = None,
+    eval_timeout: float | None = DEFAULT_EVAL_TIMEOUT,
 ) -> list[Verdict]:
     """Attack every bound; one :class:`Verdict` each, in order.
 
     ``bounds``: a list of :class:`Bound`, a bounds file, or ``None`` (the
     default registry). ``model``: a model module or its dotted name
     (default: the generated ``creativity_reality``). ``budget``: total search
-    seconds (see the module docstring). ``out``: folder for counterexample
-    ``.npz`` files (none written when ``None``).
+    seconds, default :data:`DEFAULT_BUDGET`; with ``max_evals`` (evaluations
+    per bound) a time cap only, default :data:`DEFAULT_CAP` (see the module
+    docstring). ``out``: folder for counterexample ``.npz`` files (none
+    written when ``None``). ``eval_timeout``: seconds one evaluation may take
+    (None: no limit); a longer one is an evaluation error.
     """
     blist = _as_bounds(bounds)
-    if not budget > 0:
-        raise ValueError(f"budget must be > 0 seconds; got {budget}")
-    if not (isinstance(workers, int) and workers >= 1):
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
-    if shrink_seconds < 0:
-        raise ValueError(f"shrink_seconds must be >= 0; got {shrink_seconds}")
+    if budget is None:
+        budget = DEFAULT_BUDGET if max_evals is None else DEFAULT_CAP
+    check_options(budget, workers, shrink_seconds, max_evals, eval_timeout)
     mod = resolve_model(model)
     if not blist:
         return []
+    options: dict[str, Any] = dict(
+        seed=seed,
+        out=out,
+        shrink_seconds=shrink_seconds,
+        max_evals=max_evals,
+        eval_timeout=eval_timeout,
+    )
     k = min(workers, len(blist))
     if k > 1 and "fork" in multiprocessing.get_all_start_methods():
-        seconds = budget / math.ceil(len(blist) / k)
-        _JOBS.update(
-            bounds=blist,
-            model=mod,
-            seed=seed,
-            seconds=seconds,
-            out=out,
-            shrink_seconds=shrink_seconds,
-        )
+        options["seconds"] = budget / math.ceil(len(blist) / k)
+        _JOBS.update(bounds=blist, model=mod, options=options)
         try:
             with ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("fork")) as pool:
                 verdicts = list(pool.map(_job, range(len(blist))))
@@ -293,7 +422,7 @@ def audit(
     for i, bound in enumerate(blist):
         share = max(budget - used, 0.0) / (len(blist) - i)
         t0 = time.monotonic()
-        v = run_bound(bound, mod, seed=seed, seconds=share, out=out, shrink_seconds=shrink_seconds)
+        v = run_bound(bound, mod, seconds=share, **options)
         spent = time.monotonic() - t0
         if v.verdict == "violated":
             spent = min(spent, share)  # shrinking is not charged to the budget

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings, target
 
-from creality_sym.audit.bounds import Bound, evaluate, is_violation, objective
+from creality_sym.audit.bounds import Bound, EvaluationError, evaluate, is_violation, objective
 from creality_sym.audit.instance import (
     W_FLOOR,
     Instance,
@@ -31,6 +31,7 @@ from creality_sym.audit.instance import (
     project_simplex,
     spectral_norm,
 )
+from creality_sym.audit.limits import EvaluationTimeout, Limit
 from creality_sym.audit.structure import (
     MATRIX_KINDS,
     POINT_KINDS,
@@ -86,32 +87,59 @@ class Tracker:
     after three jittered copies (:func:`jitter`) agree; otherwise the lowest
     scoring copy stands in for it. Ratios of two rounding errors
     (``u(x) - u(y)`` for ``x, y`` a few ulps apart) are thereby not reported.
+
+    ``attempts`` counts every instance tried (premise rejections and errors
+    included); ``count`` the ones evaluated to two finite numbers. ``limit``
+    ends the current stage; ``eval_timeout`` bounds one evaluation.
     """
 
     bound: Bound
     model: Any
-    deadline: float
+    limit: Limit
+    eval_timeout: float | None = None
+    attempts: int = 0
     count: int = 0
     errors: int = 0
+    timeouts: int = 0
+    rejected: int = 0
     first_error: str = ""
     best: Point | None = None
     violation: Point | None = None
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
+    #: stop a bound after this many evaluations ran past the time limit ...
+    MAX_TIMEOUTS = 3
+
+    def gave_up(self) -> bool:
+        """... when they outnumber the successful ones."""
+        return self.timeouts >= self.MAX_TIMEOUTS and self.timeouts > self.count
+
     def expired(self) -> bool:
-        return time.monotonic() >= self.deadline
+        return self.gave_up() or self.limit.expired(self.attempts)
+
+    def _error(self, text: str) -> None:
+        self.errors += 1
+        if not self.first_error:
+            self.first_error = text
 
     def _raw(self, inst: Instance) -> Point | None:
-        if self.bound.assume is not None:
-            inst = self.bound.assume(inst)
-            if inst is None:
-                return None
+        self.attempts += 1
         try:
-            lhs, rhs = evaluate(self.bound, inst)
+            if self.bound.assume is not None:
+                inst = self.bound.assume(inst)
+                if inst is None:
+                    self.rejected += 1
+                    return None
+            lhs, rhs = evaluate(self.bound, inst, timeout=self.eval_timeout)
+        except EvaluationTimeout:
+            self.timeouts += 1
+            self._error(f"evaluation took longer than the {self.eval_timeout:g} s limit")
+            return None
+        except EvaluationError as exc:
+            self._error(str(exc))
+            return None
         except Exception as exc:  # a user's bound may fail anywhere
-            self.errors += 1
-            if not self.first_error:
-                self.first_error = f"{type(exc).__name__}: {exc}"
+            self._error(f"{type(exc).__name__}: {exc}")
             return None
         self.count += 1
         return Point(inst, lhs, rhs, objective(self.bound, lhs, rhs))
@@ -328,14 +356,30 @@ def hypothesis_phase(tracker: Tracker, *, seed_value: int, max_examples: int = 1
 
 
 def search(
-    bound: Bound, *, model: Any, seed_value: int, seconds: float, hypothesis_share: float = 0.2
+    bound: Bound,
+    *,
+    model: Any,
+    seed_value: int,
+    limit: Limit,
+    eval_timeout: float | None = None,
+    hypothesis_share: float = 0.2,
 ) -> Tracker:
-    """Attack a deterministic bound for ``seconds``; the tracker holds the outcome."""
-    start = time.monotonic()
-    tracker = Tracker(bound, model, start + hypothesis_share * seconds)
-    examples = min(max(int(hypothesis_share * seconds * HYPOTHESIS_RATE), 10), 2000)
+    """Attack a deterministic bound until ``limit``; the tracker holds the outcome.
+
+    The first ``hypothesis_share`` of the time (timed limits) or of the
+    evaluations (counted limits) goes to the Hypothesis stage.
+    """
+    seconds = max(limit.deadline - time.monotonic(), 0.0)
+    if limit.counted:
+        share = max(int(hypothesis_share * limit.max_attempts), 1)
+        examples = min(share, 2000)
+        stage = limit.sub(0, seconds=0.0, attempts=share)
+    else:
+        examples = min(max(int(hypothesis_share * seconds * HYPOTHESIS_RATE), 10), 2000)
+        stage = limit.sub(0, seconds=hypothesis_share * seconds)
+    tracker = Tracker(bound, model, stage, eval_timeout=eval_timeout)
     pool = hypothesis_phase(tracker, seed_value=seed_value, max_examples=examples)
-    tracker.deadline = start + seconds
+    tracker.limit = limit
     rng = np.random.default_rng(seed_value)
     for _ in range(200):
         if tracker.violation is not None or tracker.expired():
@@ -359,6 +403,8 @@ def search(
             int(rng.integers(bound.d[0], bound.d[1] + 1)),
         )
         for _ in range(20):
+            if tracker.expired():
+                break
             p = tracker.evaluate(random_start(bound, rng, model, shape if round_no % 2 else None))
             if p is not None and (best_start is None or p.score > best_start.score):
                 best_start = p

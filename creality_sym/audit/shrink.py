@@ -11,13 +11,13 @@ so the saved numbers are exactly the ones that violate the bound.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 
 import numpy as np
 
-from creality_sym.audit.bounds import evaluate, is_violation
+from creality_sym.audit.bounds import is_violation
 from creality_sym.audit.instance import Instance, project, spectral_norm, violates_assumptions
+from creality_sym.audit.limits import Limit
 from creality_sym.audit.search import Point, Tracker, ascend, reoptimize
 
 __all__ = ["shrink"]
@@ -60,7 +60,7 @@ def _span_reductions(inst: Instance) -> list[Instance]:
     return out
 
 
-def _reduce(tracker: Tracker, cur: Point, rng: np.random.Generator, end: float) -> Point:
+def _reduce(tracker: Tracker, cur: Point, rng: np.random.Generator) -> Point:
     bound = tracker.bound
     for cand in _span_reductions(cur.inst):
         if cand.d >= bound.d[0]:
@@ -68,22 +68,22 @@ def _reduce(tracker: Tracker, cur: Point, rng: np.random.Generator, end: float) 
             if p is not None:
                 cur = p
     changed = True
-    while changed and time.monotonic() < end:
+    while changed and not tracker.expired():
         changed = False
         for axis, lo in ((0, bound.n[0]), (1, bound.d[0])):
             size = cur.inst.A.shape[axis]
             if size <= lo:
                 continue
             for k in range(size):
-                if time.monotonic() >= end:
+                if tracker.expired():
                     break
                 cand = _drop(cur.inst, axis, k)
                 p = _check(tracker, cand)
                 if p is None:
-                    saved = tracker.deadline
-                    tracker.deadline = min(end, time.monotonic() + 0.25)
+                    saved = tracker.limit
+                    tracker.limit = saved.sub(tracker.attempts, seconds=0.25, attempts=1500)
                     p = reoptimize(tracker, cand, rng, steps=300)
-                    tracker.deadline = saved
+                    tracker.limit = saved
                 if p is not None:
                     cur, changed = p, True
                     break
@@ -113,20 +113,20 @@ def _round_to(inst: Instance, k: int) -> Instance | None:
     return replace(inst, A=A, x=x, y=y, b=b, w=w, gamma=max(gamma, 0.0), R=R)
 
 
-def _deepen(tracker: Tracker, cur: Point, rng: np.random.Generator, end: float) -> Point:
+def _deepen(tracker: Tracker, cur: Point, rng: np.random.Generator) -> Point:
     """Push a violation deeper at fixed shape, so that rounding can keep it."""
-    saved = tracker.deadline
-    tracker.deadline = min(end, time.monotonic() + 0.3)
+    saved = tracker.limit
+    tracker.limit = saved.sub(tracker.attempts, seconds=0.3, attempts=5000)
     best = cur
     for _ in range(3):
         p = ascend(tracker, best, rng, steps=400, sigma=0.05, stop_on_violation=False)
         if p.score > best.score and _check(tracker, p.inst) is not None:
             best = p
-    tracker.deadline = saved
+    tracker.limit = saved
     return best
 
 
-def _simplify(tracker: Tracker, cur: Point, end: float, keep: float = 0.5) -> Point:
+def _simplify(tracker: Tracker, cur: Point, keep: float = 0.5) -> Point:
     """Simpler scalars, then the coarsest rounding that keeps ``keep`` of the margin."""
     floor = keep * cur.score
 
@@ -145,14 +145,14 @@ def _simplify(tracker: Tracker, cur: Point, end: float, keep: float = 0.5) -> Po
     ]
     for group in groups:
         for edit in group:
-            if time.monotonic() >= end:
+            if tracker.expired():
                 break
             p = _check(tracker, edit(cur.inst), floor)
             if p is not None:
                 cur = p
                 break
     for k in range(0, 13):
-        if time.monotonic() >= end:
+        if tracker.expired():
             break
         rounded = _round_to(cur.inst, k)
         p = None if rounded is None else _check(tracker, rounded, floor)
@@ -161,9 +161,19 @@ def _simplify(tracker: Tracker, cur: Point, end: float, keep: float = 0.5) -> Po
     return cur
 
 
-def shrink(tracker: Tracker, found: Point, *, seconds: float, seed_value: int) -> Point:
-    """A small violating point derived from ``found`` within ``seconds``."""
-    end = time.monotonic() + seconds
+def shrink(tracker: Tracker, found: Point, *, limit: Limit, seed_value: int) -> Point:
+    """A small violating point derived from ``found`` within ``limit``.
+
+    The tracker's limit is ``limit`` while shrinking and restored afterwards.
+    """
+    saved, tracker.limit = tracker.limit, limit
+    try:
+        return _shrink(tracker, found, seed_value)
+    finally:
+        tracker.limit = saved
+
+
+def _shrink(tracker: Tracker, found: Point, seed_value: int) -> Point:
     rng = np.random.default_rng(seed_value + 1)
     cur = found
     p = _check(tracker, cur.inst)
@@ -175,8 +185,6 @@ def shrink(tracker: Tracker, found: Point, *, seconds: float, seed_value: int) -
         p = _check(tracker, again)
         if p is None:
             return cur
-    cur = _reduce(tracker, p, rng, end)
-    cur = _deepen(tracker, cur, rng, end)
-    cur = _simplify(tracker, cur, end)
-    lhs, rhs = evaluate(tracker.bound, cur.inst)
-    return Point(cur.inst, lhs, rhs, cur.score)
+    cur = _reduce(tracker, p, rng)
+    cur = _deepen(tracker, cur, rng)
+    return _simplify(tracker, cur)

@@ -30,7 +30,15 @@ SECOND_KINDS = ("near", "random", "neg", "zero", "top")
 PROB_KINDS = ("spread", "one_hot", "uniform", "two_point")
 
 
+def _normal_range(M: np.ndarray) -> np.ndarray:
+    """``M`` divided by its largest entry when that is tiny: subnormal draws would
+    otherwise scale to ``inf`` or lose their norm (``1 / 5e-324`` overflows)."""
+    top = float(np.max(np.abs(M))) if M.size else 0.0
+    return M / top if 0.0 < top < 1e-150 else M
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
+    v = _normal_range(v)
     nv = float(np.linalg.norm(v))
     if nv == 0.0:
         e = np.zeros_like(v)
@@ -78,6 +86,7 @@ def build_matrix(kind: str, G: np.ndarray, u: np.ndarray, v: np.ndarray, R: floa
         A[0] = vv
     else:
         raise ValueError(f"kind must be one of {MATRIX_KINDS}; got {kind!r}")
+    A = _normal_range(A)
     norm = spectral_norm(A)
     if norm == 0.0:
         return A
