@@ -1,170 +1,76 @@
-"""Newton's method on a generated model: exact or sampled Hessian (DESIGN section 2.5).
+"""Newton's method on a generated model: exact, the paper's sampled Hessian, or sketch-PCG.
 
 Each iteration computes ``g = z_gradient`` at the shared logits ``z = A x``,
-``grad L = A^T g + x_gradient``, a Hessian (model or sampled), a step
-``dx = -H^-1 grad L`` by Cholesky, and a backtracking Armijo line search along
-``dx`` that moves the logits as ``z + t A dx`` (one pass over ``A``).
+``grad L = A^T g + x_gradient``, a step (see :mod:`creality_sym.solve.steps`)
+and a backtracking Armijo line search along it that moves the logits as
+``z + t A dx`` (``A dx`` comes free from CG in the sketch-PCG variant).
 
-A Hessian that is not positive definite (Cholesky fails) is damped: ``H + mu I``
-with ``mu`` increased tenfold until the factorization succeeds; the damping is
-recorded in the history and said in ``reason``. If no ``mu`` works the step is
-a scaled gradient step. Iterates are never NaN: a non-finite trial is rejected
-by the line search.
+Every stop has a ``status`` and a ``reason``: ``converged`` (``||grad L|| <=
+tol``), ``max-iter``, ``stagnated`` (no decrease possible, or none over
+:data:`STALL_ITERATIONS` iterations; the reason compares the gradient with
+its float64 rounding floor), ``overflow`` (a step or the logits left the
+float64 range) and ``non-finite`` (NaN). Floating-point warnings are never
+raised or emitted by the loop: it checks finiteness itself. A Hessian that is
+singular or indefinite is damped (:mod:`creality_sym.solve.linalg`), never an
+exception.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from . import sampling
+from .inputs import check_magnitudes, option, real_array
+from .linalg import damped_cholesky_solve
 from .oracle import Oracle, split_data
+from .result import Iteration, NewtonResult
+from .steps import VARIANTS, make_steps
+
+__all__ = ["Iteration", "NewtonResult", "damped_cholesky_solve", "newton"]
 
 METHODS = ("exact", "sampled")
+#: default variant of each method
+DEFAULT_VARIANT = {"exact": "exact", "sampled": "sketch-pcg"}
 ARMIJO = 1e-4
 BACKTRACK = 0.5
 MAX_BACKTRACKS = 60
 #: the loss is trusted to resolve changes of this many ulps of max(1, |L|)
 LOSS_RESOLUTION_ULPS = 1e3
+#: stop as stagnated when ||grad L|| has not halved over this many iterations
+STALL_ITERATIONS = 8
+#: CG residual target of the first inexact Newton step, relative to ||grad L||
+FIRST_FORCING = 1e-3
+#: largest relative CG residual target
+MAX_FORCING = 0.5
+#: the last step aims at this fraction of tol (the rest is left to the nonlinearity)
+TOL_FRACTION = 0.25
 
 
-@dataclass
-class Iteration:
-    """One row of the history: the iterate ``x_k`` and the step taken from it.
-
-    ``step`` is the line-search factor ``t``, ``step_norm`` is ``||x_{k+1} - x_k||``,
-    ``seconds`` the wall time of the iteration, ``damping`` the ``mu`` added to
-    the Hessian (0 when it was positive definite), ``rows`` the distinct rows
-    kept by the sampled Hessian (``n`` in exact mode).
-    """
-
-    iteration: int
-    loss: float
-    grad_norm: float
-    step: float = 0.0
-    step_norm: float = 0.0
-    seconds: float = 0.0
-    damping: float = 0.0
-    rows: int = 0
-    note: str = ""
-
-
-@dataclass
-class NewtonResult:
-    """Result of :func:`newton`: ``x (d,)``, status and per-iteration ``history``.
-
-    ``grad_norm`` is ``||model.gradient(x)||`` recomputed at the returned ``x``
-    by a direct call to the model.
-    """
-
-    x: np.ndarray
-    converged: bool
-    iterations: int
-    reason: str
-    method: str
-    loss: float
-    grad_norm: float
-    history: list[Iteration] = field(default_factory=list)
-
-    @property
-    def seconds(self) -> float:
-        """Total wall time of the iterations."""
-        return float(sum(row.seconds for row in self.history))
-
-    def history_table(self) -> dict[str, np.ndarray]:
-        """The history as columns, one array per :class:`Iteration` field except ``note``."""
-        names = [name for name in Iteration.__dataclass_fields__ if name != "note"]
-        return {name: np.array([getattr(row, name) for row in self.history]) for name in names}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (``x`` as a list)."""
-        return {
-            "method": self.method,
-            "converged": self.converged,
-            "iterations": self.iterations,
-            "reason": self.reason,
-            "loss": self.loss,
-            "grad_norm": self.grad_norm,
-            "seconds": self.seconds,
-            "x": self.x.tolist(),
-            "history": [asdict(row) for row in self.history],
-        }
-
-
-def damped_cholesky_solve(H: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, float]:
-    """Solve ``(H + mu I) dx = rhs`` with the smallest tried ``mu >= 0`` that is PD.
-
-    Uses numpy's LAPACK only (no second BLAS thread pool next to numpy's).
-
-    ``H (d, d)`` symmetric, ``rhs (d,)``. Tries ``mu = 0``, then
-    ``mu = 1e-8 s, 1e-7 s, ...`` with ``s = max |diag H|``, plus a shift past
-    ``-min diag H``. Returns ``(dx, mu)``; ``mu = inf`` means no factorization
-    succeeded and ``dx = rhs / s`` is a scaled gradient step.
-    """
-    H = 0.5 * (H + H.T)
-    scale = float(np.max(np.abs(np.diag(H)), initial=0.0))
-    if not np.isfinite(scale) or scale == 0.0:
-        scale = 1.0
-    shift = max(0.0, -float(np.min(np.diag(H))))
-    mus = [0.0] + [shift + scale * 10.0**e for e in range(-8, 9)]
-    eye = np.eye(H.shape[0])
-    for mu in mus:
-        shifted = H + mu * eye if mu else H
-        try:
-            np.linalg.cholesky(shifted)  # the positive-definiteness test
-        except np.linalg.LinAlgError:
-            continue
-        dx = np.linalg.solve(shifted, rhs)
-        if np.all(np.isfinite(dx)):
-            return dx, mu
-    return rhs / scale, float("inf")
-
-
-def _sampled_hessian(
-    oracle: Oracle,
-    x: np.ndarray,
-    z: np.ndarray,
-    g: np.ndarray,
-    *,
-    s: int,
-    A_low: np.ndarray,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Gradient ``(d,)``, sampled Hessian ``(d, d)`` and kept-row count at ``x``.
-
-    ``A^T diag(delta) A`` is sampled; ``- P F^T - F P^T + c F F^T + diag(x_hessian_diag)``
-    is exact, with ``[grad, P, F] = A^T [g, p, f]`` from the same pass over ``A``
-    as the CountSketch. ``A_low`` is the float32 copy of ``A`` for the leverage scores.
-    """
-    A = oracle.A
-    n, d = A.shape
-    B = oracle.z_hessian(x, z)
-    delta = np.asarray(B.delta, dtype=float)
-    if s >= n:
-        Y = A.T @ np.column_stack([g, B.p, B.f])
-        gram = sampling.exact_gram(A, delta)
-    else:
-        weights = np.abs(delta)
-        Y, SA = sampling.products_and_sketch(
-            A,
-            np.column_stack([g, B.p, B.f]),
-            np.sqrt(weights),
-            sampling.sketch_rows(n, d),
-            rng,
+def _variant(method: str, variant: str | None) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    if variant is None:
+        return DEFAULT_VARIANT[method]
+    allowed = ("exact",) if method == "exact" else ("sketch-pcg", "paper")
+    if variant not in allowed:
+        raise ValueError(
+            f"variant must be one of {allowed} for method {method!r}; got {variant!r} "
+            f"(variants: {VARIANTS})"
         )
-        k = sampling.jl_columns(n)
-        scores = sampling.leverage_estimates(A_low, weights, SA, k, rng)
-        if not np.all(np.isfinite(scores)):  # float32 overflow: redo in float64
-            scores = sampling.leverage_estimates(A, weights, SA, k, rng)
-        gram = sampling.sampled_gram(A, delta, scores, s, rng)
-    grad, P, F = Y[:, 0] + oracle.x_gradient(x), Y[:, 1], Y[:, 2]
-    H = gram.matrix - np.outer(P, F) - np.outer(F, P) + float(B.c) * np.outer(F, F)
-    H[np.diag_indices(d)] += oracle.x_hessian_diag(x)
-    return grad, H, gram.rows
+    return variant
+
+
+def _rng(seed: Any) -> np.random.Generator:
+    if isinstance(seed, (np.random.Generator, np.random.SeedSequence)) or seed is None:
+        return np.random.default_rng(seed)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be None or a nonnegative integer; got {seed!r}")
+    return np.random.default_rng(int(seed))
 
 
 def newton(
@@ -172,6 +78,7 @@ def newton(
     x0: np.ndarray,
     *,
     method: str = "exact",
+    variant: str | None = None,
     tol: float = 1e-10,
     max_iter: int = 100,
     seed: int | None = None,
@@ -182,92 +89,208 @@ def newton(
 ) -> NewtonResult:
     """Minimize ``model.loss`` by Newton's method from ``x0 (d,)``.
 
-    ``data`` holds the model's arguments: ``A (n, d)`` and the names in
-    ``model.PARAMETERS`` (e.g. ``b (n,), w (n,), gamma``). ``method="exact"``
-    uses ``model.hessian``; ``"sampled"`` the paper's sampled Hessian with
-    ``s = ceil(sample_constant * epsilon**-2 * d * log(d / delta))`` rows
-    (see :mod:`creality_sym.solve.sampling`), drawn from
-    ``numpy.random.default_rng(seed)`` (same seed, same iterates); when
-    ``s >= n`` the sampled part is computed in full. Stops when
-    ``||grad L|| <= tol`` (2-norm), after ``max_iter`` steps, or when the line
-    search finds no decrease.
+    Parameters
+    ----------
+    model : module
+        A generated model (``creality_generated.<spec>``).
+    x0 : (d,) array_like
+        Start; real (complex input is an error, not truncated).
+    method : {"exact", "sampled"}
+        ``"exact"`` uses ``model.hessian``; ``"sampled"`` a row-sampled Hessian.
+    variant : {None, "sketch-pcg", "paper"}
+        For ``method="sampled"``: ``"sketch-pcg"`` (default) solves each Newton
+        system by CG on exact Hessian-vector products preconditioned by a
+        sampled Hessian whose sample is reused across iterations and sized from
+        its measured error; ``"paper"`` is the paper's algorithm, the sampled
+        Hessian itself with ``s = ceil(sample_constant * epsilon**-2 * d *
+        log(d / delta))`` rows drawn by sketched leverage scores at every
+        iterate (:mod:`creality_sym.solve.sampling`).
+    tol : float
+        Stop when ``||grad L||_2 <= tol``.
+    max_iter : int
+        Most Newton steps.
+    seed : int or None
+        Seed of all sampling (same seed, same iterates).
+    epsilon, delta, sample_constant : float
+        Sample-size formula of the ``"paper"`` variant.
+    **data
+        ``A (n, d)`` and the names in ``model.PARAMETERS`` (e.g. ``b (n,),
+        w (n,), gamma``).
 
-    The data are validated once by the model (``validate=True``); the loop
-    calls it with ``validate=False``. A Hessian (exact or sampled) that is not
-    positive definite is damped, and ``reason`` says at how many iterates.
-    Returns a :class:`NewtonResult`; its ``grad_norm`` is recomputed with
-    ``model.gradient`` at the returned ``x``. Raises ``ValueError`` naming a bad
-    argument.
+    Returns
+    -------
+    NewtonResult
+        ``status``/``reason`` say why it stopped; ``grad_norm`` is recomputed
+        with ``model.gradient`` at the returned ``x``.
+
+    Raises
+    ------
+    ValueError
+        Naming a bad argument: unknown method or variant, a non-positive or
+        non-numeric option, complex or string data, wrong shapes, data the
+        model's rules refuse, or data so large that float64 would overflow.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    if not tol > 0.0:
-        raise ValueError(f"tol must be positive; got {tol!r}")
-    if int(max_iter) != max_iter or max_iter < 0:
-        raise ValueError(f"max_iter must be a nonnegative integer; got {max_iter!r}")
+    variant = _variant(method, variant)
+    tol = option("tol", tol, rule="positive")
+    max_iter = int(option("max_iter", max_iter, rule="nonnegative", integer=True))
+    epsilon = option("epsilon", epsilon, rule="(0, 1)")
+    delta = option("delta", delta, rule="(0, 1)")
+    sample_constant = option("sample_constant", sample_constant, rule="positive")
+    rng = _rng(seed)
     A, params = split_data(model, data)
-    if A.ndim != 2:
-        raise ValueError(f"A must be a 2-D array (n, d); got shape {A.shape}")
-    x = np.array(x0, dtype=float)
+    x = np.array(real_array("x0", x0, ndim=1))
     if x.shape != (A.shape[1],):
         raise ValueError(f"x0 must have shape (d,) = ({A.shape[1]},); got {x.shape}")
-    oracle = Oracle(model, A, params, x)
-    n, d = A.shape
-    s = sampling.sample_size(n, d, epsilon=epsilon, delta=delta, constant=sample_constant)
-    rng = np.random.default_rng(seed)
-    A_low = A.astype(np.float32) if method == "sampled" and s < n else A
+    with np.errstate(all="ignore"):
+        oracle = Oracle(model, A, params, x)
+        check_magnitudes(A, x, params)
+        z = oracle.z0
+        loss = oracle.loss(x, z)
+        if not (np.all(np.isfinite(z)) and math.isfinite(loss)):
+            raise ValueError(
+                f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
+                "start closer to 0 or rescale the data"
+            )
+        n, d = A.shape
+        s = sampling.sample_size(n, d, epsilon=epsilon, delta=delta, constant=sample_constant)
+        steps = make_steps(variant, oracle, rng, s)
+        return _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)
 
-    z = A @ x
-    loss = oracle.loss(x, z)
+
+def _forcing(norm: float, previous: float | None, eta: float) -> float:
+    """Eisenstat-Walker (choice 2) relative residual target of the next CG solve."""
+    if previous is None or previous <= 0.0:
+        return FIRST_FORCING
+    nxt = 0.9 * (norm / previous) ** 2
+    if 0.9 * eta * eta > 0.1:
+        nxt = max(nxt, 0.9 * eta * eta)
+    return min(MAX_FORCING, nxt)
+
+
+def _gradient_floor(oracle: Oracle, x: np.ndarray, z: np.ndarray) -> float:
+    """Rounding floor of ``||grad L||``: ``eps ||g||_2 ||A||_F`` (one pass over ``A``)."""
+    g = oracle.z_gradient(x, z)
+    frobenius = math.sqrt(float(np.einsum("ij,ij->", oracle.A, oracle.A)))
+    return float(np.finfo(float).eps * np.linalg.norm(g) * frobenius)
+
+
+def _stagnated(oracle: Oracle, x: np.ndarray, z: np.ndarray, norm: float, tol: float, why: str):
+    floor = _gradient_floor(oracle, x, z)
+    if norm <= 1e3 * floor:
+        return (
+            f"stagnated at the rounding floor: {why} at ||grad L|| = {norm:.3g}, within "
+            f"1e3 of the float64 rounding floor of the gradient (about {floor:.1g}); "
+            f"tol = {tol:g} is below what float64 resolves here, use tol >= {10 * norm:.0e}"
+        )
+    return (
+        f"stagnated: {why} at ||grad L|| = {norm:.3g} (tol = {tol:g}; rounding floor of the "
+        f"gradient about {floor:.1g}): the loss is too flat along the step to resolve in "
+        "float64, or the Hessian is badly conditioned there"
+    )
+
+
+def _bad_number(what: str, values: np.ndarray, k: int) -> tuple[str, str]:
+    """``(status, reason)`` for non-finite ``values``: overflow (inf) or non-finite (NaN)."""
+    if np.any(np.isnan(values)):
+        return "non-finite", f"non-finite: {what} has NaN entries at iteration {k}"
+    return "overflow", (
+        f"overflow: {what} overflowed float64 at iteration {k}; the iterate ran off to "
+        "infinity (is the loss bounded below on this data?)"
+    )
+
+
+def _iterate(
+    oracle: Oracle,
+    steps: Any,
+    x: np.ndarray,
+    z: np.ndarray,
+    loss: float,
+    *,
+    tol: float,
+    max_iter: int,
+    method: str,
+) -> NewtonResult:
+    """The Newton loop from ``x`` (logits ``z``, loss ``loss``); see :func:`newton`."""
     history: list[Iteration] = []
-    converged, reason, damped = False, "", 0
+    status, reason, damped = "", "", 0
+    previous, eta = None, FIRST_FORCING
+    best, since_best = math.inf, 0
+    finishing = False  # the last step aimed below tol: the gradient alone first
     for k in range(max_iter + 1):
         start = time.perf_counter()
         g = oracle.z_gradient(x, z)
-        if method == "exact":
-            grad = A.T @ g + oracle.x_gradient(x)
-            H, rows = None, n
-        else:
-            grad, H, rows = _sampled_hessian(oracle, x, z, g, s=s, A_low=A_low, rng=rng)
-        row = Iteration(k, loss, float(np.linalg.norm(grad)), rows=rows)
+        grad, rows = steps.gradient(x, z, g, likely_last=finishing)
+        norm = float(np.linalg.norm(grad))
+        row = Iteration(k, loss, norm, rows=rows)
         history.append(row)
-        if not np.all(np.isfinite(grad)):
-            reason = "non-finite gradient"
+        if not math.isfinite(norm):
+            status, reason = _bad_number("the gradient", grad, k)
             break
-        if row.grad_norm <= tol:
-            converged, reason = True, f"||grad L|| <= tol = {tol:g}"
+        if norm <= tol:
+            status, reason = "converged", f"converged: ||grad L|| = {norm:.3g} <= tol = {tol:g}"
             break
         if k == max_iter:
-            reason = f"max_iter = {max_iter} reached"
+            status = "max-iter"
+            reason = f"max_iter = {max_iter} reached at ||grad L|| = {norm:.3g} > tol = {tol:g}"
             break
-        if H is None:
-            H = oracle.hessian(x)
-        dx, row.damping = damped_cholesky_solve(H, -grad)
-        if row.damping:
+        if norm < 0.5 * best:
+            best, since_best = norm, 0
+        else:
+            since_best += 1
+            if since_best >= STALL_ITERATIONS:
+                status = "stagnated"
+                why = f"||grad L|| did not halve in {STALL_ITERATIONS} iterations"
+                reason = _stagnated(oracle, x, z, norm, tol, why)
+                break
+        eta = _forcing(norm, previous, eta)
+        previous = norm
+        finishing = eta * norm <= TOL_FRACTION * tol
+        step = steps.step(x, z, grad, max(TOL_FRACTION * tol, eta * norm))
+        row.damping, row.products, row.error = step.damping, step.products, step.error
+        row.rows = step.rows if step.rows is not None else rows
+        row.note = step.note
+        if step.damping:
             damped += 1
-            row.note = "Hessian not PD: damped" if np.isfinite(row.damping) else "gradient step"
-        t, new_loss, u = _line_search(oracle, x, z, loss, grad, dx)
+            what = "Hessian not PD: damped" if math.isfinite(step.damping) else "gradient step"
+            row.note = f"{what}; {row.note}" if row.note else what
+        if not np.all(np.isfinite(step.dx)):
+            status, reason = _bad_number("the Newton step", step.dx, k)
+            break
+        t, new_loss, u, overflowed = _line_search(oracle, x, z, loss, grad, step.dx, step.u)
         if t == 0.0:
             row.seconds = time.perf_counter() - start
-            reason = f"line search found no decrease at ||grad L|| = {row.grad_norm:.3g}"
+            if overflowed:
+                status, reason = (
+                    "overflow",
+                    (
+                        f"overflow: every trial point along the step overflowed float64 at "
+                        f"iteration {k} (||grad L|| = {norm:.3g})"
+                    ),
+                )
+            else:
+                status = "stagnated"
+                reason = _stagnated(oracle, x, z, norm, tol, "the line search found no decrease")
             break
-        x = x + t * dx
+        x = x + t * step.dx
         z = z + t * u
         loss = new_loss
-        row.step, row.step_norm = t, t * float(np.linalg.norm(dx))
+        row.step, row.step_norm = t, t * float(np.linalg.norm(step.dx))
         row.seconds = time.perf_counter() - start
     if damped:
         reason += f"; Hessian not positive definite at {damped} iterate(s), damped"
     final_grad = oracle.gradient(x)
+    final_loss = loss if math.isfinite(loss) else oracle.loss(x, z)
     return NewtonResult(
         x=x,
-        converged=converged,
+        converged=status == "converged",
         iterations=len(history) - 1,
         reason=reason,
         method=method,
-        loss=float(oracle.loss(x, z)),
+        loss=float(final_loss),
         grad_norm=float(np.linalg.norm(final_grad)),
         history=history,
+        variant=steps.variant,
+        status=status,
     )
 
 
@@ -278,24 +301,34 @@ def _line_search(
     loss: float,
     grad: np.ndarray,
     dx: np.ndarray,
-) -> tuple[float, float, np.ndarray]:
-    """Backtracking Armijo search along ``dx``; returns ``(t, loss(x + t dx), A dx)``.
+    u: np.ndarray | None = None,
+) -> tuple[float, float, np.ndarray, bool]:
+    """Backtracking Armijo search along ``dx``; returns ``(t, loss(x + t dx), A dx, overflowed)``.
 
-    When the predicted decrease ``-grad . dx`` is below the loss's resolution,
-    the loss cannot arbitrate and the full step is taken. ``t = 0`` means no
-    acceptable step.
+    ``u = A dx`` is computed unless given. When the predicted decrease
+    ``-grad . dx`` is below the loss's resolution, the loss cannot arbitrate
+    and the full step is taken. ``t = 0`` means no acceptable step (or
+    ``dx`` is not a descent direction); ``overflowed`` says whether a trial
+    point was non-finite.
     """
-    u = oracle.A @ dx
+    if u is None:
+        u = oracle.A @ dx
     slope = float(grad @ dx)
+    if not (math.isfinite(slope) and slope < 0.0):
+        return 0.0, loss, u, not math.isfinite(slope)
     resolution = LOSS_RESOLUTION_ULPS * np.finfo(float).eps * max(1.0, abs(loss))
-    if 0.0 > slope >= -resolution:
+    overflowed = False
+    if slope >= -resolution:
         trial = oracle.loss(x + dx, z + u)
-        if np.isfinite(trial):
-            return 1.0, trial, u
+        if math.isfinite(trial):
+            return 1.0, trial, u, False
     t = 1.0
     for _ in range(MAX_BACKTRACKS):
         trial = oracle.loss(x + t * dx, z + t * u)
-        if np.isfinite(trial) and trial <= loss + ARMIJO * t * slope:
-            return t, trial, u
+        if math.isfinite(trial):
+            if trial <= loss + ARMIJO * t * slope:
+                return t, trial, u, overflowed
+        else:
+            overflowed = True
         t *= BACKTRACK
-    return 0.0, loss, u
+    return 0.0, loss, u, overflowed

@@ -1,6 +1,6 @@
 """Row sampling of a weighted Gram matrix ``A^T diag(delta) A`` by approximate leverage scores.
 
-The paper's sampled Hessian (DESIGN section 2.5) replaces ``A^T D A`` by
+The paper's sampled Hessian replaces ``A^T D A`` by
 ``A^T D~ A`` built from ``s = ceil(C eps^-2 d log(d/delta))`` rows drawn by the
 leverage scores of ``D^{1/2} A``. Computing those scores exactly needs a QR of
 the ``(n, d)`` matrix; here they are estimated in O(n d k) with

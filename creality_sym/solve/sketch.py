@@ -1,0 +1,264 @@
+"""A row-sampled preconditioner for Newton-CG: ``M = A_S^T D~ A_S + (low-rank part, exact)``.
+
+The Hessian is ``H = A^T diag(delta) A - P F^T - F P^T + c F F^T (+ diag(h))``.
+:class:`SketchPreconditioner` keeps a Poisson row sample ``S`` (row ``i`` kept
+with probability ``pi_i``, weighted ``1 / pi_i``) and builds
+
+    M = sum_{i in S} (delta_i / pi_i) a_i a_i^T - P F^T - F P^T + c F F^T (+ diag(h))
+
+at every Newton iterate from the *current* ``delta``: the sample (and the
+rows ``A_S``, copied once) is reused across iterations, and only the
+``|S| d^2`` Gram product is redone. Its Cholesky factor preconditions CG on
+exact Hessian-vector products, so the step is the exact Newton step to the
+CG tolerance; the sample only decides how fast CG gets there.
+
+Sample size from the measured error. Every kept row is given to one of two
+halves at random; each half with weights ``2 / pi_i`` is an independent
+estimate ``G_1, G_2`` of the Gram part and ``G = (G_1 + G_2) / 2``. Then
+
+    error = ||L^-1 (G_1 - G_2) L^-T||_2 / 2,   M = L L^T,
+
+estimates the spectral error ``||M^-1/2 (M - H) M^-1/2||`` at no extra pass
+over ``A`` (a ``d x d`` eigenvalue problem). The first build draws a pilot
+of ``pilot_rows(n, d)`` rows by ``|delta|``, measures its error and, if the
+rows look coherent (error well above that of incoherent rows), estimates
+leverage scores of ``|D|^1/2 A`` against the pilot's factor (one
+``(n, d) x (d, k)`` product, :func:`creality_sym.solve.sampling.leverage_estimates`).
+The sample size is then chosen from the measured error (``error^2 s`` is
+about constant) to minimize a cost model: CG products (two passes over
+``A`` each, memory bound) against the Gram product (compute bound), capped at
+``n / 8`` rows. A later build whose measured error exceeds
+:data:`REFRESH_ERROR` (or after a slow CG solve) recomputes the leverage
+scores and redraws the sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import sampling
+from .linalg import Factor, damped_cholesky
+
+#: measured error above which the sample is redrawn (with fresh leverage scores)
+REFRESH_ERROR = 0.6
+#: a mat-vec flop costs about this many Gram (syrk) flops: memory- against compute-bound
+COST_RATIO = 32.0
+#: CG's typical residual reduction per Newton step, for the cost model
+TYPICAL_REDUCTION = 1e-4
+#: most rows kept, as a fraction of n (memory: the kept rows are a copy)
+MAX_ROW_FRACTION = 1.0 / 8.0
+#: pilot error above this multiple of sqrt(d log d / s) (incoherent rows) triggers leverage scores
+COHERENCE_FACTOR = 1.5
+
+
+def pilot_rows(n: int, d: int) -> int:
+    """Pilot sample size ``2 d log(10 d)`` (at least ``2 d``, at most ``n``)."""
+    return min(n, max(2 * d, math.ceil(2 * d * math.log(10 * d))))
+
+
+def cg_steps(error: float, reduction: float = TYPICAL_REDUCTION) -> float:
+    """CG products to reduce the residual by ``reduction`` for ``M^-1 H`` with spectrum 1 +- error.
+
+    Uses the bound ``((sqrt(k) - 1) / (sqrt(k) + 1))^m`` with ``k = (1 + error) / (1 - error)``;
+    ``inf`` for ``error >= 1``.
+    """
+    if not error < 1.0:
+        return math.inf
+    if error <= 0.0:
+        return 1.0
+    root = math.sqrt((1.0 + error) / (1.0 - error))
+    rate = (root - 1.0) / (root + 1.0)
+    return max(1.0, math.log(reduction) / math.log(rate))
+
+
+def plan_rows(n: int, d: int, rows: int, error: float, *, max_rows: int) -> int:
+    """Sample size minimizing modeled cost, from the error ``error`` measured with ``rows`` rows.
+
+    The error scales as ``error * sqrt(rows / s)``. Cost per Newton step:
+    ``cg_steps(error(s)) * 4 n d * COST_RATIO`` (CG products) plus
+    ``s d^2 + s d * COST_RATIO`` (Gram product and row scaling). Returns a size
+    in ``[min(rows, max_rows), max_rows]``.
+    """
+    low = max(1, min(rows, max_rows))
+    if not math.isfinite(error) or error <= 0.0:
+        return low
+    c = error * error * rows
+    best, best_cost = low, math.inf
+    for s in np.unique(np.geomspace(low, max(low, max_rows), 32).astype(int)):
+        steps = cg_steps(math.sqrt(c / s))
+        cost = steps * 4.0 * n * d * COST_RATIO + s * d * (d + COST_RATIO)
+        if cost < best_cost:
+            best, best_cost = int(s), cost
+    return best
+
+
+@dataclass(frozen=True)
+class Built:
+    """A preconditioner: its ``factor`` (of ``M + mu I``), measured ``error``, ``rows`` kept.
+
+    ``note`` says what was (re)drawn; ``gram (d, d)`` is ``M`` without damping.
+    """
+
+    factor: Factor
+    error: float
+    rows: int
+    note: str
+
+
+class SketchPreconditioner:
+    """Row sample of ``A (n, d)`` kept across Newton iterations; builds ``M`` from current pieces.
+
+    Parameters
+    ----------
+    A : (n, d) float64 array
+    rng : numpy.random.Generator
+        All sampling randomness (same seed, same samples).
+    """
+
+    def __init__(self, A: np.ndarray, rng: np.random.Generator) -> None:
+        self.A = A
+        self.rng = rng
+        n, d = A.shape
+        self.max_rows = max(1, int(MAX_ROW_FRACTION * n))
+        self.leverage: np.ndarray | None = None
+        self.index: np.ndarray | None = None
+        self.inv_prob = np.empty(0)
+        self.half = np.empty(0, dtype=bool)
+        self.rows = np.empty((0, d))
+        self._buffer = np.empty((0, d))
+        self.planned = 0
+        self.stale = False
+        self.exact = pilot_rows(n, d) > self.max_rows  # too few rows to sample: keep all
+
+    # -- sampling -------------------------------------------------------------
+
+    def _draw(self, delta: np.ndarray, s: int) -> None:
+        """Poisson-sample about ``s`` rows by ``|delta|`` (mixed with leverage when known)."""
+        n = delta.shape[0]
+        weight = np.abs(delta)
+        total = float(weight.sum())
+        q = weight / total if np.isfinite(total) and total > 0.0 else np.full(n, 1.0 / n)
+        if self.leverage is not None:
+            lev = weight * self.leverage
+            lev_total = float(lev.sum())
+            if np.isfinite(lev_total) and lev_total > 0.0:
+                q = 0.5 * q + 0.5 * (lev / lev_total)
+        pi = np.minimum(1.0, s * q)
+        kept = np.flatnonzero(self.rng.random(n) < pi)
+        self.index = kept
+        self.inv_prob = 1.0 / pi[kept]
+        self.half = self.rng.random(kept.size) < 0.5
+        order = np.argsort(~self.half, kind="stable")  # first half first: contiguous slices
+        self.index, self.inv_prob, self.half = kept[order], self.inv_prob[order], self.half[order]
+        self.rows = np.take(self.A, self.index, axis=0)
+        self.planned = s
+
+    def _all_rows(self) -> None:
+        n = self.A.shape[0]
+        self.index = np.arange(n)
+        self.inv_prob = np.ones(n)
+        self.half = np.zeros(n, dtype=bool)
+        self.rows = self.A
+        self.planned = n
+
+    def _refresh_leverage(self, factor: Factor) -> None:
+        """Leverage estimates ``a_i^T M^-1 a_i`` (n,) against the factor ``M = L L^T``."""
+        if factor.L is None:
+            return
+        n = self.A.shape[0]
+        k = sampling.jl_columns(n)
+        self.leverage = sampling.leverage_estimates(self.A, np.ones(n), factor.L.T, k, self.rng)
+
+    # -- building ---------------------------------------------------------------
+
+    def _grams(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(G, G_1 - G_2)`` from the kept rows weighted by the current ``delta``."""
+        w = delta[self.index] * self.inv_prob
+        if self.exact:
+            return self.A.T @ (self.A * w[:, None]), None
+        if self._buffer.shape != self.rows.shape:
+            self._buffer = np.empty_like(self.rows)
+        S = np.multiply(self.rows, np.sqrt(2.0 * np.abs(w))[:, None], out=self._buffer)
+        m = int(np.count_nonzero(self.half))
+        negative = w < 0.0
+        parts = []
+        for block, signs in ((S[:m], negative[:m]), (S[m:], negative[m:])):
+            if np.any(signs):
+                parts.append(block.T @ (np.where(signs, -1.0, 1.0)[:, None] * block))
+            else:
+                parts.append(block.T @ block)
+        return 0.5 * (parts[0] + parts[1]), parts[0] - parts[1]
+
+    def _assemble(self, delta: np.ndarray, rest: np.ndarray) -> tuple[Factor, float]:
+        """Factor of ``M = G + rest`` (damped if needed) and its measured error."""
+        G, difference = self._grams(delta)
+        M = G + rest
+        factor = damped_cholesky(M)
+        if difference is None:
+            return factor, 0.0
+        if factor.L is None:
+            return factor, math.inf
+        inverse = factor.inverse()
+        X = inverse @ difference @ inverse.T
+        return factor, 0.5 * float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (X + X.T)))))
+
+    def build(self, delta: np.ndarray, rest: np.ndarray) -> Built:
+        """The preconditioner at the current iterate.
+
+        Parameters
+        ----------
+        delta : (n,) array
+            Diagonal of the z-Hessian at the iterate (any sign).
+        rest : (d, d) array
+            The exact part: ``-P F^T - F P^T + c F F^T + diag(h)``.
+
+        Returns
+        -------
+        Built
+        """
+        n, d = self.A.shape
+        if self.exact:
+            if self.index is None:
+                self._all_rows()
+            factor, _ = self._assemble(delta, rest)
+            return Built(factor, 0.0, n, "all rows (n too small to sample)")
+        note = "sample reused"
+        if self.index is None:
+            pilot = pilot_rows(n, d)
+            self._draw(delta, pilot)
+            factor, error = self._assemble(delta, rest)
+            incoherent = math.sqrt(d * math.log(max(d, 2)) / max(self.index.size, 1))
+            if not error <= COHERENCE_FACTOR * incoherent:
+                self._refresh_leverage(factor)
+            s = plan_rows(n, d, max(self.index.size, 1), error, max_rows=self.max_rows)
+            self._draw(delta, s)
+            note = f"pilot {pilot} rows, error {error:.2f}; drew {s}"
+            if self.leverage is not None:
+                note += " by leverage"
+        elif self.stale:
+            note = "redrawn after slow CG"
+        factor, error = self._assemble(delta, rest)
+        if self.stale or error > REFRESH_ERROR:
+            self._refresh_leverage(factor)
+            s = plan_rows(n, d, max(self.index.size, 1), error, max_rows=self.max_rows)
+            s = max(s, min(self.max_rows, 2 * self.planned)) if self.stale else s
+            self._draw(delta, s)
+            factor, error = self._assemble(delta, rest)
+            note = f"redrawn {s} rows by leverage ({'slow CG' if self.stale else 'error'})"
+            self.stale = False
+        return Built(factor, error, int(self.index.size), note)
+
+    def report(self, products: int, error: float, reduction: float) -> None:
+        """Record a CG solve: ``products`` used for a residual ``reduction`` at measured ``error``.
+
+        Marks the sample stale (redrawn at the next build) when CG needed more
+        than twice the products the measured error predicts, plus two.
+        """
+        if self.exact or not 0.0 < reduction < 1.0:
+            return
+        expected = cg_steps(min(error, 0.99), reduction)
+        if products > 2.0 * expected + 2.0:
+            self.stale = True

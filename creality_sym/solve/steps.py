@@ -1,0 +1,248 @@
+"""The Newton step of each variant: exact Hessian, the paper's sampled Hessian, sketch-PCG.
+
+Every variant offers ``gradient(x, z, g, likely_last) -> (grad, rows)`` (the
+gradient at ``x`` from ``g = z_gradient``; a variant may prepare its Hessian
+in the same pass over ``A`` unless ``likely_last`` says the solve probably
+stops here) and ``step(x, z, grad, target) -> Step``:
+
+- ``"exact"``: the model's structured Hessian, damped Cholesky solve;
+- ``"paper"``: the paper's sampled Hessian (``A^T diag(delta) A`` from
+  ``s = C eps^-2 d log(d/delta)`` rows drawn by sketched leverage scores,
+  recomputed at every iterate; low-rank part exact), damped Cholesky solve;
+- ``"sketch-pcg"``: CG on exact Hessian-vector products, preconditioned by
+  the Cholesky factor of a row-sampled Hessian whose sample is reused across
+  iterates and sized from its measured spectral error
+  (:mod:`creality_sym.solve.sketch`); CG stops at the residual ``target``
+  set by the driver (inexact Newton).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import sampling
+from .linalg import Factor, damped_cholesky, damped_cholesky_solve
+from .oracle import HessianOperator, Oracle, stacked_products
+from .pcg import pcg
+from .sketch import SketchPreconditioner
+
+VARIANTS = ("exact", "paper", "sketch-pcg")
+#: most Hessian-vector products per CG solve
+MAX_CG_PRODUCTS = 50
+#: most damping increases after CG meets negative curvature at its first direction
+MAX_DAMPING_RETRIES = 8
+
+
+@dataclass
+class Step:
+    """A search direction ``dx (d,)`` with ``u = A dx (n,)`` when known (else ``None``).
+
+    ``damping`` is the ``mu`` added to the Hessian (``inf``: a gradient-type
+    step), ``products`` the Hessian-vector products used, ``error`` the
+    measured spectral error of the preconditioner (NaN when none), ``note``
+    what happened.
+    """
+
+    dx: np.ndarray
+    u: np.ndarray | None = None
+    damping: float = 0.0
+    products: int = 0
+    error: float = math.nan
+    note: str = ""
+    rows: int | None = None
+
+
+class ExactSteps:
+    """Newton steps with the model's structured Hessian."""
+
+    variant = "exact"
+
+    def __init__(self, oracle: Oracle) -> None:
+        self.oracle = oracle
+
+    def gradient(
+        self, x: np.ndarray, z: np.ndarray, g: np.ndarray, *, likely_last: bool = False
+    ) -> tuple[np.ndarray, int]:
+        """``(grad (d,), rows)``: ``A^T g + x_gradient`` over all ``n`` rows."""
+        return self.oracle.A.T @ g + self.oracle.x_gradient(x), self.oracle.A.shape[0]
+
+    def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
+        """Damped Cholesky solve with ``model.hessian(x)``."""
+        dx, mu = damped_cholesky_solve(self.oracle.hessian(x), -grad)
+        return Step(dx, damping=mu)
+
+
+class PaperSteps:
+    """The paper's sampled-Hessian Newton step (sketch recomputed at every iterate)."""
+
+    variant = "paper"
+
+    def __init__(self, oracle: Oracle, rng: np.random.Generator, s: int) -> None:
+        self.oracle = oracle
+        self.rng = rng
+        self.s = s
+        n = oracle.A.shape[0]
+        self.A_low = oracle.A.astype(np.float32) if s < n else oracle.A
+        self.H: np.ndarray | None = None
+
+    def gradient(
+        self, x: np.ndarray, z: np.ndarray, g: np.ndarray, *, likely_last: bool = False
+    ) -> tuple[np.ndarray, int]:
+        """``(grad (d,), rows kept)``; the sampled Hessian is built in the same pass over ``A``."""
+        grad, self.H, rows = sampled_hessian(
+            self.oracle, x, z, g, s=self.s, A_low=self.A_low, rng=self.rng
+        )
+        return grad, rows
+
+    def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
+        """Damped Cholesky solve with the sampled Hessian."""
+        assert self.H is not None
+        dx, mu = damped_cholesky_solve(self.H, -grad)
+        return Step(dx, damping=mu)
+
+
+def sampled_hessian(
+    oracle: Oracle,
+    x: np.ndarray,
+    z: np.ndarray,
+    g: np.ndarray,
+    *,
+    s: int,
+    A_low: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Gradient ``(d,)``, the paper's sampled Hessian ``(d, d)`` and kept-row count at ``x``.
+
+    ``A^T diag(delta) A`` is sampled; ``- P F^T - F P^T + c F F^T + diag(x_hessian_diag)``
+    is exact, with ``[grad, P, F] = A^T [g, p, f]`` from the same pass over ``A``
+    as the CountSketch. ``A_low`` is the float32 copy of ``A`` for the leverage scores.
+    """
+    A = oracle.A
+    n, d = A.shape
+    B = oracle.z_hessian(x, z)
+    delta = np.asarray(B.delta, dtype=float)
+    if s >= n:
+        Y = A.T @ np.column_stack([g, B.p, B.f])
+        gram = sampling.exact_gram(A, delta)
+    else:
+        weights = np.abs(delta)
+        Y, SA = sampling.products_and_sketch(
+            A,
+            np.column_stack([g, B.p, B.f]),
+            np.sqrt(weights),
+            sampling.sketch_rows(n, d),
+            rng,
+        )
+        k = sampling.jl_columns(n)
+        scores = sampling.leverage_estimates(A_low, weights, SA, k, rng)
+        if not np.all(np.isfinite(scores)):  # float32 overflow: redo in float64
+            scores = sampling.leverage_estimates(A, weights, SA, k, rng)
+        gram = sampling.sampled_gram(A, delta, scores, s, rng)
+    grad, P, F = Y[:, 0] + oracle.x_gradient(x), Y[:, 1], Y[:, 2]
+    H = gram.matrix - np.outer(P, F) - np.outer(F, P) + float(B.c) * np.outer(F, F)
+    H[np.diag_indices(d)] += oracle.x_hessian_diag(x)
+    return grad, H, gram.rows
+
+
+class SketchPCGSteps:
+    """Inexact Newton steps: CG on exact Hessian-vector products, sketch preconditioner."""
+
+    variant = "sketch-pcg"
+
+    def __init__(self, oracle: Oracle, rng: np.random.Generator) -> None:
+        self.oracle = oracle
+        self.preconditioner = SketchPreconditioner(oracle.A, rng)
+        self._pieces: tuple = ()
+
+    def gradient(
+        self, x: np.ndarray, z: np.ndarray, g: np.ndarray, *, likely_last: bool = False
+    ) -> tuple[np.ndarray, int]:
+        """``(grad (d,), rows)``; ``P = A^T p`` and ``F = A^T f`` come from the same pass.
+
+        With ``likely_last`` only ``A^T g`` is formed (``P, F`` later if a step follows).
+        """
+        A = self.oracle.A
+        if likely_last:
+            self._pieces = ()
+            return g @ A + self.oracle.x_gradient(x), 0
+        B = self.oracle.z_hessian(x, z)
+        Y = stacked_products(np.stack([g, _vector(B.p), _vector(B.f)]), A)
+        self._pieces = (B, Y[1], Y[2])
+        return Y[0] + self.oracle.x_gradient(x), 0
+
+    def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
+        """PCG to ``||H dx + grad|| <= target``, damped where ``H`` is not positive definite."""
+        if not self._pieces:
+            B = self.oracle.z_hessian(x, z)
+            P, F = stacked_products(np.stack([_vector(B.p), _vector(B.f)]), self.oracle.A)
+            self._pieces = (B, P, F)
+        B, P, F = self._pieces
+        h = self.oracle.x_hessian_diag(x)
+        rest = float(B.c) * np.outer(F, F) - np.outer(P, F) - np.outer(F, P)
+        rest[np.diag_indices_from(rest)] += h
+        built = self.preconditioner.build(np.asarray(B.delta, dtype=float), rest)
+        operator = HessianOperator(self.oracle.A, B, int(np.argmax(z)), h)
+        factor = built.factor
+        note = built.note
+        norm = float(np.linalg.norm(grad))
+        for _ in range(MAX_DAMPING_RETRIES):
+            if factor.L is None:
+                break
+            mu = factor.mu
+            result = pcg(
+                operator,
+                factor.solve,
+                -grad,
+                z.shape[0],
+                target=target,
+                max_iter=MAX_CG_PRODUCTS,
+                mu=mu,
+            )
+            if result.products and not result.negative_curvature:
+                self.preconditioner.report(result.products, built.error, target / norm)
+            moved = bool(np.any(result.dx != 0.0))
+            if not result.negative_curvature or moved:
+                if result.negative_curvature:
+                    note = _join(note, "CG stopped at negative curvature")
+                if not result.converged and not result.negative_curvature:
+                    note = _join(note, f"CG stopped at {result.products} products")
+                return Step(
+                    result.dx, result.u, mu, operator.products, built.error, note, built.rows
+                )
+            # the first direction has non-positive curvature: damp past it and retry
+            bump = max(10.0 * mu, 2.0 * max(0.0, -result.curvature), 1e-8 * factor.scale)
+            matrix = _preconditioner_matrix(factor) + (bump - mu) * np.eye(grad.shape[0])
+            extra = damped_cholesky(matrix)
+            factor = Factor(extra.L, bump + extra.mu, factor.scale)
+        step = -factor.solve(grad)
+        return Step(step, None, math.inf, operator.products, built.error, note, built.rows)
+
+
+def _preconditioner_matrix(factor: Factor) -> np.ndarray:
+    """``L L^T`` of a factor (the damped preconditioner matrix it came from)."""
+    assert factor.L is not None
+    return factor.L @ factor.L.T
+
+
+def _vector(a: object) -> np.ndarray:
+    return np.asarray(a, dtype=float)
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b
+
+
+def make_steps(
+    variant: str, oracle: Oracle, rng: np.random.Generator, s: int
+) -> ExactSteps | PaperSteps | SketchPCGSteps:
+    """The step strategy named ``variant`` (one of :data:`VARIANTS`)."""
+    if variant == "exact":
+        return ExactSteps(oracle)
+    if variant == "paper":
+        return PaperSteps(oracle, rng, s)
+    if variant == "sketch-pcg":
+        return SketchPCGSteps(oracle, rng)
+    raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
