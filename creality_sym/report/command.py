@@ -5,16 +5,30 @@ spec, audits the default lemma registry, solves a random instance with the
 exact and the sampled-Hessian Newton method, sweeps gamma from the precise
 mode (0) to the creative one, and writes ``DIR/index.html`` with its images
 and data files beside it.
+
+What is checked: the project folder given by ``--root``, else the embedded
+default (the installed ``creality_derivations`` / ``creality_generated``),
+never the current folder just because it looks like a project: nothing in
+``./derivations`` is run unless the user names it. ``DIR`` must not be, lie
+inside, or contain any ``derivations/`` or ``generated/`` folder the run
+reads (or the current folder's, when it is a project): a stale check writes
+a fresh tree to ``DIR/generated``, which must never be a project's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shlex
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+from creality_sym.generate import Layout
 from creality_sym.report.study import Settings, build_report
+from creality_sym.spec import SpecError, embedded_derivations
 
 EXIT_USAGE = 2
 
@@ -44,8 +58,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="project folder whose derivations/ and generated/ are checked "
-        "(default: the current folder when it is a project, "
-        "otherwise the installed packages)",
+        "(default: the embedded default, the installed packages; the current "
+        "folder is never used unless named here)",
     )
     parser.add_argument(
         "--audit-budget",
@@ -75,6 +89,81 @@ def prepare_out(out: Path) -> str | None:
     return None
 
 
+def _installed_generated() -> Path | None:
+    from creality_sym.report.symbolic import installed_generated
+
+    try:
+        return installed_generated()
+    except SpecError:
+        return None
+
+
+def _is_project(folder: Path) -> bool:
+    return (folder / "derivations").is_dir() and (folder / "generated").is_dir()
+
+
+def protected_folders(root: Path | None) -> list[tuple[str, Path]]:
+    """``(what, folder)`` pairs that ``--out`` must keep clear of.
+
+    ``root``'s ``derivations/`` and ``generated/``, the embedded default and the
+    installed generated code (what the solver runs), and the current folder's
+    when it is a project.
+    """
+    found: list[tuple[str, Path]] = []
+    if root is not None:
+        layout = Layout(root)
+        found += [("the checked derivations/", layout.derivations)]
+        found += [("the checked generated/", layout.generated)]
+    with contextlib.suppress(SpecError):
+        found.append(("the embedded derivations/", embedded_derivations().resolve()))
+    generated = _installed_generated()
+    if generated is not None:
+        found.append(("the installed generated/", generated))
+    cwd = Path.cwd().resolve()
+    if _is_project(cwd):
+        found += [("this project's derivations/", cwd / "derivations")]
+        found += [("this project's generated/", cwd / "generated")]
+    return found
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_out(out: Path, root: Path | None) -> str | None:
+    """An error message when ``out`` is, lies inside, or contains a protected folder."""
+    where = out.resolve()
+    for what, folder in protected_folders(root):
+        folder = folder.resolve()
+        if _overlap(where, folder):
+            relation = (
+                "is"
+                if where == folder
+                else ("lies inside" if folder in where.parents else "contains")
+            )
+            return (
+                f"--out {out}: {relation} {what} ({folder}); "
+                "choose a folder outside every derivations/ and generated/"
+            )
+    return None
+
+
+@contextlib.contextmanager
+def _away_from_cwd(root: Path | None) -> Iterator[None]:
+    """Without ``--root``, run from an empty private folder: the checked sources are
+    then the embedded default whatever the current folder holds."""
+    if root is not None:
+        yield
+        return
+    here = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="creality-report-") as empty:
+        os.chdir(empty)
+        try:
+            yield
+        finally:
+            os.chdir(here)
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run, for the page."""
     parts = ["creality", "report", "--out", str(args.out)]
@@ -96,19 +185,24 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    problem = prepare_out(args.out)
+    if args.root is not None and not (args.root / "derivations").is_dir():
+        print(f"creality report: --root {args.root}: no derivations/ folder there", file=sys.stderr)
+        return EXIT_USAGE
+    problem = check_out(args.out, args.root) or prepare_out(args.out)
     if problem:
         print(f"creality report: {problem}", file=sys.stderr)
         return EXIT_USAGE
     settings = Settings.make(quick=args.quick, seed=args.seed, audit_budget=args.audit_budget)
+    root = None if args.root is None else args.root.resolve()
     try:
-        result = build_report(
-            args.out.resolve(),
-            settings,
-            root=args.root,
-            live=False if args.no_progress else None,
-            command=command_line(args),
-        )
+        with _away_from_cwd(root):
+            result = build_report(
+                args.out.resolve(),
+                settings,
+                root=root,
+                live=False if args.no_progress else None,
+                command=command_line(args),
+            )
     except OSError as exc:
         print(f"creality report: cannot write the report into {args.out}: {exc}", file=sys.stderr)
         return EXIT_USAGE
