@@ -1,4 +1,4 @@
-"""The verification engine: three methods agree on the shipped specs and catch planted errors."""
+"""The verification engine: the methods agree on the shipped specs and catch planted errors."""
 
 from __future__ import annotations
 
@@ -43,11 +43,11 @@ def failures(report: VerificationReport) -> list[str]:
 # ----------------------------------------------------------------------------- clean specs
 
 
-def test_default_spec_verifies_clean_by_all_three_methods() -> None:
+def test_default_spec_verifies_clean_by_every_method() -> None:
     report = verify(derivation_of("creativity_reality"))
-    assert report.ok, failures(report)
+    assert report.ok and not report.undecided, failures(report)
     methods = {r.method for r in report.rows}
-    assert methods == {"symbolic", "numeric", "statements"}
+    assert methods >= {"symbolic", "numeric", "statements", "generated"}
     # every term has a passing statement for its gradient and its Hessian
     for term in ("reality", "creativity", "regularizer"):
         for quantity in ("gradient", "hessian"):

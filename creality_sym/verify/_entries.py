@@ -116,13 +116,18 @@ def _run_mp(c: _Compiled, env: Mapping[sp.Symbol, Value], n: int) -> list[mpmath
 
 @dataclass(frozen=True)
 class Instance:
-    """A random numeric instance: ``A`` (n, d), ``x`` (d,), parameters by symbol."""
+    """A random numeric instance: ``A`` (n, d), ``x`` (d,), parameters by symbol.
+
+    ``vectors`` holds the z-space vectors (shape ``(n,)``), ``x_vectors`` the
+    x-space ones (shape ``(d,)``).
+    """
 
     A: np.ndarray
     x: np.ndarray
     vectors: dict[sp.Symbol, np.ndarray]
     scalars: dict[sp.Symbol, float]
     kappa: float  # the logit scale's value
+    x_vectors: dict[sp.Symbol, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -132,30 +137,62 @@ class Instance:
     def d(self) -> int:
         return int(self.A.shape[1])
 
+    def values(self) -> dict[sp.Symbol, object]:
+        """Every parameter's value by symbol."""
+        return {**self.vectors, **self.x_vectors, **self.scalars}
+
+
+def parameters(spec: Spec) -> tuple[object, ...]:
+    """``spec.parameters`` (vectors then scalars, with kind, rule, space, python name)."""
+    return tuple(spec.parameters)
+
+
+def _draw_vector(rule: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    if rule == "probability":
+        return rng.dirichlet(np.ones(size))
+    if rule == "positive":
+        return rng.uniform(0.5, 1.5, size)
+    if rule == "nonnegative":
+        return rng.uniform(0.0, 1.0, size)
+    return rng.normal(size=size)
+
+
+def _draw_scalar(rule: str, rng: np.random.Generator) -> float:
+    if rule == "positive":
+        return float(rng.uniform(0.5, 2.0))
+    if rule == "nonnegative":
+        return float(rng.uniform(0.2, 1.5))
+    return float(rng.normal())
+
+
+def draw_parameters(
+    spec: Spec, n: int, d: int, rng: np.random.Generator
+) -> tuple[dict[sp.Symbol, np.ndarray], dict[sp.Symbol, np.ndarray], dict[sp.Symbol, float]]:
+    """z-space vectors ``(n,)``, x-space vectors ``(d,)`` and scalars, each by its rule."""
+    zv: dict[sp.Symbol, np.ndarray] = {}
+    xv: dict[sp.Symbol, np.ndarray] = {}
+    scalars: dict[sp.Symbol, float] = {}
+    for p in parameters(spec):
+        if p.kind == "scalar":
+            scalars[p.symbol] = _draw_scalar(p.rule, rng)
+        elif p.space == "x":
+            xv[p.symbol] = _draw_vector(p.rule, d, rng)
+        else:
+            zv[p.symbol] = _draw_vector(p.rule, n, rng)
+    return zv, xv, scalars
+
 
 def random_parameters(
     spec: Spec, n: int, rng: np.random.Generator
 ) -> tuple[dict[sp.Symbol, np.ndarray], dict[sp.Symbol, float]]:
-    """Vector parameters (``(n,)`` arrays) and scalars drawn to satisfy their rules."""
-    vectors: dict[sp.Symbol, np.ndarray] = {}
-    for sym, rule in spec.vectors.items():
-        if rule == "probability":
-            vectors[sym] = rng.dirichlet(np.ones(n))
-        elif rule == "positive":
-            vectors[sym] = rng.uniform(0.5, 1.5, n)
-        elif rule == "nonnegative":
-            vectors[sym] = rng.uniform(0.0, 1.0, n)
-        else:
-            vectors[sym] = rng.normal(size=n)
-    scalars: dict[sp.Symbol, float] = {}
-    for sym, rule in spec.scalars.items():
-        if rule == "positive":
-            scalars[sym] = float(rng.uniform(0.5, 2.0))
-        elif rule == "nonnegative":
-            scalars[sym] = float(rng.uniform(0.2, 1.5))
-        else:
-            scalars[sym] = float(rng.normal())
-    return vectors, scalars
+    """Vector parameters (``(n,)`` arrays, x-space ones too) and scalars by their rules."""
+    zv, xv, scalars = draw_parameters(spec, n, n, rng)
+    return {**zv, **xv}, scalars
+
+
+def logit_scale(spec: Spec, scalars: Mapping[sp.Symbol, float]) -> float:
+    """The logit scale's value for the given scalars."""
+    return float(spec.logit_scale.xreplace({k: sp.Float(v) for k, v in scalars.items()}))
 
 
 def random_instance(
@@ -164,9 +201,8 @@ def random_instance(
     """``A`` with N(0, logit_std^2 / d) entries, ``x`` ~ N(0, I): logits of size ~logit_std."""
     A = rng.normal(size=(n, d)) * (logit_std / np.sqrt(d))
     xv = rng.normal(size=d)
-    vectors, scalars = random_parameters(spec, n, rng)
-    kappa = float(spec.logit_scale.xreplace({k: sp.Float(v) for k, v in scalars.items()}))
-    return Instance(A, xv, vectors, scalars, kappa)
+    vectors, x_vectors, scalars = draw_parameters(spec, n, d, rng)
+    return Instance(A, xv, vectors, scalars, logit_scale(spec, scalars), x_vectors)
 
 
 def softmax_env(zv: np.ndarray, kappa: float, inst: Instance) -> dict[sp.Symbol, Value]:
@@ -180,7 +216,21 @@ def softmax_env(zv: np.ndarray, kappa: float, inst: Instance) -> dict[sp.Symbol,
 
 def x_env(xv: np.ndarray, inst: Instance) -> dict[sp.Symbol, Value]:
     """Bindings for an x-space entry expression at ``x`` (d,)."""
-    return {x: xv, **inst.scalars}
+    return {x: xv, **inst.x_vectors, **inst.scalars}
+
+
+def term_value(phi: object, summed: bool, env: Mapping[sp.Symbol, Value], size: int) -> float:
+    """A term's value: ``sum_j phi_j`` when ``summed``, else the scalar ``phi`` itself."""
+    values = as_vector(evaluate(phi, env, size), size)
+    return float(np.sum(values)) if summed else float(values[0])
+
+
+def term_value_mp(
+    phi: object, summed: bool, env: Mapping[sp.Symbol, Value], size: int
+) -> mpmath.mpf:
+    """:func:`term_value` in mpmath."""
+    values = evaluate_mp(phi, env, size)
+    return mpmath.fsum(values) if summed else values[0]
 
 
 def as_vector(value: object, n: int) -> np.ndarray:

@@ -37,9 +37,11 @@ from creality_sym.verify._entries import (
     lowrank_pieces,
     random_instance,
     softmax_env,
+    term_value,
+    term_value_mp,
     x_env,
 )
-from creality_sym.verify.report import Row
+from creality_sym.verify.report import FAIL, PASS, UNDECIDED, Row
 
 METHOD = "numeric"
 #: (n, d, logit spread) of the random instances; the last has logits far apart, so
@@ -70,25 +72,52 @@ class _Errors:
             self.failed.setdefault(check, []).append(where)
 
 
-def _terms(spec: Spec, name: str) -> list[tuple[sp.Expr, sp.Expr, str]]:
+TermList = list[tuple[sp.Expr, sp.Expr, str, bool]]  # (phi, weight, space, summed)
+
+
+def terms_of(spec: Spec, name: str) -> TermList:
+    """The terms making up ``name`` (one unweighted term, or every weighted term)."""
     if name == "total":
-        return [(t.phi, t.weight, t.space) for t in spec.terms]
+        return [(t.phi, t.weight, t.space, getattr(t, "summed", True)) for t in spec.terms]
     t = spec.term(name)
-    return [(t.phi, sp.Integer(1), t.space)]
+    return [(t.phi, sp.Integer(1), t.space, getattr(t, "summed", True))]
 
 
 def loss(spec: Spec, name: str, inst: Instance, xv: np.ndarray) -> float:
-    """The loss of term ``name`` (or ``"total"``) at ``xv`` (d,), from the spec's phi."""
+    """The loss of term ``name`` (or ``"total"``) at ``xv`` (d,), from the spec's phi.
+
+    A summed term adds ``sum_j phi_j``, an unsummed one the scalar ``phi``.
+    """
     zv = inst.A @ xv
     env = softmax_env(zv, inst.kappa, inst)
     out = 0.0
-    for phi, weight, space in _terms(spec, name):
+    for phi, weight, space, summed in terms_of(spec, name):
         w = float(evaluate(weight, inst.scalars, inst.n))
         if space == "x":
-            out += w * float(np.sum(as_vector(evaluate(phi, x_env(xv, inst), inst.d), inst.d)))
+            out += w * term_value(phi, summed, x_env(xv, inst), inst.d)
         else:
-            out += w * float(np.sum(as_vector(evaluate(phi, env, inst.n), inst.n)))
+            out += w * term_value(phi, summed, env, inst.n)
     return out
+
+
+def overflow(spec: Spec, inst: Instance, v: np.ndarray, steps: Sequence[float] = ()) -> str:
+    """Why ``inst`` lies outside float64's reach ("" when it does not).
+
+    The spec's loss (total and every term) is evaluated at ``x`` and at ``x + h v``
+    for each step ``h`` with overflow raising: an overflow (e.g. ``exp(z)`` for large
+    logits) or a non-finite loss means the instance cannot be checked in float64.
+    """
+    names = [t.name for t in spec.terms] + ["total"]
+    for h in (0.0, *steps):
+        for name in names:
+            try:
+                with np.errstate(over="raise", invalid="ignore", divide="ignore"):
+                    value = loss(spec, name, inst, inst.x + h * v)
+            except (FloatingPointError, OverflowError):
+                return f"overflow in float64 evaluating the loss of {name}"
+            if not np.isfinite(value):
+                return f"the loss of {name} is {value} in float64"
+    return ""
 
 
 def gradient(td: TermDerivation, inst: Instance, xv: np.ndarray) -> np.ndarray:
@@ -149,6 +178,7 @@ class _MpLine:
     vectors: dict[sp.Symbol, list[mpmath.mpf]]
     scalars: dict[sp.Symbol, mpmath.mpf]
     kappa: mpmath.mpf
+    x_vectors: dict[sp.Symbol, list[mpmath.mpf]]
 
 
 def _mp_line(spec: Spec, inst: Instance, v: np.ndarray) -> _MpLine:
@@ -160,7 +190,8 @@ def _mp_line(spec: Spec, inst: Instance, v: np.ndarray) -> _MpLine:
     scalars = {s: mpmath.mpf(val) for s, val in inst.scalars.items()}
     kappa = mpmath.mpf(sp.lambdify(list(scalars), spec.logit_scale, "mpmath")(*scalars.values()))
     vectors = {s: [mpmath.mpf(float(t)) for t in val] for s, val in inst.vectors.items()}
-    return _MpLine(z0, zv, x0, vv, vectors, scalars, kappa)
+    x_vectors = {s: [mpmath.mpf(float(t)) for t in val] for s, val in inst.x_vectors.items()}
+    return _MpLine(z0, zv, x0, vv, vectors, scalars, kappa, x_vectors)
 
 
 def _mp_loss(spec: Spec, name: str, line: _MpLine, h: mpmath.mpf) -> mpmath.mpf:
@@ -170,14 +201,35 @@ def _mp_loss(spec: Spec, name: str, line: _MpLine, h: mpmath.mpf) -> mpmath.mpf:
     lse = tmax + mpmath.log(mpmath.fsum(mpmath.exp(tj - tmax) for tj in t))
     logf = [tj - lse for tj in t]
     env = {f: [mpmath.exp(q) for q in logf], z: zh, LOGF: logf, **line.vectors, **line.scalars}
-    xenv = {x: [a + h * b for a, b in zip(line.x0, line.xv, strict=True)], **line.scalars}
+    xs = [a + h * b for a, b in zip(line.x0, line.xv, strict=True)]
+    xenv = {x: xs, **line.x_vectors, **line.scalars}
     n, d = len(zh), len(line.x0)
     out = mpmath.mpf(0)
-    for phi, weight, space in _terms(spec, name):
+    for phi, weight, space, summed in terms_of(spec, name):
         w = evaluate_mp(weight, line.scalars, 1)[0]
-        vals = evaluate_mp(phi, xenv, d) if space == "x" else evaluate_mp(phi, env, n)
-        out += w * mpmath.fsum(vals)
+        if space == "x":
+            out += w * term_value_mp(phi, summed, xenv, d)
+        else:
+            out += w * term_value_mp(phi, summed, env, n)
     return out
+
+
+def mp_loss(spec: Spec, name: str, line: _MpLine, h: float = 0.0) -> mpmath.mpf:
+    """The loss of ``name`` at ``x + h v`` in mpmath at :data:`MP_DPS` digits."""
+    with mpmath.workdps(MP_DPS):
+        return _mp_loss(spec, name, line, mpmath.mpf(h))
+
+
+def mp_line(spec: Spec, inst: Instance, v: np.ndarray) -> _MpLine:
+    """The instance along ``x + h v`` in mpmath (for :func:`mp_loss`, :func:`mp_derivatives`)."""
+    with mpmath.workdps(MP_DPS):
+        return _mp_line(spec, inst, v)
+
+
+def mp_derivatives(spec: Spec, name: str, line: _MpLine) -> tuple[float, float]:
+    """First and second derivatives of the loss along the line at h = 0, as floats."""
+    d1, d2 = _mp_derivatives(spec, name, line)
+    return float(d1), float(d2)
 
 
 def _mp_derivatives(spec: Spec, name: str, line: _MpLine) -> tuple[mpmath.mpf, mpmath.mpf]:
@@ -244,17 +296,25 @@ def run(
     spec = derivation.spec
     errs = {td.name: _Errors({}, {}) for td in derivation.all}
     secs = dict.fromkeys(errs, 0.0)
+    checked: list[str] = []
+    skipped: list[str] = []
     for i, (n, d, spread) in enumerate(instances):
         rng = np.random.default_rng([seed, i])
         inst = random_instance(spec, n, d, rng, logit_std=spread)
         v = rng.normal(size=d)
         v /= np.linalg.norm(v)
+        why = overflow(spec, inst, v, (1e-5, -1e-5, 1e-4, -1e-4))
+        if why:
+            skipped.append(f"({n},{d}) spread {spread:g}: {why}")
+            continue
+        checked.append(f"({n},{d})")
         line = _mp_line(spec, inst, v) if mp else None
         for td in derivation.all:
             t0 = time.perf_counter()
             check_instance(spec, td, inst, v, errs[td.name], mp=mp, line=line)
             secs[td.name] += time.perf_counter() - t0
-    where = ", ".join(f"({n},{d})" for n, d, _ in instances)
+    where = ", ".join(checked)
+    note = f"; skipped (outside float64): {'; '.join(skipped)}" if skipped else ""
     rows = []
     for td in derivation.all:
         e = errs[td.name]
@@ -267,16 +327,19 @@ def run(
             summary = ", ".join(f"{c} {e.worst[c]:.1e}" for c in present)
             if bad:
                 what = "; ".join(f"{c} off at {', '.join(w)}" for c, w in bad.items())
-                detail = f"{what} (error/tolerance: {summary})"
+                verdict, detail = FAIL, f"{what} (error/tolerance: {summary}){note}"
+            elif not checked:
+                verdict, detail = UNDECIDED, f"no instance inside float64's range{note}"
             else:
-                detail = f"error/tolerance <= 1 at (n,d) in {where}: {summary}"
+                verdict = PASS
+                detail = f"error/tolerance <= 1 at (n,d) in {where}: {summary}{note}"
             rows.append(
                 Row(
                     spec=spec.name,
                     term=td.name,
                     quantity=quantity,
                     method=METHOD,
-                    verdict="FAIL" if bad else "pass",
+                    verdict=verdict,
                     detail=detail,
                     seconds=secs[td.name] / 2,
                 )

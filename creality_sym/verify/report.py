@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-#: verdicts: a check passed, failed, or there was nothing to check.
-PASS, FAIL, NONE = "pass", "FAIL", "—"
-METHODS = ("symbolic", "numeric", "statements")
+#: verdicts: a check passed, failed, could not be decided (never a failure: the exact test
+#: gave up or ran out of time and numbers agree), or there was nothing to check.
+PASS, FAIL, UNDECIDED, NONE = "pass", "FAIL", "undecided", "—"
+#: methods run by :func:`creality_sym.verify.verify`; ``generated`` also adds rows of
+#: method :data:`GENERATED_C` (the CUDA kernels built as C) when a C compiler exists.
+METHODS = ("symbolic", "numeric", "statements", "generated")
+GENERATED_C = "generated-c"
 
 
 @dataclass(frozen=True)
 class Row:
     """One verdict: ``quantity`` of ``term`` in spec ``spec`` checked by ``method``.
 
-    ``quantity`` is ``"gradient"`` or ``"hessian"``; ``verdict`` is ``"pass"``,
-    ``"FAIL"`` or ``"—"`` (nothing to check); ``statement`` names the statement
-    id for the ``statements`` method.
+    ``quantity`` is ``"gradient"`` or ``"hessian"`` (``"loss"`` and ``"import"`` for
+    the ``generated`` method); ``verdict`` is ``"pass"``, ``"FAIL"``, ``"undecided"``
+    (not proven, not refuted: the detail says why) or ``"—"`` (nothing to check);
+    ``statement`` names the statement id for the ``statements`` method.
     """
 
     spec: str
@@ -30,6 +35,10 @@ class Row:
     @property
     def failed(self) -> bool:
         return self.verdict == FAIL
+
+    @property
+    def undecided(self) -> bool:
+        return self.verdict == UNDECIDED
 
 
 @dataclass
@@ -48,6 +57,20 @@ class VerificationReport:
     def failures(self) -> list[Row]:
         return [r for r in self.rows if r.failed]
 
+    @property
+    def undecided(self) -> list[Row]:
+        return [r for r in self.rows if r.undecided]
+
+    def verdicts(self, spec: str) -> dict[str, str]:
+        """One verdict per method that ran on ``spec``: ``"FAIL"`` if any row failed,
+        else ``"undecided"`` if any row is, else ``"pass"`` (``"—"``: nothing checked)."""
+        out: dict[str, str] = {}
+        for method in _ordered_methods(self.rows):
+            rows = [r for r in self.rows if r.spec == spec and r.method == method]
+            if rows:
+                out[method] = _verdict(rows)
+        return out
+
     def extend(self, other: VerificationReport) -> None:
         """Merge another report into this one."""
         self.rows.extend(other.rows)
@@ -61,8 +84,7 @@ class VerificationReport:
         with the statement ids for the ``statements`` column). Failures are listed
         with their details below the table; ``details=True`` lists every row.
         """
-        methods = [m for m in METHODS if any(r.method == m for r in self.rows)]
-        methods += sorted({r.method for r in self.rows} - set(methods))
+        methods = _ordered_methods(self.rows)
         keys: list[tuple[str, str, str]] = []
         cells: dict[tuple[str, str, str, str], list[Row]] = {}
         for r in self.rows:
@@ -80,14 +102,14 @@ class VerificationReport:
             for line in lines
         ]
         out.insert(1, "  ".join("-" * w for w in widths))
-        listed = self.rows if details else self.failures
+        listed = self.rows if details else self.failures + self.undecided
         if listed:
             out.append("")
-            out.append("details:" if details else "failures:")
+            out.append("details:" if details else "failures and undecided checks:")
             for r in listed:
                 sid = f" [{r.statement}]" if r.statement else ""
                 out.append(
-                    f"  {r.verdict:4} {r.spec}/{r.term}/{r.quantity} {r.method}{sid}: {r.detail}"
+                    f"  {r.verdict} {r.spec}/{r.term}/{r.quantity} {r.method}{sid}: {r.detail}"
                 )
         if self.timings:
             out.append("")
@@ -99,7 +121,12 @@ class VerificationReport:
                 )
             )
         out.append("")
-        out.append("OK" if self.ok else f"{len(self.failures)} FAILED")
+        if not self.ok:
+            out.append(f"{len(self.failures)} FAILED")
+        elif self.undecided:
+            out.append(f"OK ({len(self.undecided)} undecided, none failed)")
+        else:
+            out.append("OK")
         return "\n".join(out)
 
     def to_dict(self) -> dict[str, object]:
@@ -107,14 +134,24 @@ class VerificationReport:
         return {"ok": self.ok, "rows": [asdict(r) for r in self.rows], "timings": self.timings}
 
 
+def _ordered_methods(rows: list[Row]) -> list[str]:
+    methods = [m for m in METHODS if any(r.method == m for r in rows)]
+    return methods + sorted({r.method for r in rows} - set(methods))
+
+
+def _verdict(rows: list[Row]) -> str:
+    if any(r.failed for r in rows):
+        return FAIL
+    if any(r.undecided for r in rows):
+        return UNDECIDED
+    if all(r.verdict == NONE for r in rows):
+        return NONE
+    return PASS
+
+
 def _cell(rows: list[Row]) -> str:
     if not rows:
         return ""
-    if any(r.failed for r in rows):
-        verdict = FAIL
-    elif all(r.verdict == NONE for r in rows):
-        verdict = NONE
-    else:
-        verdict = PASS
+    verdict = _verdict(rows)
     ids = [r.statement for r in rows if r.statement]
     return f"{verdict} ({', '.join(ids)})" if ids else verdict

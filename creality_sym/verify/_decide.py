@@ -1,0 +1,207 @@
+"""Deciding ``lhs == rhs`` for concrete SymPy expressions: a proof, a refutation, or neither.
+
+:func:`is_zero` is the exact test (a ``True`` is a proof). :func:`decide` runs it
+under a time limit and, when it does not prove the identity, evaluates both
+sides with mpmath at :data:`PROBE_DPS` digits at a few random *consistent*
+points (every symbol given the value it stands for, e.g. ``U_j = exp(s z_j)``):
+
+* a clear difference (relative :data:`FAIL_REL` or more at some point) is a
+  real difference: ``FAIL``;
+* agreement is reported as ``undecided``, with the number of digits that agree
+  and the reason (the exact test could not prove zero, or ran out of time).
+
+A correct identity is therefore never reported as failed because SymPy could
+not simplify it (symbolic exponents such as ``f**q``, ``exp(z)`` beside the
+softmax, square roots).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from creality_sym.verify._limits import TimeLimitExceeded, time_limit
+from creality_sym.verify.report import FAIL, PASS, UNDECIDED
+
+#: digits of the random-point evaluation; points per undecided identity.
+PROBE_DPS = 50
+PROBE_POINTS = 3
+#: relative difference above which a probe counts as a real difference.
+FAIL_REL = 1e-12
+#: default seconds for the exact test of one identity (the probe gets as long again).
+CHECK_SECONDS = 20.0
+
+#: symbol -> value at one random consistent point (drawn from the generator).
+Sampler = Callable[[np.random.Generator], Mapping[sp.Symbol, mpmath.mpf]]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``verdict`` (pass / FAIL / undecided) and why (empty for an exact proof)."""
+
+    verdict: str
+    reason: str = ""
+
+
+# ----------------------------------------------------------------------------- exact
+
+
+def is_zero(expr: sp.Expr) -> bool:
+    """Exact test that an expression is identically 0 (a zero result is a proof).
+
+    Fast path: inverse powers ``s**-k`` of symbols become ``inv_s**k`` and function
+    calls become new symbols; the result is rebuilt in a sparse polynomial ring
+    over QQ and must be the zero polynomial. Otherwise (or when the ring cannot
+    hold it): the numerator of ``together(expr)`` must ``expand`` to 0. Powers with
+    symbolic or fractional exponents (``U**q``, ``U**(q-1)``, ``sqrt(s)``) are split
+    into an integer power times a power with a fixed exponent, which becomes a
+    new symbol, so that ``U**(q-1) * U == U**q`` is found.
+    """
+    if _ring_zero(expr) or _fraction_zero(expr):
+        return True
+    if not any(not p.exp.is_Integer for p in expr.atoms(sp.Pow)):
+        return False
+    split = _split_powers(expr)
+    return split != expr and (_ring_zero(split) or _fraction_zero(split))
+
+
+def _fraction_zero(expr: sp.Expr) -> bool:
+    num, _ = sp.fraction(sp.together(expr))
+    return sp.expand(num) == 0
+
+
+def _ring_zero(expr: sp.Expr) -> bool:
+    inverses = {
+        p: sp.Symbol(f"inv_{p.base}_") ** (-p.exp)
+        for p in expr.atoms(sp.Pow)
+        if p.base.is_Symbol and p.exp.is_Integer and p.exp < 0
+    }
+    expr = expr.xreplace(inverses)
+    calls = sorted(expr.atoms(sp.Function), key=sp.default_sort_key)  # e.g. log(b_0): opaque
+    expr = expr.xreplace({c: sp.Symbol(f"call_{i}_") for i, c in enumerate(calls)})
+    gens = sorted(expr.free_symbols, key=str)
+    if not gens:
+        return expr == 0
+    ring = sp.ring(gens, sp.QQ)[0]
+    try:
+        return ring.from_expr(expr) == 0
+    except (ValueError, sp.polys.polyerrors.CoercionFailed):
+        return False
+
+
+def _split_powers(expr: sp.Expr) -> sp.Expr:
+    """``b**(k + c*r)`` -> ``b**k * P**c`` with ``P`` a new symbol for ``b**r`` (k, c integers)."""
+    expr = sp.expand_power_exp(sp.expand_power_base(expr, force=True))
+    table: dict[tuple[sp.Expr, sp.Expr], sp.Symbol] = {}
+    reps: dict[sp.Expr, sp.Expr] = {}
+    for p in sorted(expr.atoms(sp.Pow), key=sp.default_sort_key):
+        if p.exp.is_Integer:
+            continue
+        coeff, rest = p.exp.as_coeff_Mul()
+        if not (coeff.is_Integer and rest != 1):
+            coeff, rest = sp.Integer(1), p.exp
+        key = (p.base, rest)
+        if key not in table:
+            table[key] = sp.Symbol(f"pow_{len(table)}_")
+        reps[p] = table[key] ** coeff
+    return expr.xreplace(reps)
+
+
+# ----------------------------------------------------------------------------- probe
+
+
+def _value(expr: sp.Expr, point: Mapping[sp.Symbol, mpmath.mpf]) -> mpmath.mpf:
+    symbols = sorted(expr.free_symbols, key=str)
+    missing = [s for s in symbols if s not in point]
+    if missing:
+        raise ValueError(f"no value for {missing[0]}")
+    fn = sp.lambdify(symbols, expr, modules="mpmath")
+    value = fn(*(point[s] for s in symbols))
+    if isinstance(value, mpmath.mpc):
+        if abs(value.imag) > abs(value.real) * mpmath.mpf(10) ** (-PROBE_DPS // 2):
+            raise ValueError("complex value")
+        value = value.real
+    return mpmath.mpf(value)
+
+
+def probe(
+    lhs: sp.Expr, rhs: sp.Expr, sampler: Sampler, *, points: int = PROBE_POINTS, seed: int = 0
+) -> float:
+    """Largest relative difference ``|lhs - rhs| / max(|lhs|, |rhs|)`` over random points.
+
+    Raises ``ValueError`` when a side cannot be evaluated there.
+    """
+    worst = 0.0
+    with mpmath.workdps(PROBE_DPS):
+        for i in range(points):
+            point = sampler(np.random.default_rng([seed, i]))
+            a, b = _value(sp.sympify(lhs), point), _value(sp.sympify(rhs), point)
+            if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
+                raise ValueError("not finite at a random point")
+            scale = max(abs(a), abs(b))
+            tiny = mpmath.mpf(10) ** (-PROBE_DPS + 5)
+            rel = 0.0 if scale <= tiny else float(abs(a - b) / scale)
+            worst = max(worst, rel)
+    return worst
+
+
+def _digits(rel: float) -> int:
+    return PROBE_DPS if rel <= 0 else max(0, min(PROBE_DPS, int(math.floor(-math.log10(rel)))))
+
+
+def decide(
+    lhs: sp.Expr,
+    rhs: sp.Expr,
+    sampler: Sampler,
+    *,
+    seconds: float | None = CHECK_SECONDS,
+    seed: int = 0,
+) -> Decision:
+    """Is ``lhs == rhs``? Exact test first, then (if unproven) the mpmath probe.
+
+    The exact test and the probe each run under ``seconds`` (None: no limit).
+    """
+    reason = "could not prove zero"
+    lim = plim = None
+    try:
+        with time_limit(seconds, "exact test") as lim:
+            if is_zero(sp.sympify(lhs) - sp.sympify(rhs)):
+                return Decision(PASS)
+    except TimeLimitExceeded as exc:
+        if exc.limit is not lim:
+            raise
+        reason = f"time limit: the exact test ran past {seconds:g} s"
+    try:
+        with time_limit(seconds, "probe") as plim:
+            rel = probe(lhs, rhs, sampler, seed=seed)
+    except TimeLimitExceeded as exc:
+        if exc.limit is not plim:
+            raise
+        return Decision(UNDECIDED, f"{reason}; the random-point evaluation ran out of time too")
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+        return Decision(UNDECIDED, f"{reason}; random-point evaluation failed ({exc})")
+    if rel > FAIL_REL:
+        return Decision(
+            FAIL,
+            f"differs by {rel:.1e} (relative) at a random point ({PROBE_DPS}-digit mpmath)",
+        )
+    return Decision(
+        UNDECIDED,
+        f"{reason}; agrees to {_digits(rel)} digits at {PROBE_POINTS} random points",
+    )
+
+
+def combine(decisions: list[tuple[str, Decision]]) -> tuple[str, list[str]]:
+    """Verdict of several decisions (FAIL > undecided > pass) and their messages."""
+    verdict = PASS
+    if any(d.verdict == FAIL for _, d in decisions):
+        verdict = FAIL
+    elif any(d.verdict == UNDECIDED for _, d in decisions):
+        verdict = UNDECIDED
+    messages = [f"{what}: {d.reason}" for what, d in decisions if d.verdict != PASS]
+    return verdict, messages
