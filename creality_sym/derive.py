@@ -215,12 +215,14 @@ def reduction(e: sp.Expr) -> sp.Expr:
 
 def entry_parts(phi: sp.Expr) -> EntryParts:
     """The scalar calculus of ``phi(f, z)``: products taken before simplifying."""
-    phi_f = sp.diff(phi, f)
+    phi_f = sp.factor_terms(sp.diff(phi, f))
+    # common factors pulled out of sums first, so that f^2 * f^(q-2) combines to f^q
+    # (finite where f underflows) without expanding differences such as f - b
     return EntryParts(
         phi=tidy(phi),
         G=tidy(f * phi_f),
-        E=tidy(f**2 * sp.diff(phi_f, f)),
-        R=tidy(f * sp.diff(phi_f, z)),
+        E=tidy(f**2 * sp.factor_terms(sp.diff(phi_f, f))),
+        R=tidy(f * sp.factor_terms(sp.diff(phi_f, z))),
         Z1=tidy(sp.diff(phi, z)),
         Z2=tidy(sp.diff(phi, z, 2)),
     )

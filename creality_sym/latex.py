@@ -39,7 +39,11 @@ class VectorLatexPrinter(LatexPrinter):
         text = self._print(e)
         return rf"\left({text}\right)" if isinstance(e, sp.Add) else text
 
-    def _print_Total(self, expr: Total) -> str:
+    def _print_Total(self, expr: Total, exp: object = None) -> str:
+        text = self._total(expr)
+        return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
+
+    def _total(self, expr: Total) -> str:
         arg = expr.args[0]
         if isinstance(arg, sp.Mul):
             vectors = [a for a in arg.args if is_entrywise(a)]
@@ -65,6 +69,15 @@ def hessian_latex(td: TermDerivation) -> list[str]:
     lines.append(rf"c = {vector_latex(pc.c)}")
     if pc.ones != 0:
         lines.append(rf"B \mathbf{{1}}_n = {vector_latex(pc.ones)}")
+    lr = td.low_rank
+    if lr.rank:
+        lines[0] += r" + U C U^\top"
+        for i, col in enumerate(lr.columns):
+            lines.append(rf"U_{{{i + 1}}} = {vector_latex(col)}")
+        for i in range(lr.rank):
+            for j in range(i, lr.rank):
+                if lr.core[i][j] != 0:
+                    lines.append(rf"C_{{{i + 1}{j + 1}}} = {vector_latex(lr.core[i][j])}")
     return lines
 
 
@@ -97,7 +110,10 @@ def derivations_markdown(derivations: list[Derivation]) -> str:
             out += [f"### {title}", "", "$$", r"\begin{aligned}"]
             rows = []
             if td.has_z:
-                rows.append(rf"\phi &= {vector_latex(td.loss_z)}")
+                if td.loss_z != 0:
+                    rows.append(rf"\phi &= {vector_latex(td.loss_z)}")
+                if td.loss_scalar != 0:
+                    rows.append(rf"\Psi &= {vector_latex(td.loss_scalar)}")
                 rows.append(rf"\nabla_x L &= A^\top g, \quad g = {vector_latex(td.z_gradient)}")
                 rows.append(r"\nabla_x^2 L &= A^\top B A")
                 rows += ["& " + line for line in hessian_latex(td)]

@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import keyword
 import linecache
+import re
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
@@ -75,9 +76,13 @@ SPACES = ("z", "x")
 #: names the generated functions use themselves: a parameter with one of these
 #: names (or a Python keyword or builtin) is renamed with a trailing underscore.
 GENERATED_NAMES = frozenset(
-    """A v xp term validate n d k fc t u y g H out value name np math np_ cp torch jax
-    delta p c ones ones_total lowrank core""".split()
+    """A v xp term validate order n d k fc t u y g H out value name np math sm is_k logf_k z_k
+    full at_dominant prepare_z data ordered values full_values Model Parameter ZPieces XPieces
+    ZHessian Array Any annotations delta p c ones ones_total g_total loss gradient
+    hessian_diag""".split()
 )
+#: generated local names (reductions, temporaries, low-rank pieces, values at the dominant entry)
+GENERATED_PATTERN = re.compile(r"(sum\d+|t\d+_\d+|lr\d+(_total)?|core\d+_\d+|\w+_k|\w+c_k)")
 #: spec names taken by the generated package's own files.
 RESERVED_SPEC_NAMES = frozenset({"cuda_loader", "cuda", "manifest", "DERIVATIONS"})
 
@@ -107,7 +112,7 @@ def python_name(name: str) -> str:
     """
     if keyword.iskeyword(name) or keyword.issoftkeyword(name) or hasattr(builtins, name):
         return name + "_"
-    if name in GENERATED_NAMES or name.startswith("_"):
+    if name in GENERATED_NAMES or name.startswith("_") or GENERATED_PATTERN.fullmatch(name):
         return name + "_"
     return name
 

@@ -37,6 +37,7 @@ SPEC = Spec(
     ],
     vectors=[b, w],
     scalars=[gamma],
+    tradeoff="gamma",
     statements=[
         Statement("grad-reality", "reality", "z_gradient", f * c - s * f),
         Statement("grad-creativity", "creativity", "z_gradient", v),

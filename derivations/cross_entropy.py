@@ -26,6 +26,7 @@ SPEC = Spec(
     ],
     vectors=[b, w],
     scalars=[gamma],
+    tradeoff="gamma",
     statements=[
         Statement("grad-reality", "reality", "z_gradient", f - b),
         Statement("grad-creativity", "creativity", "z_gradient", v),

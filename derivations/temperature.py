@@ -35,6 +35,7 @@ SPEC = Spec(
     ],
     vectors=[b, w],
     scalars=[gamma, tau],
+    tradeoff="gamma",
     logit_scale=1 / tau,
     defaults={"tau": 1.0},
     statements=[

@@ -1,12 +1,19 @@
-"""Shared codegen pieces: the jinja environment, file headers, versions."""
+"""Shared codegen pieces: the jinja environment, file headers, formatting, static files."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import jinja2
 
-GENERATOR_VERSION = "0.1.0"
+from creality_sym.errors import SpecError
+
+GENERATOR_VERSION = "0.2.0"
+#: static modules copied into generated/ (linted, typed and tested where they live)
+STATIC = Path(__file__).parent / "static"
+#: line length of every formatted generated Python file
+LINE_LENGTH = 100
 
 
 def environment(templates: Path) -> jinja2.Environment:
@@ -31,3 +38,50 @@ def header_lines(*, spec_file: str, spec_hash: str, template: str) -> list[str]:
         f"generator: creality_sym {GENERATOR_VERSION}",
         "Regenerate with `creality derive`; check with `creality check`.",
     ]
+
+
+def python_docstring(text: str) -> str:
+    """A Python string literal holding ``text`` exactly (raw when that is safe)."""
+    if '"""' not in text and not text.endswith(("\\", '"')) and "\r" not in text:
+        return 'r"""' + text + '"""'
+    escaped = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').replace("\r", "\\r")
+    if escaped.endswith('"'):
+        escaped = escaped[:-1] + '\\"'
+    return '"""' + escaped + '"""'
+
+
+def c_comment(text: str) -> str:
+    """``text`` safe inside a C block comment."""
+    return text.replace("*/", "* /")
+
+
+def _ruff() -> str:
+    try:
+        from ruff.__main__ import find_ruff_bin
+
+        return str(find_ruff_bin())
+    except (ImportError, FileNotFoundError):
+        return "ruff"
+
+
+def format_python(text: str) -> str:
+    """``text`` formatted by ``ruff format`` at :data:`LINE_LENGTH` (isolated settings)."""
+    command = [_ruff(), "format", "--isolated", f"--line-length={LINE_LENGTH}", "-"]
+    try:
+        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise SpecError(f"cannot run ruff to format generated code: {exc}") from None
+    if result.returncode != 0:
+        first = (result.stderr or result.stdout).strip().splitlines()[:3]
+        raise SpecError("generated code does not parse (ruff format): " + " | ".join(first))
+    return result.stdout
+
+
+def static_file(name: str) -> str:
+    """A static module copied into ``generated/``, with a header comment first."""
+    source = (STATIC / name).read_text()
+    header = [
+        f"# Copied from creality_sym/codegen/static/{name} by creality -- do not edit by hand.",
+        f"# generator: creality_sym {GENERATOR_VERSION}; regenerate with `creality derive`.",
+    ]
+    return "\n".join(header) + "\n" + source

@@ -32,17 +32,31 @@ from pathlib import Path
 
 import sympy as sp
 
-from creality_sym.codegen.common import GENERATOR_VERSION, environment, header_lines
+from creality_sym.codegen.common import (
+    GENERATOR_VERSION,
+    c_comment,
+    environment,
+    header_lines,
+    static_file,
+)
 from creality_sym.codegen.cuda.printer import c_identifier, print_entry
-from creality_sym.codegen.lower import LOGF, Program, lower
-from creality_sym.codegen.numpy import X_PIECES, Z_PIECES, dominant_substitution
+from creality_sym.codegen.ir import (
+    KINDS as PROGRAM_KINDS,
+)
+from creality_sym.codegen.ir import (
+    VECTOR_OUTPUTS,
+    dominant_substitution,
+    renaming,
+    x_outputs,
+    z_outputs,
+)
+from creality_sym.codegen.lower import LOGF, Program, Stage, lower
 from creality_sym.derive import Derivation
 from creality_sym.spec import f, x, z
-from creality_sym.vector import N
+from creality_sym.vector import N, is_entry_symbol
 
 TEMPLATES = Path(__file__).parent / "templates"
 KERNELS_TEMPLATE = "kernels.cu.jinja"
-LOADER_TEMPLATE = "loader.py.jinja"
 
 #: argument kinds of the description: how a loader supplies each argument.
 KINDS = {
@@ -56,7 +70,7 @@ KINDS = {
     "output": "double *CR_RESTRICT",  # vector output, n entries
     "scalar_outputs": "double *CR_RESTRICT",  # scalar outputs, written once
 }
-_REDUCTION = re.compile(r"_r(\d+)$")
+_REDUCTION = re.compile(r"^sum(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -148,43 +162,36 @@ def stage_kernels(
     computed from the complements (1 - f_k, 1 - b_k) so that nothing cancels.
     """
     kernels = []
-    at_dominant: dict[sp.Symbol, sp.Expr] = {}  # f and probability vectors via complements
-    complements: dict[str, str] = {"fc": "fc"}
+    # values at the dominant entry k, read once per thread before the loop
+    locals_at_k: dict[str, str] = {"fc": "fc"}
     for sym, value in (dominant or {}).items():
-        if value.is_Add:  # 1 - complement
-            (local,) = value.free_symbols
-            at_dominant[sym] = value
-            if sym != f:
-                complements[local.name] = f"(1.0 - {inputs.c_arrays[str(sym)]}[i])"
+        if sym == f:
+            continue
+        (local,) = value.free_symbols
+        array = inputs.c_arrays[str(sym)]
+        locals_at_k[local.name] = f"(1.0 - {array}[k])" if value.is_Add else f"{array}[k]"
 
-    def at_k(name: str, full: sp.Expr, normal: str) -> str:
-        if not dominant or not (full.has(f) or full.has(LOGF)):
+    def print_scalar(expr: sp.Expr) -> str:
+        return print_entry(expr, inputs.c_arrays, {**inputs.c_scalars, **locals_at_k})
+
+    def at_k(name: str, normal: str, variants: Mapping[str, sp.Expr]) -> str:
+        if name not in variants:
             return normal
-        scalars = {**inputs.c_scalars, **complements}
-        variant = print_entry(full.xreplace(at_dominant), inputs.c_arrays, scalars)
-        return f"(i == k) ? ({variant}) : ({normal})"
+        return f"(i == k) ? ({print_scalar(variants[name])}) : ({normal})"
 
     done = 0  # reductions computed by earlier stages
-    entry_symbols = set(inputs.arrays)
     for index, stage in enumerate(program.stages):
-        entry_temps: set[str] = set()
-
-        def entrywise(expr: sp.Expr, temps: set[str] = entry_temps) -> bool:
-            return any(s.name in entry_symbols or s.name in temps for s in expr.free_symbols)
-
-        exprs = [e for _, e in (*stage.temporaries, *stage.outputs)]
-        _check_symbols(exprs, inputs, stage, done, f"{prefix} stage {index}")
-        setup = [f"const double _r{j} = r[{j}];" for j in sorted(_reductions_used(exprs))]
+        entry_temps = {s.name for s in stage.entry_temporaries}
+        exprs = [e for _, e in (*stage.temporaries, *stage.outputs)] + list(stage.variants.values())
+        _check_symbols(exprs, inputs, stage, done, f"{prefix} stage {index}", locals_at_k)
+        setup = [f"const double sum{j} = r[{j}];" for j in sorted(_reductions_used(exprs))]
         loop: list[str] = []
         first: list[str] = []
         for sym, expr in stage.temporaries:
-            line = f"const double {sym} = {inputs.print(expr)};"
-            if entrywise(expr):
-                entry_temps.add(sym.name)
-                loop.append(line)
+            if sym.name in entry_temps:
+                loop.append(f"const double {sym} = {inputs.print(expr)};")
             else:
-                setup.append(line)
-        full = dict(stage.full)
+                setup.append(f"const double {sym} = {print_scalar(expr)};")
         arguments = inputs.arguments()
         if dominant:
             arguments += [Argument("k", "index", "k"), Argument("fc", "scalar", "fc")]
@@ -193,12 +200,12 @@ def stage_kernels(
         last = index == len(program.stages) - 1
         if not last:
             names = [name for name, _ in stage.outputs]
-            expected = [f"_r{j}" for j in range(done, done + len(names))]
+            expected = [f"sum{j}" for j in range(done, done + len(names))]
             if names != expected or set(names) != set(stage.reductions):
                 raise ValueError(f"{prefix} stage {index}: reductions {names}, expected {expected}")
             for j, (out, expr) in enumerate(stage.outputs):
                 row = "i" if j == 0 else f"{j} * n + i"
-                loop.append(f"red[{row}] = {at_k(out, full[out], inputs.print(expr))};")
+                loop.append(f"red[{row}] = {at_k(out, inputs.print(expr), stage.variants)};")
             arguments.append(Argument("red", "scratch", "red"))
             kind = f"{len(names)} reduction summand(s) -> red ({len(names)} x n)"
         else:
@@ -207,8 +214,8 @@ def stage_kernels(
                 text = inputs.print(expr)
                 if name in vectors:
                     arguments.append(Argument(name, "output", f"out_{name}"))
-                    loop.append(f"out_{name}[i] = {at_k(name, full[name], text)};")
-                elif entrywise(expr):
+                    loop.append(f"out_{name}[i] = {at_k(name, text, stage.variants)};")
+                elif any(s.name in entry_temps or is_entry_symbol(s) for s in expr.free_symbols):
                     raise ValueError(f"{prefix}: scalar output {name} depends on the entry")
                 else:
                     first.append(f"out_scalars[{scalar_outputs.index(name)}] = {text};")
@@ -241,8 +248,20 @@ def _reductions_used(exprs: Sequence[sp.Expr]) -> set[int]:
     }
 
 
-def _check_symbols(exprs: Sequence[sp.Expr], inputs: Inputs, stage, done: int, where: str) -> None:
-    known = {*inputs.arrays, *inputs.scalars, *(str(s) for s, _ in stage.temporaries)}
+def _check_symbols(
+    exprs: Sequence[sp.Expr],
+    inputs: Inputs,
+    stage: Stage,
+    done: int,
+    where: str,
+    locals_at_k: Mapping[str, str],
+) -> None:
+    known = {
+        *inputs.arrays,
+        *inputs.scalars,
+        *locals_at_k,
+        *(str(s) for s, _ in stage.temporaries),
+    }
     for e in exprs:
         for s in e.free_symbols:
             m = _REDUCTION.match(s.name)
@@ -307,20 +326,27 @@ def kernel_set(derivation: Derivation) -> tuple[list[Kernel], dict[str, object]]
     """Every kernel of one spec (for the total) and the description of its programs."""
     spec = derivation.spec
     name = spec.name
-    scalars = tuple(str(s) for s in spec.scalars)
-    z_inputs = Inputs(("f", str(LOGF), str(z), *(str(v) for v in spec.vectors)), scalars)
-    x_inputs = Inputs((str(x),), scalars)
+    names = renaming(spec)
+    params = spec.parameters
+    scalars = tuple(p.python_name for p in params if p.kind == "scalar")
+    z_vectors = tuple(p.python_name for p in params if p.kind == "vector" and p.space == "z")
+    x_vectors = tuple(p.python_name for p in params if p.kind == "vector" and p.space == "x")
+    z_inputs = Inputs(("f", str(LOGF), str(z), *z_vectors), scalars)
+    x_inputs = Inputs((str(x), *x_vectors), scalars)
     total = derivation.total
-    softmax = softmax_kernels(name, spec.logit_scale, Inputs((str(z),), scalars))
+    scale = spec.logit_scale.xreplace(names)
+    softmax = softmax_kernels(name, scale, Inputs((str(z),), scalars))
     kernels = list(softmax.values())
     programs: dict[str, object] = {}
-    spaces = [("z", "", Z_PIECES, z_inputs, dominant_substitution(derivation))]
+    spaces = [("z", "", z_outputs, z_inputs, dominant_substitution(spec))]
     if total.has_x:
-        spaces.append(("x", "x_", X_PIECES, x_inputs, None))
-    for space, label, table, inputs, at_k in spaces:
-        for kind, pieces in table.items():
-            program = lower({piece: getter(total) for piece, getter, _ in pieces})
-            vectors = {piece for piece, _, is_vector in pieces if is_vector}
+        spaces.append(("x", "x_", x_outputs, x_inputs, None))
+    for space, label, outputs_of, inputs, at_k in spaces:
+        for kind in PROGRAM_KINDS:
+            raw = outputs_of(total, kind)
+            outputs = {k: sp.sympify(v).xreplace(names) for k, v in raw.items()}
+            program = lower(outputs, dominant=at_k)
+            vectors = {k for k in outputs if VECTOR_OUTPUTS.match(k)}
             stages = stage_kernels(
                 f"{name}_{label}{kind}",
                 program,
@@ -332,9 +358,9 @@ def kernel_set(derivation: Derivation) -> tuple[list[Kernel], dict[str, object]]
             kernels += stages
             programs[f"{label}{kind}"] = {
                 "space": space,
-                "outputs": [p for p, _, _ in pieces],
-                "vector_outputs": [p for p, _, is_vector in pieces if is_vector],
-                "scalar_outputs": [p for p, _, is_vector in pieces if not is_vector],
+                "outputs": list(outputs),
+                "vector_outputs": [k for k in outputs if k in vectors],
+                "scalar_outputs": [k for k in outputs if k not in vectors],
                 "stages": [k.describe() for k in stages],
             }
     description = {
@@ -345,18 +371,17 @@ def kernel_set(derivation: Derivation) -> tuple[list[Kernel], dict[str, object]]
         "dtype": "float64",
         "size_type": "int64",
         "parameters": [
-            *({"name": str(s), "kind": "vector", "rule": r} for s, r in spec.vectors.items()),
-            *(
-                {
-                    "name": str(s),
-                    "kind": "scalar",
-                    "rule": r,
-                    **({"default": spec.defaults[str(s)]} if str(s) in spec.defaults else {}),
-                }
-                for s, r in spec.scalars.items()
-            ),
+            {
+                "name": p.python_name,
+                "kind": p.kind,
+                "rule": p.rule,
+                "shape": p.shape,
+                **({"default": p.default} if p.default is not None else {}),
+            }
+            for p in params
         ],
         "has_x": total.has_x,
+        "low_rank": total.low_rank.rank,
         "softmax": {key: k.describe() for key, k in softmax.items()},
         "programs": programs,
     }
@@ -372,8 +397,14 @@ def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
         environment(TEMPLATES)
         .get_template(KERNELS_TEMPLATE)
         .render(
-            header=header_lines(spec_file=spec_file, spec_hash=spec.digest, template=template),
+            header=[
+                c_comment(line)
+                for line in header_lines(
+                    spec_file=spec_file, spec_hash=spec.digest, template=template
+                )
+            ],
             spec=spec,
+            description=c_comment(spec.description or spec.name).replace("\n", "\n * "),
             kernels=kernels,
         )
     )
@@ -399,15 +430,6 @@ def _dump(description: Mapping[str, object]) -> str:
 
 
 def render_runtime(spec_names: Sequence[str]) -> dict[str, str]:
-    """The loader module shared by every spec: ``{"cuda_loader.py": text}``."""
-    text = (
-        environment(TEMPLATES)
-        .get_template(LOADER_TEMPLATE)
-        .render(
-            header=header_lines(
-                spec_file="(all specs)", spec_hash="-", template=f"cuda/templates/{LOADER_TEMPLATE}"
-            ),
-            specs=list(spec_names),
-        )
-    )
-    return {"cuda_loader.py": text}
+    """The loader module shared by every spec (a copy of the static module)."""
+    del spec_names  # the loader finds the specs from the cuda/*.json descriptions
+    return {"cuda_loader.py": static_file("cuda_loader.py")}

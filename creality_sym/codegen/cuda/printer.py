@@ -63,10 +63,8 @@ class KernelPrinter(C99CodePrinter):
 
     def _print_Pow(self, expr: sp.Pow) -> str:
         base, exp = expr.base, expr.exp
-        if exp.is_Integer and 2 <= int(exp) <= 3:
-            # small integer powers as products: exact, no pow() call
-            factor = self.parenthesize(base, PRECEDENCE["Mul"])
-            return "(" + "*".join([factor] * int(exp)) + ")"
+        if exp == -1:  # a reciprocal, no pow() call
+            return "1.0/" + self.parenthesize(base, PRECEDENCE["Atom"])
         if exp == sp.S.Half:
             return f"sqrt({self._print(base)})"
         if exp.is_number:

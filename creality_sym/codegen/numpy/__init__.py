@@ -1,165 +1,138 @@
-"""NumPy / array-API backend: one importable module per spec."""
+"""NumPy / array-API backend: one importable module per spec.
+
+Each module holds only its mathematics (one function per term and piece:
+loss, gradient and Hessian pieces at the logits, printed straight from the
+lowered programs) and a thin, typed public API over the shared runtime
+(``_runtime.py``, a copy of :mod:`creality_sym.codegen.static._runtime`).
+Every rendered file is formatted with ruff.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import sympy as sp
 
-from creality_sym.codegen.common import environment, header_lines
-from creality_sym.codegen.lower import LOGF, Program, lower
+from creality_sym.codegen.common import (
+    GENERATOR_VERSION,
+    environment,
+    format_python,
+    header_lines,
+    python_docstring,
+    static_file,
+)
+from creality_sym.codegen.ir import (
+    KINDS,
+    VECTOR_OUTPUTS,
+    dominant_substitution,
+    renaming,
+    uses_exp,
+    x_outputs,
+    z_outputs,
+)
+from creality_sym.codegen.lower import LOGF, Program, Stage, is_entrywise_in, lower
 from creality_sym.codegen.numpy.printer import print_expr
 from creality_sym.derive import Derivation, TermDerivation
-from creality_sym.spec import f, z
-from creality_sym.vector import Total, is_entrywise
+from creality_sym.spec import Spec, f
 
 TEMPLATES = Path(__file__).parent / "templates"
 MODULE_TEMPLATE = "module.py.jinja"
-RUNTIME_TEMPLATE = "runtime.py.jinja"
 PACKAGE_TEMPLATE = "package.py.jinja"
-
-#: (name, expression getter, is a vector) for each generated z-space piece function
-Z_PIECES = {
-    "loss": (("phi_sum", lambda t: Total(t.loss_z), False),),
-    "gradient": (
-        ("g", lambda t: t.z_gradient, True),
-        ("g_total", lambda t: t.z_gradient_total, False),
-    ),
-    "hessian": (
-        ("delta", lambda t: t.pieces.delta, True),
-        ("p", lambda t: t.pieces.p, True),
-        ("c", lambda t: t.pieces.c, False),
-        ("ones", lambda t: t.pieces.ones, True),
-        ("ones_total", lambda t: t.pieces.ones_total, False),
-    ),
-}
-X_PIECES = {
-    "loss": (("psi_sum", lambda t: Total(t.loss_x), False),),
-    "gradient": (("xg", lambda t: t.x_gradient, True),),
-    "hessian": (("xh", lambda t: t.x_hessian, True),),
-}
 
 
 @dataclass(frozen=True)
 class PrintedFunction:
-    """A straight-line function ready for the template."""
+    """A straight-line piece function ready for the template."""
 
     name: str
     arguments: tuple[str, ...]
     lines: tuple[str, ...]
-    results: tuple[str, ...]
+    results: tuple[tuple[str, str], ...]
     operations: int
     doc: str
 
 
-def _printed(
-    name: str,
+def _is_zero_program(outputs: dict[str, sp.Expr]) -> bool:
+    return all(sp.sympify(e) == 0 for e in outputs.values())
+
+
+def _print_program(
     program: Program,
-    arguments: tuple[str, ...],
+    *,
     vectors: set[str],
     like: str,
-    doc: str,
-    dominant: dict[sp.Symbol, sp.Expr] | None = None,
-) -> PrintedFunction:
-    """Print a program; with ``dominant``, entry k of every f-dependent vector is
-    recomputed from the complements (1 - f_k, 1 - b_k) so that nothing cancels there."""
-    lines: list[str] = [f"n = {like}.shape[0]"]
-    if dominant:
-        lines += [f"{sym} = {value}" for sym, value in _dominant_locals(dominant)]
+    dominant: dict[sp.Symbol, sp.Expr] | None,
+    space: str,
+) -> tuple[list[str], dict[str, str]]:
+    """Body lines and ``{output: expression text}`` of one program."""
+    lines: list[str] = []
+    results: dict[str, str] = {}
+    printed: dict[str, str] = {}  # output text (normal, variant) -> name, to reuse equal outputs
     entry_temps: set[sp.Symbol] = set()
-
-    def entrywise(expr: sp.Expr) -> bool:
-        return is_entrywise(expr) or bool(expr.free_symbols & entry_temps)
-
-    def at_dominant(expr: sp.Expr) -> str | None:
-        if not dominant or not (expr.has(f) or expr.has(LOGF)):
-            return None
-        return print_expr(expr.xreplace(dominant))
-
-    for stage in program.stages:
-        full = dict(stage.full)
+    for index, stage in enumerate(program.stages):
+        entry_temps |= stage.entry_temporaries
+        ops = _stage_ops(stage)
+        label = "reductions" if stage.reductions else "outputs"
+        lines.append(f"# stage {index + 1} of {len(program.stages)}: {label} (ops: {ops})")
         for sym, expr in stage.temporaries:
-            if entrywise(expr):
-                entry_temps.add(sym)
             lines.append(f"{sym} = {print_expr(expr)}")
         for out, expr in stage.outputs:
+            if sp.sympify(expr) == 0 and out not in stage.reductions:
+                continue  # zero: the runtime's default
+            entrywise = is_entrywise_in(expr, entry_temps)
             text = print_expr(expr)
-            fixed = at_dominant(full[out]) if entrywise(expr) else None
+            variant = stage.variants.get(out)
+            if variant is not None and entrywise:
+                text = f"at_dominant(xp, is_k, {print_expr(variant)}, {text})"
             if out in stage.reductions:
-                if fixed is not None:
-                    lines.append(f"{out} = xp.zeros_like({like}) + ({text})")
-                    lines.append(f"{out}[k] = {fixed}")
-                    text = f"xp.sum({out})"
-                else:
-                    text = f"xp.sum({text})" if entrywise(expr) else f"n * ({text})"
-            elif out in vectors and (not entrywise(expr) or expr.is_Symbol):
-                # a fresh array: callers may write into vector results
-                text = f"xp.zeros_like({like}) + ({text})"
+                text = f"xp.sum({text})" if entrywise else f"n * ({text})"
+                lines.append(f"{out} = {text}")
+                continue
+            if out in vectors and not entrywise:
+                text = f"full(xp, {like}, {text})"
+            if text in printed:
+                results[out] = printed[text]
+                continue
+            if out in vectors and re.fullmatch(r"\w+", text):
+                text = f"full(xp, {like}, {text})"  # a fresh array, never an input
+            printed[text] = out
             lines.append(f"{out} = {text}")
-            if fixed is not None and out in vectors:
-                lines.append(f"{out}[k] = {fixed}")
-    return PrintedFunction(
-        name, arguments, tuple(lines), program.results, program.operation_count, doc
-    )
+            results[out] = out
+    body = "\n".join(lines)
+    prelude = []
+    if re.search(r"\bn\b", body):
+        prelude.append(f"n = {like}.shape[0]")
+    if space == "z":
+        for name, source in (
+            ("f", "sm.f"),
+            ("logf", "sm.logf"),
+            ("fc", "sm.fc"),
+            ("is_k", "sm.is_k"),
+        ):
+            if re.search(rf"\b{name}\b", body):
+                prelude.append(f"{name} = {source}")
+        for local, source in _dominant_locals(dominant or {}):
+            if re.search(rf"\b{local}\b", body):
+                prelude.append(f"{local} = {source}")
+    return prelude + lines, results
 
 
-def dominant_substitution(derivation: Derivation) -> dict[sp.Symbol, sp.Expr]:
-    """Entry symbols at the dominant entry k, probabilities through their complements."""
-    spec = derivation.spec
-    table: dict[sp.Symbol, sp.Expr] = {
-        f: 1 - sp.Symbol("fc", real=True),
-        LOGF: sp.Symbol("logf_k", real=True),
-        z: sp.Symbol("z_k", real=True),
-    }
-    for v, rule in spec.vectors.items():
-        if rule == "probability":
-            table[v] = 1 - sp.Symbol(f"{v}c_k", real=True)
-        else:
-            table[v] = sp.Symbol(f"{v}_k", real=True)
-    return table
+def _stage_ops(stage: Stage) -> int:
+    exprs = [e for _, e in (*stage.temporaries, *stage.outputs)] + list(stage.variants.values())
+    return int(sum(sp.count_ops(e) for e in exprs))
 
 
 def _dominant_locals(table: dict[sp.Symbol, sp.Expr]) -> list[tuple[str, str]]:
     out = []
     for sym, value in table.items():
         if sym == f:
-            continue  # fc, the complement 1 - f_k, is an argument
+            continue  # fc, the complement 1 - f_k, comes with the softmax
         local = next(iter(value.free_symbols))
-        index = f"{sym}[k]"
+        array = "sm.logf" if sym == LOGF else str(sym)
+        index = f"{array}[sm.k]"
         out.append((str(local), f"1.0 - {index}" if value != local else index))
-    return out
-
-
-def _z_arguments(derivation: Derivation) -> tuple[str, ...]:
-    spec = derivation.spec
-    return (
-        "f",
-        str(LOGF),
-        str(z),
-        *(str(v) for v in spec.vectors),
-        *(str(s) for s in spec.scalars),
-        "k",
-        "fc",
-    )
-
-
-def piece_functions(derivation: Derivation) -> list[PrintedFunction]:
-    """Every z-space and x-space piece function, for the total and each term."""
-    spec = derivation.spec
-    z_args = _z_arguments(derivation)
-    x_args = ("x", *(str(s) for s in spec.scalars))
-    dominant = dominant_substitution(derivation)
-    spaces = (("z", Z_PIECES, z_args, "f", dominant), ("x", X_PIECES, x_args, "x", None))
-    out = []
-    for td in derivation.all:
-        for space, table, arguments, like, at_k in spaces:
-            for kind, pieces in table.items():
-                program = lower({name: getter(td) for name, getter, _ in pieces})
-                vectors = {name for name, _, is_vec in pieces if is_vec}
-                doc = f"{space}-space {kind} pieces of {_label(td)}."
-                name = f"_{space}_{kind}_{td.name}"
-                out.append(_printed(name, program, arguments, vectors, like, doc, at_k))
     return out
 
 
@@ -167,8 +140,61 @@ def _label(td: TermDerivation) -> str:
     return "the weighted total" if td.name == "total" else f"term {td.name!r} (unweighted)"
 
 
-def _source(e: sp.Expr) -> str:
-    return print_expr(e).replace("xp.", "")
+def piece_functions(derivation: Derivation) -> tuple[list[PrintedFunction], dict, dict]:
+    """Every non-zero piece function, and the z/x tables ``{term: (loss, grad, hess)}``."""
+    spec = derivation.spec
+    names = renaming(spec)
+    params = [p for p in spec.parameters]
+    z_args = ("sm", "z", *(p.python_name for p in params if p.kind == "vector" and p.space == "z"))
+    x_args = ("x", *(p.python_name for p in params if p.kind == "vector" and p.space == "x"))
+    scalars = tuple(p.python_name for p in params if p.kind == "scalar")
+    dominant = dominant_substitution(spec)
+    functions: list[PrintedFunction] = []
+    tables: dict[str, dict[str, list[str | None]]] = {"z": {}, "x": {}}
+    for td in derivation.all:
+        for space, outputs_of, arguments, like in (
+            ("z", z_outputs, z_args + scalars, "f"),
+            ("x", x_outputs, x_args + scalars, "x"),
+        ):
+            row: list[str | None] = []
+            for kind in KINDS:
+                raw = outputs_of(td, kind)
+                outputs = {k: sp.sympify(v).xreplace(names) for k, v in raw.items()}
+                present = td.has_z if space == "z" else td.has_x
+                if not present or _is_zero_program(outputs):
+                    row.append(None)
+                    continue
+                at_k = dominant if space == "z" else None
+                program = lower(outputs, dominant=at_k)
+                vectors = {k for k in outputs if VECTOR_OUTPUTS.match(k)}
+                lines, results = _print_program(
+                    program, vectors=vectors, like=like, dominant=at_k, space=space
+                )
+                name = f"_{space}_{kind}_{td.name}"
+                functions.append(
+                    PrintedFunction(
+                        name=name,
+                        arguments=arguments,
+                        lines=tuple(lines),
+                        results=tuple(results.items()),
+                        operations=program.operation_count,
+                        doc=f"{space}-space {kind} pieces of {_label(td)}.",
+                    )
+                )
+                row.append(name)
+            if any(row):
+                tables[space][td.name] = row
+    return functions, tables["z"], tables["x"]
+
+
+def loss_text(spec: Spec) -> str:
+    """The loss as plain text for docstrings: weights and each term's LaTeX or name."""
+    parts = []
+    for t in spec.terms:
+        body = t.latex or t.name
+        weight = "" if t.weight == 1 else f"{t.weight} * "
+        parts.append(f"{weight}{body}")
+    return " + ".join(parts)
 
 
 def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
@@ -176,40 +202,103 @@ def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
     spec = derivation.spec
     env = environment(TEMPLATES)
     template = env.get_template(MODULE_TEMPLATE)
-    vectors = [(str(s), rule) for s, rule in spec.vectors.items()]
-    scalars = [(str(s), rule, spec.defaults.get(str(s))) for s, rule in spec.scalars.items()]
+    names = renaming(spec)
+    functions, z_table, x_table = piece_functions(derivation)
+    scale = spec.logit_scale.xreplace(names)
+    parameters = [
+        {
+            "name": p.python_name,
+            "kind": p.kind,
+            "rule": p.rule,
+            "shape": p.shape,
+            "default": p.default,
+            "type": "float" if p.kind == "scalar" else "Array",
+        }
+        for p in spec.parameters
+    ]
+    scalars = [p["name"] for p in parameters if p["kind"] == "scalar"]
+    header = header_lines(
+        spec_file=spec_file, spec_hash=spec.digest, template=f"numpy/templates/{MODULE_TEMPLATE}"
+    )
+    shapes = ", ".join(
+        f"{p['name']} ({p['shape']},)" if p["kind"] == "vector" else f"{p['name']} scalar"
+        for p in parameters
+    )
+    doc = "\n".join(
+        [
+            spec.description or spec.name,
+            "",
+            *header,
+            "",
+            f"Loss: L(x) = {loss_text(spec)}, with f = softmax("
+            + ("" if scale == 1 else f"({print_expr(scale)}) * ")
+            + "A x).",
+            f"Shapes: x (d,), A (n, d){', ' + shapes if shapes else ''}.",
+            "Arrays may come from numpy or, through array_api_compat, CuPy, PyTorch or JAX.",
+        ]
+    )
+    body = "\n".join(line for fn in functions for line in fn.lines)
+    used = [name for name in ("at_dominant", "full") if re.search(rf"\b{name}\(", body)]
+    imports = ["Model", "Parameter", "XPieces", "ZHessian", "ZPieces", *used, "prepare_z"]
     text = template.render(
-        header=header_lines(
-            spec_file=spec_file,
-            spec_hash=spec.digest,
-            template=f"numpy/templates/{MODULE_TEMPLATE}",
-        ),
+        imports=imports,
+        docstring=python_docstring(doc),
         spec=spec,
-        spec_hash=spec.digest,
-        vectors=vectors,
+        parameters=parameters,
         scalars=scalars,
         terms=[t.name for t in spec.terms],
-        weights={t.name: _source(t.weight) for t in spec.terms},
-        logit_scale=print_expr(spec.logit_scale),
+        weights={t.name: str(t.weight.xreplace(names)) for t in spec.terms},
+        tradeoff=spec.tradeoff,
+        logit_scale=None if scale == 1 else print_expr(scale),
+        logit_scale_text=str(scale),
         has_x=derivation.total.has_x,
-        functions=piece_functions(derivation),
-        loss_latex=" + ".join(t.latex or t.name for t in spec.terms),
+        uses_exp=uses_exp(spec),
+        low_rank=derivation.total.low_rank.rank,
+        functions=functions,
+        z_table=z_table,
+        x_table=x_table,
     )
-    return {f"{spec.name}.py": text}
+    return {f"{spec.name}.py": format_python(text)}
 
 
 def render_runtime(spec_names: list[str]) -> dict[str, str]:
-    """The shared runtime (validation, namespaces) and the package ``__init__``."""
+    """The shared runtime (a copy of the static module) and the package ``__init__``."""
     env = environment(TEMPLATES)
-    runtime = env.get_template(RUNTIME_TEMPLATE).render(
-        header=header_lines(
-            spec_file="(all specs)", spec_hash="-", template=f"numpy/templates/{RUNTIME_TEMPLATE}"
-        ),
-    )
     package = env.get_template(PACKAGE_TEMPLATE).render(
         header=header_lines(
             spec_file="(all specs)", spec_hash="-", template=f"numpy/templates/{PACKAGE_TEMPLATE}"
         ),
         specs=spec_names,
     )
-    return {"_runtime.py": runtime, "__init__.py": package}
+    return {
+        "_runtime.py": static_file("_runtime.py"),
+        "__init__.py": format_python(package),
+        "pyproject.toml": PACKAGE_PYPROJECT,
+    }
+
+
+#: lets ``pip install ./generated`` install the generated code alone (no SymPy)
+PACKAGE_PYPROJECT = f"""# Generated by creality -- do not edit by hand; regenerate with `creality derive`.
+# `pip install ./generated` installs the generated solver code as creality_generated,
+# with numpy and array-api-compat only (no SymPy, no generator).
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "creality-generated"
+version = "{GENERATOR_VERSION}"
+description = "Generated loss, gradient, Hessian and Hessian-vector code of creality specs."
+requires-python = ">=3.10"
+dependencies = ["numpy>=2.0", "array-api-compat>=1.6"]
+
+[tool.setuptools]
+packages = ["creality_generated"]
+package-dir = {{ creality_generated = "." }}
+
+[tool.setuptools.package-data]
+creality_generated = ["*.md", "*.json", "cuda/*.cu", "cuda/*.json"]
+"""
+
+
+__all__ = ["render", "render_runtime", "piece_functions"]

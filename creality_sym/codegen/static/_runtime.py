@@ -1,0 +1,753 @@
+"""Runtime shared by the generated modules: arguments, softmax, Hessian assembly.
+
+Every generated spec module computes, for logits ``z = A x``, a handful of
+per-entry *pieces* (:class:`ZPieces`) from its own printed formulas; this
+module turns them into the gradient ``A^T g``, the Hessian ``A^T B A`` and the
+Hessian-vector product without any n x n matrix, with
+
+    B = diag(delta) - p f^T - f p^T + c f f^T + U C U^T
+
+(``U`` a few n-vector columns, ``C`` a small symmetric core; both empty for a
+loss without global sums). Arrays may come from numpy or, through
+``array_api_compat``, from CuPy, PyTorch or JAX: nothing here assigns into an
+array of the caller's library (JAX arrays are immutable). Inputs are computed
+in float64 (float32 and integer input is converted; see the dtype policy in
+the package documentation). Imports numpy only (array_api_compat lazily).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: tolerance on sum(b) - 1 for float64 probability vectors (scaled up for lower precision input)
+PROBABILITY_TOLERANCE = 1e-9
+#: largest logit for which the unnormalized exp(z) (and its square) stays finite in float64
+EXP_LOGIT_LIMIT = 354.0
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a generated function, after ``x, A``.
+
+    ``kind`` is ``"vector"`` or ``"scalar"``; ``shape`` is ``"n"`` (one entry
+    per logit), ``"d"`` (one per coordinate of x) or ``"scalar"``; ``rule`` is
+    checked when ``validate=True``; ``name`` is the argument's name in code.
+    """
+
+    name: str
+    kind: str
+    rule: str
+    shape: str
+    default: float | None = None
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def namespace(*arrays: Any) -> Any:
+    """numpy for numpy input; otherwise the array_api_compat namespace of the arrays."""
+    if all(isinstance(a, (np.ndarray, np.generic, float, int, list, tuple)) for a in arrays):
+        return np
+    from array_api_compat import array_namespace
+
+    try:
+        return array_namespace(*[a for a in arrays if hasattr(a, "shape")])
+    except TypeError as exc:
+        raise ValueError(
+            f"x, A and the vector arguments must come from one array library: {exc}"
+        ) from None
+
+
+def as_array(xp: Any, name: str, value: Any) -> Array:
+    """``value`` as a float64 array of ``xp``; complex or non-numeric input is an error."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a real array; got {type(value).__name__} {value!r:.40}")
+    try:
+        a = xp.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(
+            f"{name} must be a real array; got {type(value).__name__}: {exc}"
+        ) from None
+    if not xp.isdtype(a.dtype, ("bool", "integral", "real floating")):
+        raise ValueError(f"{name} must be a real array; got dtype {a.dtype}")
+    return a if a.dtype == xp.float64 else xp.astype(a, xp.float64)
+
+
+def input_eps(value: Any) -> float:
+    """Machine epsilon of ``value``'s floating dtype (float64's for anything else)."""
+    dtype = getattr(value, "dtype", None)
+    try:
+        return max(float(np.finfo(np.dtype(str(dtype).split(".")[-1])).eps), 2.0**-52)
+    except TypeError:
+        return 2.0**-52
+
+
+def check_finite(xp: Any, name: str, a: Array) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``a`` has a non-finite entry."""
+    if not bool(xp.all(xp.isfinite(a))):
+        bad = int(xp.sum(xp.astype(~xp.isfinite(a), xp.int64)))
+        plural = "y" if bad == 1 else "ies"
+        raise ValueError(f"{name} must be finite; got {bad} non-finite entr{plural}")
+
+
+def check_shape(name: str, a: Array, shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` when ``a`` does not have exactly ``shape``."""
+    if tuple(a.shape) != shape:
+        want = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"{name} must have shape {want}; got {tuple(a.shape)}")
+
+
+def check_vector_rule(
+    xp: Any, name: str, a: Array, rule: str, *, tolerance: float = PROBABILITY_TOLERANCE
+) -> None:
+    """Raise ``ValueError`` when the vector ``a`` breaks its ``rule``."""
+    if rule == "probability":
+        if bool(xp.any(a < 0)):
+            low = float(xp.min(a))
+            raise ValueError(f"{name} must be a probability vector (entries >= 0); got min {low!r}")
+        total = float(xp.sum(a))
+        if abs(total - 1.0) > tolerance:
+            raise ValueError(
+                f"{name} must be a probability vector (sum 1.0 ± {tolerance:g}); got sum {total!r}"
+            )
+    elif rule == "positive" and bool(xp.any(a <= 0)):
+        raise ValueError(f"{name} must be > 0 entrywise; got min {float(xp.min(a))!r}")
+    elif rule == "nonnegative" and bool(xp.any(a < 0)):
+        raise ValueError(f"{name} must be >= 0 entrywise; got min {float(xp.min(a))!r}")
+
+
+def check_scalar(name: str, value: Any, rule: str, validate: bool) -> float:
+    """``value`` as a float; with ``validate``, finite and obeying ``rule``."""
+    if isinstance(value, (str, bytes, bool, complex)) or (
+        hasattr(value, "dtype") and getattr(value, "ndim", 0) != 0
+    ):
+        raise ValueError(f"{name} must be a real scalar; got {type(value).__name__} {value!r:.40}")
+    try:
+        s = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real scalar; got {type(value).__name__}") from None
+    if validate:
+        if not math.isfinite(s):
+            raise ValueError(f"{name} must be finite; got {s!r}")
+        if rule == "positive" and not s > 0:
+            raise ValueError(f"{name} must be > 0; got {s!r}")
+        if rule == "nonnegative" and not s >= 0:
+            raise ValueError(f"{name} must be >= 0; got {s!r}")
+    return s
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """Converted arguments of one call: namespace, x (d,), A (n, d), parameters, v."""
+
+    xp: Any
+    x: Array
+    A: Array
+    values: tuple[Any, ...]
+    v: Array | None = None
+    validate: bool = True
+
+
+def prepare(
+    x: Any,
+    A: Any,
+    data: Mapping[str, Any],
+    parameters: Sequence[Parameter],
+    *,
+    validate: bool = True,
+    v: Any = None,
+) -> Arguments:
+    """Convert and (with ``validate``) check the arguments of a generated function.
+
+    Costs O(n + d) beyond the conversion: ``A`` is never scanned here. A
+    non-finite ``A`` shows in the logits or the result, and :func:`finish`
+    then names it (see :func:`check_logits`).
+    """
+    vectors = [data[p.name] for p in parameters if p.kind == "vector"]
+    xp = namespace(x, A, *vectors, *([] if v is None else [v]))
+    A = as_array(xp, "A", A)
+    x = as_array(xp, "x", x)
+    if A.ndim != 2 or A.shape[0] < 1 or A.shape[1] < 1:
+        raise ValueError(f"A must be a non-empty 2-D array (n, d); got shape {tuple(A.shape)}")
+    n, d = A.shape
+    check_shape("x", x, (d,))
+    if validate:
+        check_finite(xp, "x", x)
+    values = []
+    for p in parameters:
+        raw = data[p.name]
+        if p.kind == "scalar":
+            values.append(check_scalar(p.name, raw, p.rule, validate))
+            continue
+        a = as_array(xp, p.name, raw)
+        check_shape(p.name, a, (n,) if p.shape == "n" else (d,))
+        if validate:
+            check_finite(xp, p.name, a)
+            tol = PROBABILITY_TOLERANCE + a.shape[0] * input_eps(raw)
+            check_vector_rule(xp, p.name, a, p.rule, tolerance=tol)
+        values.append(a)
+    if v is not None:
+        v = as_array(xp, "v", v)
+        check_shape("v", v, (d,))
+        if validate:
+            check_finite(xp, "v", v)
+    return Arguments(xp, x, A, tuple(values), v, validate)
+
+
+def check_logits(args: Arguments, z: Array, *, uses_exp: bool) -> None:
+    """Diagnose non-finite or overflowing logits ``z = A x`` (n,), naming the argument."""
+    if not args.validate:
+        return
+    xp = args.xp
+    if not bool(xp.all(xp.isfinite(z))):
+        check_finite(xp, "A", args.A)
+        raise ValueError(
+            "x and A must give finite logits A @ x; the product overflows float64 "
+            f"(max |x| = {float(xp.max(xp.abs(args.x))):.3g}, max |A| = "
+            f"{float(xp.max(xp.abs(args.A))):.3g})"
+        )
+    if uses_exp:
+        top = float(xp.max(z))
+        if top > EXP_LOGIT_LIMIT:
+            raise ValueError(
+                f"x: the logits A @ x reach {top:.6g}, and this spec uses the unnormalized "
+                f"exp(z), which overflows float64 beyond z = {EXP_LOGIT_LIMIT:g}; "
+                "scale x or A down"
+            )
+
+
+def finish(args: Arguments, what: str, value: Array) -> Array:
+    """Return ``value`` after checking it is finite (with ``validate``), naming the cause."""
+    if args.validate and not bool(args.xp.all(args.xp.isfinite(value))):
+        check_finite(args.xp, "A", args.A)
+        raise ValueError(
+            f"the {what} is not finite at these arguments although they obey their rules; "
+            "a parameter is at a singular value of the loss (e.g. a division by zero)"
+        )
+    return value
+
+
+class quiet:
+    """Context: numpy floating-point warnings off (results are checked by :func:`finish`)."""
+
+    def __init__(self, xp: Any) -> None:
+        self._state = np.errstate(all="ignore") if xp is np else None
+
+    def __enter__(self) -> None:
+        if self._state is not None:
+            self._state.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._state is not None:
+            self._state.__exit__(*exc)
+
+
+# ----------------------------------------------------------------------------- softmax
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """Softmax of logits t (n,): f, log f, the dominant index k, fc = 1 - f[k], is_k mask."""
+
+    f: Array
+    logf: Array
+    k: int
+    fc: Array
+    is_k: Array
+
+
+def softmax(xp: Any, t: Array) -> Softmax:
+    """Max-shifted softmax of the logits ``t`` (n,).
+
+    With r = sum_{j != k} exp(t_j - t_k), log f = t - t_k - log1p(r) stays
+    finite where f underflows, and fc = r / (1 + r) keeps 1 - f[k] accurate
+    when f is nearly one-hot (where 1.0 - f[k] would be 0).
+    """
+    k = int(xp.argmax(t))
+    is_k = xp.arange(t.shape[0]) == k
+    shifted = t - t[k]
+    e = xp.where(is_k, xp.zeros_like(shifted), xp.exp(shifted))
+    rest = xp.sum(e)
+    logf = shifted - xp.log1p(rest)
+    return Softmax(xp.exp(logf), logf, k, rest / (1.0 + rest), is_k)
+
+
+def at_dominant(xp: Any, is_k: Array, value_k: Any, values: Array) -> Array:
+    """``values`` (n,) with entry k replaced by ``value_k`` (a fresh array, no assignment)."""
+    return xp.where(is_k, xp.astype(xp.asarray(value_k), values.dtype), values)
+
+
+def full(xp: Any, like: Array, value: Any) -> Array:
+    """A fresh array shaped like ``like`` holding ``value`` everywhere."""
+    return xp.zeros_like(like) + value
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+@dataclass
+class ZPieces:
+    """What a spec module computes at logits z: loss, gradient and Hessian pieces.
+
+    ``None`` stands for zero. ``g`` (n,) has ``g_total = <1, g>`` known
+    exactly; the z-Hessian is ``diag(delta) - p f^T - f p^T + c f f^T`` with
+    ``ones`` = its row sums (``ones_total`` their sum), plus ``U C U^T`` with
+    ``columns`` (each (n,), sum ``totals[i]``) and the symmetric ``core``.
+    """
+
+    softmax: Softmax
+    loss: Any = None
+    g: Array | None = None
+    g_total: Any = 0.0
+    delta: Array | None = None
+    p: Array | None = None
+    c: Any = 0.0
+    ones: Array | None = None
+    ones_total: Any = 0.0
+    columns: tuple[Array, ...] = ()
+    totals: tuple[Any, ...] = ()
+    core: tuple[tuple[Any, ...], ...] = field(default=())
+
+    @property
+    def f(self) -> Array:
+        return self.softmax.f
+
+
+@dataclass
+class XPieces:
+    """x-space pieces: loss, gradient (d,) and Hessian diagonal (d,); ``None`` is zero."""
+
+    loss: Any = None
+    gradient: Array | None = None
+    hessian_diag: Array | None = None
+
+
+def set_pieces(pieces: ZPieces, outputs: Mapping[str, Any]) -> None:
+    """Store a piece function's outputs; ``lr{i}``, ``lr{i}_total``, ``core{i}_{j}`` (i <= j)
+    become ``columns``, ``totals`` and the symmetric ``core``."""
+    rank = sum(1 for key in outputs if key.startswith("lr") and not key.endswith("_total"))
+    for key, value in outputs.items():
+        if not key.startswith(("lr", "core")):
+            setattr(pieces, key, value)
+    if rank:
+        pieces.columns = tuple(outputs[f"lr{i}"] for i in range(rank))
+        pieces.totals = tuple(outputs.get(f"lr{i}_total", 0.0) for i in range(rank))
+        pieces.core = tuple(
+            tuple(outputs.get(f"core{min(i, j)}_{max(i, j)}", 0.0) for j in range(rank))
+            for i in range(rank)
+        )
+
+
+def set_dominant_total(xp: Any, g: Array, is_k: Array, total: Any) -> Array:
+    """``g`` with entry k set so that ``sum(g)`` equals the exactly known ``total``.
+
+    Then A^T g = (A - 1 a_k^T)^T g + a_k total: the rows are effectively
+    shifted by the dominant row without forming the shift, and the dominant
+    entry's rounding (large when f is nearly one-hot) drops out.
+    """
+    others = xp.sum(xp.where(is_k, xp.zeros_like(g), g))
+    return at_dominant(xp, is_k, total - others, g)
+
+
+def zero_if_none(xp: Any, a: Array | None, like: Array) -> Array:
+    return xp.zeros_like(like) if a is None else a
+
+
+def z_gradient_vector(xp: Any, zp: ZPieces) -> Array:
+    """g (n,) with its dominant entry set from ``g_total``."""
+    g = zero_if_none(xp, zp.g, zp.f)
+    return set_dominant_total(xp, g, zp.softmax.is_k, zp.g_total)
+
+
+def gradient_from(xp: Any, A: Array, zp: ZPieces) -> Array:
+    """``A^T g`` (d,), accurate when f is one-hot."""
+    return A.T @ z_gradient_vector(xp, zp)
+
+
+def _low_rank_factors(xp: Any, A: Array, zp: ZPieces) -> tuple[Array, Array] | None:
+    """``(A^T U (d, K), C (K, K))`` of the low-rank part, or None when there is none."""
+    if not zp.columns:
+        return None
+    is_k = zp.softmax.is_k
+    cols = [
+        set_dominant_total(xp, u, is_k, total)
+        for u, total in zip(zp.columns, zp.totals, strict=True)
+    ]
+    AU = A.T @ xp.stack(cols, axis=1)
+    core = xp.asarray([[float(c) for c in row] for row in zp.core], dtype=AU.dtype)
+    return AU, core
+
+
+# ----------------------------------------------------------------------------- Hessian
+
+#: bytes of the shifted-and-scaled row block filled per step (fits in L2/L3)
+_BLOCK_BYTES = 3 << 20
+
+
+def _scaled_rows_numpy(
+    A: np.ndarray, k: int, root: np.ndarray, negative: np.ndarray, n_negative: int
+) -> tuple[np.ndarray, int]:
+    """S = diag(root) (A - 1 a_k^T) with the rows of delta >= 0 first, built in blocks.
+
+    One visit per block: gather (take, mode="clip" writes straight into the
+    output), shift, scale. Returns S and the number of leading nonnegative rows.
+    """
+    n, d = A.shape
+    a_k = A[k]
+    order = None
+    if 0 < n_negative < n:
+        order = np.concatenate([np.flatnonzero(~negative), np.flatnonzero(negative)])
+    S = np.empty((n, d))
+    step = max(1, _BLOCK_BYTES // (8 * d))
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        block = S[i:j]
+        if order is None:
+            np.subtract(A[i:j], a_k, out=block)
+            block *= root[i:j, None]
+        else:
+            rows = order[i:j]
+            np.take(A, rows, axis=0, out=block, mode="clip")
+            block -= a_k
+            block *= root[rows, None]
+    return S, n - n_negative
+
+
+def _signed_gram(xp: Any, A: Array, k: int, delta: Array) -> Array:
+    """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) as symmetric rank-n updates (syrk)."""
+    negative = delta < 0
+    n_negative = int(xp.count_nonzero(negative))
+    root = xp.sqrt(xp.abs(delta))
+    if xp is np:
+        S, n_pos = _scaled_rows_numpy(A, k, root, negative, n_negative)
+        if n_negative == A.shape[0]:
+            return -(S.T @ S)
+        H = S[:n_pos].T @ S[:n_pos]
+        if n_negative:
+            H -= S[n_pos:].T @ S[n_pos:]
+        return H
+    S = (A - A[k, :]) * root[:, None]
+    H = S.T @ S
+    if n_negative:
+        if 2 * n_negative <= delta.shape[0]:
+            S_neg = S[negative]
+            H = H - 2.0 * (S_neg.T @ S_neg)
+        else:
+            S_pos = S[~negative]
+            H = 2.0 * (S_pos.T @ S_pos) - H
+    return H
+
+
+def _sum_zero_rows(xp: Any, V: Array, is_k: Array) -> Array:
+    """Rows of V (m, n) with entry k set to minus the sum of the others (rows sum to 0)."""
+    others = xp.sum(xp.where(is_k[None, :], xp.zeros_like(V), V), axis=1)
+    return xp.where(is_k[None, :], -others[:, None], V)
+
+
+def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
+    """``A^T B A`` (d, d) for the pieces' z-Hessian, never forming B.
+
+    With A~ = A - 1 a_k^T (k the dominant logit) and ``ones`` = B 1_n:
+    A^T B A = A~^T B A~ + A~^T(B1) a_k^T + a_k (B1)^T A~ + <1, B1> a_k a_k^T.
+    The diagonal part is one symmetric rank-n update per sign of delta over
+    the scaled rows of A~; the rank-2 part and the shift corrections are one
+    d x 2 by 2 x d product added as L + L^T, so the result is exactly
+    symmetric (with numpy). Cost: n d^2 flops (one syrk) and one n x d work
+    array. Accurate relative to the result when f is one-hot. The low-rank
+    part adds ``(A^T U) C (A^T U)^T`` (columns with their dominant entries set
+    from their known sums).
+    """
+    f = zp.f
+    k = zp.softmax.k
+    is_k = zp.softmax.is_k
+    d = A.shape[1]
+    a_k = A[k, :]
+    delta = zero_if_none(xp, zp.delta, f)
+    p = zero_if_none(xp, zp.p, f)
+    ones = zero_if_none(xp, zp.ones, f)
+    V = _sum_zero_rows(xp, xp.stack([p, f, ones]), is_k)  # V @ A = V @ A~
+    PFM = V @ A
+    P, F, M = PFM[0, :], PFM[1, :], PFM[2, :]
+    if zp.delta is None:
+        H = xp.zeros((d, d), dtype=A.dtype)
+    else:
+        H = _signed_gram(xp, A, k, delta)
+    U = xp.stack([0.5 * float(zp.c) * F - P, M + 0.5 * float(zp.ones_total) * a_k], axis=1)
+    L = U @ xp.stack([F, a_k])
+    H = H + (L + L.T)
+    factors = _low_rank_factors(xp, A, zp)
+    if factors is not None:
+        AU, core = factors
+        W = AU @ core
+        H = H + 0.5 * (W @ AU.T + AU @ W.T)
+    return H
+
+
+def hvp_from(xp: Any, A: Array, v: Array, zp: ZPieces) -> Array:
+    """``A^T B A v`` (d,) in O(n d): two passes over A.
+
+    u = A v is shifted by its dominant entry (B u = B (u - u_k 1) + u_k B 1),
+    and the dominant entry of the result is set from its exactly known total.
+    """
+    f = zp.f
+    is_k = zp.softmax.is_k
+    u = A @ v
+    u_k = u[zp.softmax.k]
+    u = u - u_k
+    delta = zero_if_none(xp, zp.delta, f)
+    p = zero_if_none(xp, zp.p, f)
+    ones = zero_if_none(xp, zp.ones, f)
+    fu = xp.sum(f * u)
+    pu = xp.sum(p * u)
+    y = delta * u - p * fu + f * (float(zp.c) * fu - pu) + u_k * ones
+    y = set_dominant_total(xp, y, is_k, xp.sum(ones * u) + u_k * float(zp.ones_total))
+    out = A.T @ y
+    factors = _low_rank_factors(xp, A, zp)
+    if factors is not None:
+        AU, core = factors
+        out = out + AU @ (core @ (AU.T @ v))
+    return out
+
+
+class ZHessian:
+    """The n x n z-Hessian ``diag(delta) - p f^T - f p^T + c f f^T + U C U^T`` by its pieces.
+
+    ``matvec(u)`` costs O(n K); ``dense()`` forms the n x n matrix (small n only).
+    """
+
+    def __init__(self, pieces: ZPieces, xp: Any = np) -> None:
+        self._pieces, self._xp = pieces, xp
+        f = pieces.f
+        self.f = f
+        self.delta = zero_if_none(xp, pieces.delta, f)
+        self.p = zero_if_none(xp, pieces.p, f)
+        self.c = float(pieces.c)
+        self.columns = tuple(pieces.columns)
+        self.core = tuple(tuple(float(c) for c in row) for row in pieces.core)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.f.shape[0], self.f.shape[0])
+
+    def matvec(self, u: Array) -> Array:
+        """B u for u (n,)."""
+        xp = self._xp
+        fu = xp.sum(self.f * u)
+        out = self.delta * u - self.p * fu + self.f * (self.c * fu - xp.sum(self.p * u))
+        if self.columns:
+            coeffs = [xp.sum(col * u) for col in self.columns]
+            for i, col in enumerate(self.columns):
+                out = out + col * sum(self.core[i][j] * coeffs[j] for j in range(len(coeffs)))
+        return out
+
+    def dense(self) -> Array:
+        """The explicit n x n matrix."""
+        xp = self._xp
+        n = self.f.shape[0]
+        f, p = self.f[:, None], self.p[:, None]
+        out = (
+            xp.eye(n, dtype=self.delta.dtype) * self.delta[None, :]
+            - p * f.T
+            - f * p.T
+            + self.c * (f * f.T)
+        )
+        for i, ci in enumerate(self.columns):
+            for j, cj in enumerate(self.columns):
+                if self.core[i][j]:
+                    out = out + self.core[i][j] * (ci[:, None] * cj[None, :])
+        return out
+
+    def __repr__(self) -> str:
+        return f"ZHessian(n={self.f.shape[0]}, low_rank={len(self.columns)})"
+
+
+# ----------------------------------------------------------------------------- model
+
+
+ZFunction = Any  # (xp, softmax, z, *values) -> ZPieces fields (dict)
+XFunction = Any  # (xp, x, *values) -> XPieces fields (dict)
+
+
+@dataclass(frozen=True)
+class Model:
+    """The public API of one generated spec module, driven by its printed pieces.
+
+    ``z_functions[term]`` holds the (loss, gradient, hessian) piece functions
+    of a term (``"total"`` for the weighted sum; None where a piece is zero),
+    ``x_functions`` the same for x-space terms (absent terms have none).
+    ``logit_scale(*scalars)`` gives the softmax scale (None: scale 1).
+    """
+
+    name: str
+    parameters: tuple[Parameter, ...]
+    terms: tuple[str, ...]
+    z_functions: Mapping[str, tuple[ZFunction | None, ZFunction | None, ZFunction | None]]
+    x_functions: Mapping[str, tuple[XFunction | None, XFunction | None, XFunction | None]]
+    logit_scale: Any = None
+    uses_exp: bool = False
+
+    # -- arguments --------------------------------------------------------
+    def term_name(self, term: str | None) -> str:
+        if term is None:
+            return "total"
+        if term not in self.terms:
+            raise ValueError(f"term must be None or one of {self.terms}; got {term!r}")
+        return term
+
+    def _split(self, values: Sequence[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+        """(z-space values, x-space values, scalars) in parameter order."""
+        zv, xv, sv = [], [], []
+        for p, value in zip(self.parameters, values, strict=True):
+            if p.kind == "scalar":
+                sv.append(value)
+            elif p.shape == "n":
+                zv.append(value)
+            else:
+                xv.append(value)
+        return zv, xv, sv
+
+    def prepare(
+        self, x: Any, A: Any, data: Mapping[str, Any], validate: bool, v: Any = None
+    ) -> Arguments:
+        return prepare(x, A, data, self.parameters, validate=validate, v=v)
+
+    # -- pieces -----------------------------------------------------------
+    def softmax(self, xp: Any, z: Array, scalars: Sequence[Any]) -> Softmax:
+        t = z if self.logit_scale is None else self.logit_scale(*scalars) * z
+        return softmax(xp, t)
+
+    def z_pieces(self, xp: Any, z: Array, values: Sequence[Any], term: str, order: int) -> ZPieces:
+        """Loss (order 0), gradient (1) and Hessian (2) pieces of ``term`` at logits z."""
+        zv, _, sv = self._split(values)
+        sm = self.softmax(xp, z, sv)
+        out = ZPieces(sm)
+        functions = self.z_functions.get(term, (None, None, None))
+        for fn in functions[: order + 1]:
+            if fn is not None:
+                set_pieces(out, fn(xp, sm, z, *zv, *sv))
+        return out
+
+    def x_pieces(self, xp: Any, x: Array, values: Sequence[Any], term: str, order: int) -> XPieces:
+        _, xv, sv = self._split(values)
+        out = XPieces()
+        for fn in self.x_functions.get(term, (None, None, None))[: order + 1]:
+            if fn is not None:
+                for key, value in fn(xp, x, *xv, *sv).items():
+                    setattr(out, key, value)
+        return out
+
+    def _logits(self, args: Arguments) -> Array:
+        z = args.A @ args.x
+        check_logits(args, z, uses_exp=self.uses_exp)
+        return z
+
+    # -- the public calls ---------------------------------------------------
+    def probabilities(self, args: Arguments, *, log: bool = False) -> Array:
+        with quiet(args.xp):
+            sm = self.softmax(args.xp, self._logits(args), self._split(args.values)[2])
+        return sm.logf if log else sm.f
+
+    def loss(self, args: Arguments, term: str | None) -> Any:
+        name = self.term_name(term)
+        xp = args.xp
+        with quiet(xp):
+            value = self.z_pieces(xp, self._logits(args), args.values, name, 0).loss
+            value = 0.0 if value is None else value
+            x_value = self.x_pieces(xp, args.x, args.values, name, 0).loss
+            if x_value is not None:
+                value = value + x_value
+            value = xp.asarray(value, dtype=xp.float64)
+        return finish(args, "loss", value)
+
+    def z_gradient(self, args: Arguments, term: str | None) -> Array:
+        xp = args.xp
+        with quiet(xp):
+            zp = self.z_pieces(xp, self._logits(args), args.values, self.term_name(term), 1)
+            g = z_gradient_vector(xp, zp)
+        return finish(args, "z-gradient", g)
+
+    def x_gradient(self, args: Arguments, term: str | None) -> Array:
+        xp = args.xp
+        with quiet(xp):
+            xg = self.x_pieces(xp, args.x, args.values, self.term_name(term), 1).gradient
+        return finish(args, "x-gradient", zero_if_none(xp, xg, args.x))
+
+    def gradient(self, args: Arguments, term: str | None) -> Array:
+        name = self.term_name(term)
+        xp = args.xp
+        with quiet(xp):
+            zp = self.z_pieces(xp, self._logits(args), args.values, name, 1)
+            out = gradient_from(xp, args.A, zp)
+            xg = self.x_pieces(xp, args.x, args.values, name, 1).gradient
+            if xg is not None:
+                out = out + xg
+        return finish(args, "gradient", out)
+
+    def z_hessian(self, args: Arguments, term: str | None) -> ZHessian:
+        xp = args.xp
+        with quiet(xp):
+            zp = self.z_pieces(xp, self._logits(args), args.values, self.term_name(term), 2)
+        return ZHessian(zp, xp)
+
+    def x_hessian_diag(self, args: Arguments, term: str | None) -> Array:
+        xp = args.xp
+        with quiet(xp):
+            xh = self.x_pieces(xp, args.x, args.values, self.term_name(term), 2).hessian_diag
+        return finish(args, "x-Hessian", zero_if_none(xp, xh, args.x))
+
+    def hessian(self, args: Arguments, term: str | None) -> Array:
+        name = self.term_name(term)
+        xp = args.xp
+        with quiet(xp):
+            zp = self.z_pieces(xp, self._logits(args), args.values, name, 2)
+            H = hessian_from(xp, args.A, zp)
+            xh = self.x_pieces(xp, args.x, args.values, name, 2).hessian_diag
+            if xh is not None:
+                d = H.shape[0]
+                H = H + xp.eye(d, dtype=H.dtype) * xh[None, :]
+        return finish(args, "Hessian", H)
+
+    def hvp(self, args: Arguments, term: str | None) -> Array:
+        name = self.term_name(term)
+        xp = args.xp
+        with quiet(xp):
+            zp = self.z_pieces(xp, self._logits(args), args.values, name, 2)
+            out = hvp_from(xp, args.A, args.v, zp)
+            xh = self.x_pieces(xp, args.x, args.values, name, 2).hessian_diag
+            if xh is not None:
+                out = out + xh * args.v
+        return finish(args, "Hessian-vector product", out)
+
+
+def prepare_z(
+    z: Any, data: Mapping[str, Any], parameters: Sequence[Parameter], *, validate: bool = True
+) -> tuple[Any, Array, tuple[Any, ...]]:
+    """``(xp, z, values)`` for a z-level call: logits z (n,), z-space vectors, scalars."""
+    vectors = [data[p.name] for p in parameters if p.kind == "vector"]
+    xp = namespace(z, *vectors)
+    z = as_array(xp, "z", z)
+    if z.ndim != 1 or z.shape[0] < 1:
+        raise ValueError(f"z must be a non-empty 1-D array (n,); got shape {tuple(z.shape)}")
+    if validate:
+        check_finite(xp, "z", z)
+    values = []
+    for p in parameters:
+        raw = data[p.name]
+        if p.kind == "scalar":
+            values.append(check_scalar(p.name, raw, p.rule, validate))
+            continue
+        a = as_array(xp, p.name, raw)
+        check_shape(p.name, a, (z.shape[0],))
+        if validate:
+            check_finite(xp, p.name, a)
+            tol = PROBABILITY_TOLERANCE + a.shape[0] * input_eps(raw)
+            check_vector_rule(xp, p.name, a, p.rule, tolerance=tol)
+        values.append(a)
+    return xp, z, tuple(values)
