@@ -195,12 +195,21 @@ def _check_out(out: str) -> None:
         raise UsageError(f"--out {out}: {probe} is not writable")
 
 
+def _bounds_problem(bounds: str | None, exc: Exception) -> str:
+    """``--bounds FILE:line: ...`` without naming the file twice."""
+    if not bounds:
+        return f"the default registry: {exc}"
+    text = str(exc)
+    if text.startswith(str(Path(bounds).resolve())):
+        return f"--bounds {text}"
+    return f"--bounds {bounds}: {text}"
+
+
 def _load(args: argparse.Namespace) -> list[Bound]:
     try:
         bounds = load_bounds(args.bounds) if args.bounds else default_bounds()
     except Exception as exc:  # a bounds file can fail in any way; load_bounds names file:line
-        where = f"--bounds {args.bounds}" if args.bounds else "the default registry"
-        raise UsageError(f"{where}: {exc}") from exc
+        raise UsageError(_bounds_problem(args.bounds, exc)) from exc
     try:
         return select(bounds, args.lemma)
     except ValueError as exc:
@@ -219,8 +228,8 @@ def _run_replay(args: argparse.Namespace) -> int:
     if args.bounds:
         try:
             bounds = load_bounds(args.bounds)
-        except ValueError as exc:
-            raise UsageError(f"--bounds {args.bounds}: {exc}") from exc
+        except Exception as exc:
+            raise UsageError(_bounds_problem(args.bounds, exc)) from exc
     model = _model(args)
     try:
         r = replay(args.replay, bounds=bounds, model=model, eval_timeout=args.eval_timeout)
