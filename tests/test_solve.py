@@ -121,13 +121,20 @@ def test_variant_modules_unchanged(spec, extra):
 
 
 def _with_ridge_on_x(lam):
-    """The default model plus the x-space term lam/2 ||x||^2 (x_gradient, x_hessian_diag)."""
+    """The default model plus lam/2 ||x||^2, seen only through the public (x, A) functions.
+
+    The wrapper has no ``z_pieces``/``x_pieces``: the oracle falls back to direct calls.
+    """
 
     def add(fn, extra):
         return lambda x, *a, **k: fn(x, *a, **k) + extra(x)
 
-    ns = SimpleNamespace(**{k: getattr(model, k) for k in dir(model) if not k.startswith("__")})
+    skip = {"z_pieces", "x_pieces"}
+    ns = SimpleNamespace(
+        **{k: getattr(model, k) for k in dir(model) if not k.startswith("__") and k not in skip}
+    )
     ns.__name__ = "ridge_model"
+    ns.HAS_X_TERMS = True
     ns.loss = add(model.loss, lambda x: 0.5 * lam * float(x @ x))
     ns.gradient = add(model.gradient, lambda x: lam * x)
     ns.x_gradient = add(model.x_gradient, lambda x: lam * x)
@@ -137,11 +144,12 @@ def _with_ridge_on_x(lam):
 
 
 @pytest.mark.parametrize("method", ["exact", "sampled"])
-def test_x_space_terms(method):
+def test_x_space_terms_through_direct_calls(method):
     ridge = _with_ridge_on_x(1e-3)
     inst = random_instance(4_000, 10, gamma=0.5, seed=6)
     params = {"b": inst.b, "w": inst.w, "gamma": inst.gamma}
-    assert Oracle(ridge, inst.A, params, inst.x0).has_x_terms
+    oracle = Oracle(ridge, inst.A, params, inst.x0)
+    assert oracle.has_x_terms and not oracle.via_pieces
     assert not Oracle(model, inst.A, params, inst.x0).has_x_terms
     r = newton(ridge, inst.x0, method=method, seed=0, **inst.data())
     assert r.converged, r.reason
@@ -150,10 +158,31 @@ def test_x_space_terms(method):
     assert np.linalg.norm(r.x - plain.x) > 1e-6  # the ridge moved the minimizer
 
 
-def test_direct_calls_when_the_logits_shortcut_is_off(monkeypatch):
+@pytest.mark.parametrize("variant", ["exact", "sketch-pcg", "paper"])
+def test_x_space_terms_of_a_spec(variant):
+    import creality_generated.ridge_prior as prior
+
+    inst = random_instance(4_000, 10, gamma=0.5, seed=6)
+    rng = np.random.default_rng(0)
+    data = {
+        "A": inst.A,
+        "b": inst.b,
+        "lam": rng.uniform(1e-3, 1e-2, 10),
+        "x0": rng.standard_normal(10),  # the prior's mean, not the start
+        "gamma": 0.5,
+    }
+    oracle = Oracle(prior, inst.A, {k: v for k, v in data.items() if k != "A"}, inst.x0)
+    assert oracle.has_x_terms and oracle.via_pieces
+    method = "exact" if variant == "exact" else "sampled"
+    r = newton(prior, inst.x0, method=method, variant=variant, seed=0, **data)
+    assert r.converged, r.reason
+    assert np.linalg.norm(prior.gradient(r.x, **data)) <= 1e-10
+
+
+def test_direct_calls_when_the_pieces_disagree(monkeypatch):
     inst = random_instance(2_000, 8, gamma=0.5, seed=7)
     fast = solve(inst, "sampled", seed=0)
-    monkeypatch.setattr(Oracle, "_logits_shortcut_agrees", lambda self, x0, z0: False)
+    monkeypatch.setattr(Oracle, "_pieces_agree", lambda self, x0, z0: False)
     slow = solve(inst, "sampled", seed=0)
     assert slow.converged and np.linalg.norm(slow.x - fast.x) <= 1e-8
 

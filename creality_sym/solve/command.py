@@ -20,6 +20,7 @@ import numpy as np
 
 from .instance import DEFAULT_CONDITION, DEFAULT_W_SCALE, Instance, load_instance, random_instance
 from .newton import NewtonResult, newton
+from .oracle import parameter_names
 from .sampling import SAMPLE_CONSTANT
 
 
@@ -51,10 +52,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     opt = parser.add_argument_group("solver")
     opt.add_argument("--spec", default="creativity_reality", help="generated module name")
     opt.add_argument("--method", choices=("exact", "sampled", "both"), default="both")
+    opt.add_argument(
+        "--variant",
+        choices=("sketch-pcg", "paper"),
+        default=None,
+        help="sampled variant: sketch-preconditioned CG (default) or the paper's sampled Newton",
+    )
     opt.add_argument("--tol", type=float, default=1e-10, help="stop at ||grad L|| <= tol")
     opt.add_argument("--max-iter", type=int, default=100)
-    opt.add_argument("--epsilon", type=float, default=0.3, help="sampling accuracy (sampled)")
-    opt.add_argument("--delta", type=float, default=0.1, help="sampling failure prob. (sampled)")
+    opt.add_argument("--epsilon", type=float, default=0.3, help="sampling accuracy (paper)")
+    opt.add_argument("--delta", type=float, default=0.1, help="sampling failure prob. (paper)")
     opt.add_argument("--sample-constant", type=float, default=SAMPLE_CONSTANT)
     parser.add_argument("--out", type=Path, help="save x and history to OUT.npz and OUT.json")
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
@@ -84,7 +91,10 @@ def _extra_params(items: list[str]) -> dict[str, float]:
 def build_instance(args: argparse.Namespace) -> Instance:
     """The instance named by the command-line options."""
     if args.data is not None:
-        inst = load_instance(args.data)
+        try:
+            inst = load_instance(args.data)
+        except ValueError as exc:
+            raise ValueError(f"--data {exc}") from None
         if args.gamma is not None:
             inst.gamma = float(args.gamma)
     else:
@@ -106,13 +116,14 @@ def format_history(result: NewtonResult) -> str:
     """The per-iteration table of ``result`` as text."""
     lines = [
         f"{'k':>3}  {'loss':>22}  {'||grad||':>9}  {'t':>7}  {'||dx||':>9}  "
-        f"{'ms':>8}  {'mu':>8}  {'rows':>8}  note"
+        f"{'ms':>8}  {'mu':>8}  {'rows':>8}  {'hvp':>4}  {'err':>5}  note"
     ]
     for row in result.history:
+        error = f"{row.error:>5.2f}" if np.isfinite(row.error) else f"{'-':>5}"
         lines.append(
             f"{row.iteration:>3}  {row.loss:>22.15e}  {row.grad_norm:>9.2e}  {row.step:>7.3g}  "
             f"{row.step_norm:>9.2e}  {1e3 * row.seconds:>8.1f}  {row.damping:>8.1e}  "
-            f"{row.rows:>8d}  {row.note}"
+            f"{row.rows:>8d}  {row.products:>4d}  {error}  {row.note}"
         )
     return "\n".join(lines)
 
@@ -125,11 +136,14 @@ def _median_iteration_seconds(result: NewtonResult) -> float:
 
 def summary(result: NewtonResult) -> str:
     """One line: method, status, iterations, final gradient norm and time."""
+    products = f", {result.products} Hessian-vector products" if result.products else ""
     return (
-        f"{result.method}: {'converged' if result.converged else 'NOT converged'} after "
+        f"{result.method} ({result.variant}): "
+        f"{'converged' if result.converged else 'NOT converged'} after "
         f"{result.iterations} iterations, ||grad L|| = {result.grad_norm:.3e} (model.gradient), "
         f"loss = {result.loss:.15e}, {result.seconds:.3f} s "
-        f"({1e3 * _median_iteration_seconds(result):.1f} ms/iteration median) -- {result.reason}"
+        f"({1e3 * _median_iteration_seconds(result):.1f} ms/iteration median){products} "
+        f"-- {result.reason}"
     )
 
 
@@ -157,25 +171,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"creality solve: {exc}", file=sys.stderr)
         return 2
     n, d = inst.shape
-    unknown = sorted(set(inst.extra) - set(model.PARAMETERS))
+    names = parameter_names(model)
+    unknown = sorted(set(inst.extra) - set(names))
     if unknown:
         print(
             f"creality solve: --param {unknown}: not parameters of {model.SPEC_NAME} "
-            f"(PARAMETERS = {list(model.PARAMETERS)})",
+            f"(PARAMETERS = {list(names)})",
             file=sys.stderr,
         )
         return 2
-    data = inst.data(tuple(model.PARAMETERS))
+    data = inst.data(names)
     methods = ("exact", "sampled") if args.method == "both" else (args.method,)
     params = {k: v for k, v in data.items() if np.ndim(v) == 0}
     print(f"spec {model.SPEC_NAME}: n = {n}, d = {d}, {params}")
     results: dict[str, NewtonResult] = {}
+    source = f"--data {args.data}: " if args.data is not None else ""
     for method in methods:
         try:
             result = newton(
                 model,
                 inst.x0,
                 method=method,
+                variant=args.variant if method == "sampled" else None,
                 tol=args.tol,
                 max_iter=args.max_iter,
                 seed=args.seed,
@@ -185,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
                 **data,
             )
         except ValueError as exc:
-            print(f"creality solve: {exc}", file=sys.stderr)
+            print(f"creality solve: {source}{exc}", file=sys.stderr)
             return 2
         results[method] = result
         if not args.quiet:
@@ -203,6 +220,10 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.out is not None:
         meta = {"spec": model.SPEC_NAME, "n": n, "d": d, "seed": args.seed, **params}
-        written = save(args.out, results, meta)
+        try:
+            written = save(args.out, results, meta)
+        except OSError as exc:
+            print(f"creality solve: --out {args.out}: cannot write ({exc})", file=sys.stderr)
+            return 2
         print(f"saved {written.with_suffix('.npz')} and {written}")
     return 0 if all(r.converged for r in results.values()) else 1

@@ -17,11 +17,14 @@ degenerate at any ``n``:
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .inputs import real_array
 
 DEFAULT_W_SCALE = 0.3
 DEFAULT_CONDITION = 100.0
@@ -43,15 +46,17 @@ class Instance:
         """``(n, d)``."""
         return self.A.shape  # type: ignore[return-value]
 
-    def data(self, parameters: tuple[str, ...] = ("b", "w", "gamma")) -> dict[str, Any]:
+    def data(self, parameters: tuple[Any, ...] = ("b", "w", "gamma")) -> dict[str, Any]:
         """Keyword data for a model whose ``PARAMETERS`` are ``parameters``.
 
+        ``parameters`` holds names or ``Parameter`` records (with ``.name``).
         Includes ``A``; parameters this instance does not hold are left out
         (the model's defaults apply).
         """
         known: dict[str, Any] = {"b": self.b, "w": self.w, "gamma": self.gamma, **self.extra}
         out: dict[str, Any] = {"A": self.A}
-        out.update({name: known[name] for name in parameters if name in known})
+        names = [getattr(p, "name", p) for p in parameters]
+        out.update({name: known[name] for name in names if name in known})
         return out
 
     def save(self, path: str | Path) -> None:
@@ -99,20 +104,90 @@ def load_instance(path: str | Path) -> Instance:
 
     Missing ``gamma`` defaults to 0.5, missing ``x0`` to zeros; arrays named
     ``extra_NAME`` become extra scalar parameters (e.g. ``extra_tau``).
+
+    Parameters
+    ----------
+    path : str or Path
+        An ``.npz`` archive (``numpy.savez``); never unpickled.
+
+    Returns
+    -------
+    Instance
+
+    Raises
+    ------
+    ValueError
+        One line naming ``path`` and what is wrong: missing or unreadable file,
+        not an ``.npz`` archive, missing arrays, complex or non-numeric arrays,
+        or shapes that do not fit together (``A (n, d)``, ``b, w (n,)``,
+        ``x0 (d,)``, scalars).
     """
-    with np.load(path) as archive:
-        missing = [key for key in ("A", "b", "w") if key not in archive]
-        if missing:
-            raise ValueError(f"{path}: missing array(s) {missing}; need A, b, w")
-        A = np.asarray(archive["A"], dtype=float)
-        x0 = archive["x0"] if "x0" in archive else np.zeros(A.shape[1])
-        gamma = float(archive["gamma"]) if "gamma" in archive else 0.5
-        extra = {k[6:]: float(archive[k]) for k in archive.files if k.startswith("extra_")}
-        return Instance(
-            A=A,
-            b=np.asarray(archive["b"], dtype=float),
-            w=np.asarray(archive["w"], dtype=float),
-            gamma=gamma,
-            x0=np.asarray(x0, dtype=float),
-            extra=extra,
-        )
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, not an .npz file") from None
+    except PermissionError:
+        raise ValueError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not an .npz archive of arrays ({_one_line(exc)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive with A, b, w")
+    try:
+        with archive:
+            return _instance_from(path, archive)
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: cannot read the archive ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _member(path: str | Path, archive: Any, key: str) -> np.ndarray:
+    """Array ``key`` of the archive as float64, refusing complex and non-numeric data."""
+    try:
+        value = archive[key]
+    except ValueError as exc:  # object arrays with allow_pickle=False
+        raise ValueError(f"{path}: array {key!r} cannot be loaded ({_one_line(exc)})") from None
+    try:
+        return real_array(key, value)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _instance_from(path: str | Path, archive: Any) -> Instance:
+    missing = [key for key in ("A", "b", "w") if key not in archive.files]
+    if missing:
+        raise ValueError(f"{path}: missing array(s) {missing}; need A, b, w")
+    A = _member(path, archive, "A")
+    if A.ndim != 2 or A.shape[0] < 2 or A.shape[1] < 1:
+        raise ValueError(f"{path}: A must be a 2-D array (n, d) with n >= 2; got shape {A.shape}")
+    n, d = A.shape
+    vectors = {key: _member(path, archive, key) for key in ("b", "w")}
+    vectors["x0"] = _member(path, archive, "x0") if "x0" in archive.files else np.zeros(d)
+    for key, want in (("b", (n,)), ("w", (n,)), ("x0", (d,))):
+        if vectors[key].shape != want:
+            raise ValueError(
+                f"{path}: {key} must have shape ({want[0]},) to match A {A.shape}; "
+                f"got {vectors[key].shape}"
+            )
+    scalars: dict[str, float] = {}
+    for key in ["gamma"] + [k for k in archive.files if k.startswith("extra_")]:
+        if key not in archive.files:
+            continue
+        value = _member(path, archive, key)
+        if value.size != 1:
+            raise ValueError(f"{path}: {key} must be a scalar; got shape {value.shape}")
+        scalars[key] = float(value.reshape(()))
+    return Instance(
+        A=A,
+        b=vectors["b"],
+        w=vectors["w"],
+        gamma=scalars.pop("gamma", 0.5),
+        x0=vectors["x0"],
+        extra={k[6:]: v for k, v in scalars.items()},
+    )

@@ -76,6 +76,7 @@ def _rng(seed: Any) -> np.random.Generator:
 def newton(
     model: ModuleType,
     x0: np.ndarray,
+    /,
     *,
     method: str = "exact",
     variant: str | None = None,
@@ -169,7 +170,7 @@ def _forcing(norm: float, previous: float | None, eta: float) -> float:
 
 def _gradient_floor(oracle: Oracle, x: np.ndarray, z: np.ndarray) -> float:
     """Rounding floor of ``||grad L||``: ``eps ||g||_2 ||A||_F`` (one pass over ``A``)."""
-    g = oracle.z_gradient(x, z)
+    g = oracle.pieces(x, z, 1).g
     frobenius = math.sqrt(float(np.einsum("ij,ij->", oracle.A, oracle.A)))
     return float(np.finfo(float).eps * np.linalg.norm(g) * frobenius)
 
@@ -218,8 +219,7 @@ def _iterate(
     finishing = False  # the last step aimed below tol: the gradient alone first
     for k in range(max_iter + 1):
         start = time.perf_counter()
-        g = oracle.z_gradient(x, z)
-        grad, rows = steps.gradient(x, z, g, likely_last=finishing)
+        grad, rows = steps.gradient(x, z, likely_last=finishing)
         norm = float(np.linalg.norm(grad))
         row = Iteration(k, loss, norm, rows=rows)
         history.append(row)
@@ -277,7 +277,10 @@ def _iterate(
         row.step, row.step_norm = t, t * float(np.linalg.norm(step.dx))
         row.seconds = time.perf_counter() - start
     if damped:
-        reason += f"; Hessian not positive definite at {damped} iterate(s), damped"
+        reason += (
+            f"; Hessian not positive definite (singular or indefinite) at {damped} "
+            "iterate(s), damped"
+        )
     final_grad = oracle.gradient(x)
     final_loss = loss if math.isfinite(loss) else oracle.loss(x, z)
     return NewtonResult(

@@ -1,16 +1,25 @@
 """One model on fixed data, evaluated so that ``A @ x`` is computed once per point.
 
-Every z-space function of a generated module depends on ``(x, A)`` only through
-the logits ``z = A x`` (the loss is ``sum_j phi(f_j, z_j, ...)``).
-The oracle therefore evaluates them on the ``(n, 1)`` matrix ``z[:, None]`` with
-``x = [1.0]``: O(n) work instead of an O(n d) pass over ``A`` per call. This
-shortcut is checked against a direct call once, at construction, and dropped
-(direct calls throughout) if the two disagree.
+Every z-space quantity of a generated module depends on ``(x, A)`` only
+through the logits ``z = A x``, and ``model.z_pieces(z, ...)`` returns the
+loss, the gradient vector ``g`` and the z-Hessian pieces at ``z`` from one
+softmax: O(n) work, no pass over ``A``. The x-space terms come from
+``model.x_pieces(x, ...)`` (O(d)). The oracle checks this path against a
+direct ``model.z_gradient(x0, A)`` once, at construction, and falls back to
+direct calls of the public functions (``loss``, ``z_gradient``,
+``z_hessian``, ``x_gradient``, ``x_hessian_diag`` on ``(x, A)``) when they
+disagree or when the model has no ``z_pieces``.
+
+The z-Hessian is ``B = diag(delta) - p f^T - f p^T + c f f^T + U C U^T``
+(``U`` the low-rank ``columns``, ``C`` the symmetric ``core``; none for most
+specs). ``ones = (B - U C U^T) 1`` and the dominant logit ``k`` let products
+shift by the dominant row, as the generated code does.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -18,81 +27,214 @@ import numpy as np
 
 from .inputs import real_array, real_scalar
 
-_ONE = np.ones(1)
+#: rows per block of :func:`stacked_products` (about 32 MB of float64 rows)
+_BLOCK_BYTES = 1 << 25
+
+
+@dataclass(frozen=True)
+class ParameterInfo:
+    """Name, kind (``"vector"``/``"scalar"``), shape (``"n"``, ``"d"``, ``"scalar"``), required."""
+
+    name: str
+    kind: str
+    shape: str
+    required: bool
+
+
+def parameters(model: ModuleType) -> tuple[ParameterInfo, ...]:
+    """The data parameters of ``model`` after ``x, A``.
+
+    Reads ``model.PARAMETERS`` as ``Parameter`` records (``name, kind, rule,
+    shape, default``) or, for older modules, as names with ``RULES`` and the
+    signature of ``model.loss``.
+    """
+    signature = inspect.signature(model.loss).parameters
+    rules = getattr(model, "RULES", {})
+    out = []
+    for p in model.PARAMETERS:
+        if isinstance(p, str):
+            kind = rules.get(p, ("vector",))[0]
+            shape = "n" if kind == "vector" else "scalar"
+            default = signature[p].default if p in signature else inspect.Parameter.empty
+            out.append(ParameterInfo(p, kind, shape, default is inspect.Parameter.empty))
+        else:
+            out.append(ParameterInfo(p.name, p.kind, p.shape, p.default is None))
+    return tuple(out)
+
+
+def parameter_names(model: ModuleType) -> tuple[str, ...]:
+    """Names of the data parameters of ``model`` (``PARAMETERS`` as names)."""
+    return tuple(p if isinstance(p, str) else p.name for p in model.PARAMETERS)
+
+
+def dominant_total(v: np.ndarray, k: int, total: float) -> np.ndarray:
+    """``v (n,)`` with entry ``k`` set so that ``sum(v) = total`` (a copy)."""
+    out = np.array(v, dtype=float)
+    out[k] = 0.0
+    out[k] = total - float(out.sum())
+    return out
+
+
+@dataclass
+class Pieces:
+    """The z-space pieces at one point: loss, ``g (n,)`` and the z-Hessian pieces.
+
+    ``g``, ``columns`` have their dominant entries set from their exactly known
+    sums (as in the generated code); ``core (K, K)``; ``None`` means not
+    computed (lower ``order``).
+    """
+
+    loss: float
+    k: int
+    f: np.ndarray
+    g: np.ndarray | None = None
+    delta: np.ndarray | None = None
+    p: np.ndarray | None = None
+    c: float = 0.0
+    ones: np.ndarray | None = None
+    ones_total: float = 0.0
+    columns: tuple[np.ndarray, ...] = ()
+    core: np.ndarray | None = None
 
 
 class Oracle:
     """Loss, gradient and Hessian pieces of ``model`` on data ``A`` and ``params``.
 
-    ``A`` is ``(n, d)``; ``params`` maps the names in ``model.PARAMETERS`` to
-    their values (vectors ``(n,)``, scalars). Methods take the point ``x (d,)``
-    and its logits ``z = A x (n,)``.
+    ``A`` is ``(n, d)``; ``params`` maps parameter names to their values
+    (vectors, scalars). Methods take the point ``x (d,)`` and its logits
+    ``z = A x (n,)``.
     """
 
     def __init__(self, model: ModuleType, A: np.ndarray, params: dict[str, Any], x0: np.ndarray):
         self.model = model
         self.A = A
         self.params = params
+        info = {p.name: p for p in parameters(model)}
+        self._z_params = {k: v for k, v in params.items() if info[k].shape != "d"}
+        self._x_params = {k: v for k, v in params.items() if info[k].shape != "n"}
         # Validate once, with the model's own rules; the loop runs with validate=False.
-        loss0 = float(model.loss(x0, A, **params, validate=True))
+        float(model.loss(x0, A, **params, validate=True))
         #: the logits ``A @ x0`` of the start
         self.z0 = A @ x0
-        self.via_logits = self._logits_shortcut_agrees(x0, self.z0)
+        self.via_pieces = hasattr(model, "z_pieces")
+        self.via_pieces = self.via_pieces and self._pieces_agree(x0, self.z0)
         self.has_x_terms = self._detect_x_terms(x0)
-        self._loss_offset = 0.0
-        if self.via_logits and not self.has_x_terms:
-            short = float(model.loss(_ONE, self.z0[:, None], **params, validate=False))
-            self._loss_offset = loss0 - short
 
     # -- construction checks -------------------------------------------------
 
-    def _logits_shortcut_agrees(self, x0: np.ndarray, z0: np.ndarray) -> bool:
-        direct = self.model.z_gradient(x0, self.A, **self.params, validate=False)
-        short = self.model.z_gradient(_ONE, z0[:, None], **self.params, validate=False)
+    def _pieces_agree(self, x0: np.ndarray, z0: np.ndarray) -> bool:
+        """Whether ``z_pieces`` at ``z0`` gives the model's own ``z_gradient(x0, A)``."""
+        try:
+            short = self.pieces(x0, z0, 1).g
+        except (AttributeError, TypeError):
+            return False
+        direct = np.asarray(self.model.z_gradient(x0, self.A, **self.params, validate=False))
         scale = float(np.max(np.abs(direct), initial=0.0)) + np.finfo(float).tiny
-        return bool(np.all(np.isfinite(short)) and np.max(np.abs(direct - short)) <= 1e-10 * scale)
+        return bool(
+            short is not None
+            and np.all(np.isfinite(short))
+            and np.max(np.abs(direct - short), initial=0.0) <= 1e-10 * scale
+        )
 
     def _detect_x_terms(self, x0: np.ndarray) -> bool:
         """True when the x-space part of the loss is not constant (checked at a random point)."""
+        if getattr(self.model, "HAS_X_TERMS", True) is False:
+            return False
         probe = x0 + np.random.default_rng(0).standard_normal(x0.shape)
-        gx = self.model.x_gradient(probe, self.A, **self.params, validate=False)
-        hx = self.model.x_hessian_diag(probe, self.A, **self.params, validate=False)
+        _, gx, hx = self._x_pieces(probe, 2)
         return bool(np.any(gx != 0.0) or np.any(hx != 0.0))
 
     # -- evaluations -----------------------------------------------------------
 
-    def _z_call(self, name: str, x: np.ndarray, z: np.ndarray) -> Any:
-        fn = getattr(self.model, name)
-        if self.via_logits:
-            return fn(_ONE, z[:, None], **self.params, validate=False)
-        return fn(x, self.A, **self.params, validate=False)
+    @property
+    def _direct(self) -> bool:
+        return not self.via_pieces
+
+    def pieces(self, x: np.ndarray, z: np.ndarray, order: int) -> Pieces:
+        """z-space pieces at ``x`` (logits ``z``): loss (order 0), ``g`` (1), Hessian (2)."""
+        if self._direct:
+            return self._direct_pieces(x, z, order)
+        zp = self.model.z_pieces(z, **self._z_params, order=order, validate=False)
+        k = int(zp.softmax.k)
+        out = Pieces(float(0.0 if zp.loss is None else zp.loss), k, np.asarray(zp.f))
+        if order >= 1:
+            g = np.zeros_like(out.f) if zp.g is None else zp.g
+            out.g = dominant_total(g, k, float(zp.g_total))
+        if order >= 2:
+            zeros = np.zeros_like(out.f)
+            out.delta = zeros if zp.delta is None else np.asarray(zp.delta, dtype=float)
+            out.p = zeros if zp.p is None else np.asarray(zp.p, dtype=float)
+            out.c = float(zp.c)
+            out.ones = zeros if zp.ones is None else np.asarray(zp.ones, dtype=float)
+            out.ones_total = float(zp.ones_total)
+            out.columns = tuple(
+                dominant_total(u, k, float(t)) for u, t in zip(zp.columns, zp.totals, strict=True)
+            )
+            out.core = np.array(zp.core, dtype=float).reshape(len(out.columns), len(out.columns))
+        return out
+
+    def _direct_pieces(self, x: np.ndarray, z: np.ndarray, order: int) -> Pieces:
+        """Pieces from the public functions on ``(x, A)`` (the loss includes x-space terms)."""
+        kw = {**self.params, "validate": False}
+        model, A = self.model, self.A
+        out = Pieces(np.nan, int(np.argmax(z)), np.empty(0))
+        if order == 0:
+            out.loss = float(model.loss(x, A, **kw))
+            return out
+        out.g = np.asarray(model.z_gradient(x, A, **kw), dtype=float)
+        if order >= 2:
+            B = model.z_hessian(x, A, **kw)
+            out.f = np.asarray(B.f, dtype=float)
+            out.delta = np.asarray(B.delta, dtype=float)
+            out.p = np.asarray(B.p, dtype=float)
+            out.c = float(B.c)
+            out.columns = tuple(np.asarray(u, dtype=float) for u in getattr(B, "columns", ()))
+            core = getattr(B, "core", ())
+            out.core = np.array(core, dtype=float).reshape(len(out.columns), len(out.columns))
+            ones = np.ones(A.shape[0])
+            out.ones = np.asarray(B.matvec(ones), dtype=float) - _low_rank_times(out, ones)
+            out.ones_total = float(np.sum(out.ones))
+        return out
+
+    def _x_pieces(self, x: np.ndarray, order: int) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(loss, gradient (d,), Hessian diagonal (d,))`` of the x-space terms."""
+        d = x.shape[0]
+        zero = np.zeros(d)
+        if hasattr(self.model, "x_pieces") and not self._direct:
+            xp = self.model.x_pieces(x, **self._x_params, order=order)
+            loss = 0.0 if xp.loss is None else float(xp.loss)
+            grad = zero if xp.gradient is None else np.asarray(xp.gradient, dtype=float)
+            hess = zero if xp.hessian_diag is None else np.asarray(xp.hessian_diag, dtype=float)
+            return loss, grad, hess
+        kw = {**self.params, "validate": False}
+        grad = np.asarray(self.model.x_gradient(x, self.A, **kw), dtype=float) if order else zero
+        hess = (
+            np.asarray(self.model.x_hessian_diag(x, self.A, **kw), dtype=float)
+            if order >= 2
+            else zero
+        )
+        return 0.0, grad, hess
 
     def loss(self, x: np.ndarray, z: np.ndarray) -> float:
         """L(x), a float."""
-        if self.via_logits and not self.has_x_terms:
-            return float(self._z_call("loss", x, z)) + self._loss_offset
-        return float(self.model.loss(x, self.A, **self.params, validate=False))
-
-    def z_gradient(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """``g (n,)`` with ``grad L = A^T g + x_gradient``."""
-        return np.asarray(self._z_call("z_gradient", x, z), dtype=float)
-
-    def z_hessian(self, x: np.ndarray, z: np.ndarray) -> Any:
-        """The z-Hessian pieces ``(delta, p, f, c)`` of the model."""
-        return self._z_call("z_hessian", x, z)
+        if self._direct:
+            return float(self.model.loss(x, self.A, **self.params, validate=False))
+        value = self.pieces(x, z, 0).loss
+        if self.has_x_terms:
+            value += self._x_pieces(x, 0)[0]
+        return value
 
     def x_gradient(self, x: np.ndarray) -> np.ndarray:
         """``(d,)`` gradient of the x-space terms (zeros when there are none)."""
         if not self.has_x_terms:
             return np.zeros(x.shape[0])
-        return np.asarray(self.model.x_gradient(x, self.A, **self.params, validate=False), float)
+        return self._x_pieces(x, 1)[1]
 
     def x_hessian_diag(self, x: np.ndarray) -> np.ndarray:
         """``(d,)`` Hessian diagonal of the x-space terms (zeros when there are none)."""
         if not self.has_x_terms:
             return np.zeros(x.shape[0])
-        hx = self.model.x_hessian_diag(x, self.A, **self.params, validate=False)
-        return np.asarray(hx, dtype=float)
+        return self._x_pieces(x, 2)[2]
 
     def hessian(self, x: np.ndarray) -> np.ndarray:
         """The model's structured ``(d, d)`` Hessian."""
@@ -103,68 +245,81 @@ class Oracle:
         return np.asarray(self.model.gradient(x, self.A, **self.params, validate=False), float)
 
 
+def _low_rank_times(pieces: Pieces, u: np.ndarray) -> np.ndarray:
+    """``U C U^T u`` (n,) of the pieces' low-rank part (zeros without one)."""
+    if not pieces.columns:
+        return np.zeros_like(u)
+    coeff = pieces.core @ np.array([float(col @ u) for col in pieces.columns])
+    out = np.zeros_like(u)
+    for col, a in zip(pieces.columns, coeff, strict=True):
+        out += a * col
+    return out
+
+
 class HessianOperator:
     """``v -> (H v, A v)`` at a fixed point, from the z-Hessian pieces: O(n d) per product.
 
-    ``H = A^T B A + diag(h)`` with ``B = diag(delta) - p f^T - f p^T + c f f^T``.
-    As in the generated ``hvp``, ``u = A v`` is shifted by its entry at the
-    dominant logit ``k`` (``B u = B (u - u_k 1) + u_k B 1``), which keeps the
-    product accurate when ``f`` is nearly one-hot. Two passes over ``A`` per
-    product and no recomputation of the softmax (the model's ``hvp`` redoes
-    ``A x`` and the pieces on every call).
+    ``H = A^T B A + diag(h)``. As in the generated ``hvp``, ``u = A v`` is
+    shifted by its entry at the dominant logit ``k`` (``B u = B (u - u_k 1) +
+    u_k B 1``) and the dominant entry of ``B u`` is set from its known sum,
+    which keeps the product accurate when ``f`` is nearly one-hot. The
+    low-rank part is applied as ``(A^T U) C (A^T U)^T v`` with ``A^T U``
+    given. Two passes over ``A`` per product and no recomputation of the
+    softmax (the model's ``hvp`` redoes ``A x`` and the pieces on every call).
 
     Parameters
     ----------
     A : (n, d) array
-    pieces : object with ``delta, p, f (n,)`` and ``c``
-        The z-Hessian at the point (``model.z_hessian``).
-    k : int
-        Index of the largest logit.
+    pieces : Pieces
+        Order-2 pieces at the point.
+    AU : (d, K) array
+        ``A^T U`` of the low-rank columns (``K = 0`` when there are none).
     h : (d,) array
         Diagonal Hessian of the x-space terms.
     """
 
-    def __init__(self, A: np.ndarray, pieces: Any, k: int, h: np.ndarray) -> None:
+    def __init__(self, A: np.ndarray, pieces: Pieces, AU: np.ndarray, h: np.ndarray) -> None:
         self.A = A
-        self.delta = np.asarray(pieces.delta, dtype=float)
-        self.p = np.asarray(pieces.p, dtype=float)
-        self.f = np.asarray(pieces.f, dtype=float)
-        self.c = float(pieces.c)
-        self.k = int(k)
+        self.pieces = pieces
+        self.AU = AU
+        self.AUC = AU @ pieces.core if AU.shape[1] else AU
         self.h = h
         self.has_h = bool(np.any(h != 0.0))
         n = A.shape[0]
         self._shifted = np.empty(n)
         self._y = np.empty(n)
         self._tmp = np.empty(n)
-        self.ones = self._b_times(np.ones(n)).copy()
         self.products = 0
 
     def _b_times(self, u: np.ndarray) -> np.ndarray:
-        """``B u`` into the operator's buffer (overwritten by the next call)."""
-        fu = float(self.f @ u)
-        pu = float(self.p @ u)
-        y = np.multiply(self.delta, u, out=self._y)
-        y -= np.multiply(fu, self.p, out=self._tmp)
-        y += np.multiply(self.c * fu - pu, self.f, out=self._tmp)
+        """``(B - U C U^T) u`` into the operator's buffer (overwritten by the next call)."""
+        P = self.pieces
+        fu = float(P.f @ u)
+        pu = float(P.p @ u)
+        y = np.multiply(P.delta, u, out=self._y)
+        y -= np.multiply(fu, P.p, out=self._tmp)
+        y += np.multiply(P.c * fu - pu, P.f, out=self._tmp)
         return y
 
     def __call__(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(H v (d,), A v (n,))`` for ``v (d,)``."""
         self.products += 1
+        P = self.pieces
         u = self.A @ v
-        u_k = float(u[self.k])
-        y = self._b_times(np.subtract(u, u_k, out=self._shifted))
+        u_k = float(u[P.k])
+        shifted = np.subtract(u, u_k, out=self._shifted)
+        y = self._b_times(shifted)
         if u_k:
-            y += np.multiply(u_k, self.ones, out=self._tmp)
+            y += np.multiply(u_k, P.ones, out=self._tmp)
+        total = float(P.ones @ shifted) + u_k * P.ones_total
+        y[P.k] = 0.0
+        y[P.k] = total - float(y.sum())
         Hv = y @ self.A
+        if self.AU.shape[1]:
+            Hv += self.AUC @ (self.AU.T @ v)
         if self.has_h:
             Hv += self.h * v
         return Hv, u
-
-
-#: rows per block of :func:`stacked_products` (about 32 MB of float64 rows)
-_BLOCK_BYTES = 1 << 25
 
 
 def stacked_products(V: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -186,36 +341,29 @@ def stacked_products(V: np.ndarray, A: np.ndarray) -> np.ndarray:
 def split_data(model: ModuleType, data: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
     """Split ``data`` into ``A`` and the model's parameters, naming any bad key.
 
-    Required parameters are those of ``model.loss`` without a default. Arrays
-    become float64 and scalars floats; complex, string or non-numeric values
-    are a ``ValueError`` naming the argument (never silently converted).
+    Required parameters are those without a default. Arrays become float64
+    and scalars floats; complex, string or non-numeric values are a
+    ``ValueError`` naming the argument (never silently converted).
     """
-    names = tuple(model.PARAMETERS)
+    info = parameters(model)
+    names = [p.name for p in info]
     unknown = sorted(set(data) - {"A", *names})
     if unknown:
         raise ValueError(
-            f"unknown data argument(s) {unknown}; {model.__name__} takes A and {list(names)}"
+            f"unknown data argument(s) {unknown}; {model.__name__} takes A and {names}"
         )
     if "A" not in data:
         raise ValueError("missing data argument 'A' (the (n, d) matrix)")
-    signature = inspect.signature(model.loss).parameters
-    missing = [
-        name
-        for name in names
-        if name not in data
-        and (name not in signature or signature[name].default is inspect.Parameter.empty)
-    ]
+    missing = [p.name for p in info if p.name not in data and p.required]
     if missing:
         raise ValueError(f"missing data argument(s) {missing} for {model.__name__}")
     A = real_array("A", data["A"], ndim=2)
-    rules = getattr(model, "RULES", {})
     params: dict[str, Any] = {}
-    for name in names:
-        if name not in data:
+    for p in info:
+        if p.name not in data:
             continue
-        kind = rules.get(name, ("vector" if np.ndim(data[name]) else "scalar",))[0]
-        if kind == "scalar":
-            params[name] = real_scalar(name, data[name])
+        if p.kind == "scalar":
+            params[p.name] = real_scalar(p.name, data[p.name])
         else:
-            params[name] = real_array(name, data[name])
+            params[p.name] = real_array(p.name, data[p.name])
     return A, params

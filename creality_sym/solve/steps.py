@@ -1,9 +1,9 @@
 """The Newton step of each variant: exact Hessian, the paper's sampled Hessian, sketch-PCG.
 
-Every variant offers ``gradient(x, z, g, likely_last) -> (grad, rows)`` (the
-gradient at ``x`` from ``g = z_gradient``; a variant may prepare its Hessian
-in the same pass over ``A`` unless ``likely_last`` says the solve probably
-stops here) and ``step(x, z, grad, target) -> Step``:
+Every variant offers ``gradient(x, z, likely_last) -> (grad, rows)`` (the
+gradient at ``x``, logits ``z``; a variant may prepare its Hessian in the
+same pass over ``A`` unless ``likely_last`` says the solve probably stops
+here) and ``step(x, z, grad, target) -> Step``:
 
 - ``"exact"``: the model's structured Hessian, damped Cholesky solve;
 - ``"paper"``: the paper's sampled Hessian (``A^T diag(delta) A`` from
@@ -25,7 +25,7 @@ import numpy as np
 
 from . import sampling
 from .linalg import Factor, damped_cholesky, damped_cholesky_solve
-from .oracle import HessianOperator, Oracle, stacked_products
+from .oracle import HessianOperator, Oracle, Pieces, stacked_products
 from .pcg import pcg
 from .sketch import SketchPreconditioner
 
@@ -64,15 +64,36 @@ class ExactSteps:
         self.oracle = oracle
 
     def gradient(
-        self, x: np.ndarray, z: np.ndarray, g: np.ndarray, *, likely_last: bool = False
+        self, x: np.ndarray, z: np.ndarray, *, likely_last: bool = False
     ) -> tuple[np.ndarray, int]:
         """``(grad (d,), rows)``: ``A^T g + x_gradient`` over all ``n`` rows."""
-        return self.oracle.A.T @ g + self.oracle.x_gradient(x), self.oracle.A.shape[0]
+        g = self.oracle.pieces(x, z, 1).g
+        return g @ self.oracle.A + self.oracle.x_gradient(x), self.oracle.A.shape[0]
 
     def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
         """Damped Cholesky solve with ``model.hessian(x)``."""
         dx, mu = damped_cholesky_solve(self.oracle.hessian(x), -grad)
         return Step(dx, damping=mu)
+
+
+def exact_part(pieces: Pieces, Y: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """The Hessian but ``A^T diag(delta) A``: ``-P F^T - F P^T + c F F^T + AU C AU^T + diag(h)``.
+
+    ``Y (2 + K, d)`` holds ``P = A^T p``, ``F = A^T f`` and the rows of ``(A^T U)^T``.
+    """
+    P, F, AU = Y[0], Y[1], Y[2:].T
+    rest = pieces.c * np.outer(F, F) - np.outer(P, F) - np.outer(F, P)
+    if AU.shape[1]:
+        W = AU @ pieces.core
+        rest += 0.5 * (W @ AU.T + AU @ W.T)
+    rest[np.diag_indices_from(rest)] += h
+    return rest
+
+
+def _hessian_columns(pieces: Pieces) -> list[np.ndarray]:
+    """``[p, f, U...]``: the z-vectors whose products with ``A`` the exact part needs."""
+    assert pieces.p is not None
+    return [pieces.p, pieces.f, *pieces.columns]
 
 
 class PaperSteps:
@@ -89,11 +110,11 @@ class PaperSteps:
         self.H: np.ndarray | None = None
 
     def gradient(
-        self, x: np.ndarray, z: np.ndarray, g: np.ndarray, *, likely_last: bool = False
+        self, x: np.ndarray, z: np.ndarray, *, likely_last: bool = False
     ) -> tuple[np.ndarray, int]:
         """``(grad (d,), rows kept)``; the sampled Hessian is built in the same pass over ``A``."""
         grad, self.H, rows = sampled_hessian(
-            self.oracle, x, z, g, s=self.s, A_low=self.A_low, rng=self.rng
+            self.oracle, x, z, s=self.s, A_low=self.A_low, rng=self.rng
         )
         return grad, rows
 
@@ -108,7 +129,6 @@ def sampled_hessian(
     oracle: Oracle,
     x: np.ndarray,
     z: np.ndarray,
-    g: np.ndarray,
     *,
     s: int,
     A_low: np.ndarray,
@@ -116,34 +136,32 @@ def sampled_hessian(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Gradient ``(d,)``, the paper's sampled Hessian ``(d, d)`` and kept-row count at ``x``.
 
-    ``A^T diag(delta) A`` is sampled; ``- P F^T - F P^T + c F F^T + diag(x_hessian_diag)``
-    is exact, with ``[grad, P, F] = A^T [g, p, f]`` from the same pass over ``A``
-    as the CountSketch. ``A_low`` is the float32 copy of ``A`` for the leverage scores.
+    ``A^T diag(delta) A`` is sampled; the rest (:func:`exact_part`) is exact,
+    with ``[grad, P, F, A^T U] = A^T [g, p, f, U]`` from the same pass over
+    ``A`` as the CountSketch. ``A_low`` is the float32 copy of ``A`` for the
+    leverage scores.
     """
     A = oracle.A
     n, d = A.shape
-    B = oracle.z_hessian(x, z)
-    delta = np.asarray(B.delta, dtype=float)
+    pieces = oracle.pieces(x, z, 2)
+    assert pieces.g is not None and pieces.delta is not None
+    delta = pieces.delta
+    columns = np.column_stack([pieces.g, *_hessian_columns(pieces)])
     if s >= n:
-        Y = A.T @ np.column_stack([g, B.p, B.f])
+        Y = (columns.T @ A).T
         gram = sampling.exact_gram(A, delta)
     else:
         weights = np.abs(delta)
         Y, SA = sampling.products_and_sketch(
-            A,
-            np.column_stack([g, B.p, B.f]),
-            np.sqrt(weights),
-            sampling.sketch_rows(n, d),
-            rng,
+            A, columns, np.sqrt(weights), sampling.sketch_rows(n, d), rng
         )
         k = sampling.jl_columns(n)
         scores = sampling.leverage_estimates(A_low, weights, SA, k, rng)
         if not np.all(np.isfinite(scores)):  # float32 overflow: redo in float64
             scores = sampling.leverage_estimates(A, weights, SA, k, rng)
         gram = sampling.sampled_gram(A, delta, scores, s, rng)
-    grad, P, F = Y[:, 0] + oracle.x_gradient(x), Y[:, 1], Y[:, 2]
-    H = gram.matrix - np.outer(P, F) - np.outer(F, P) + float(B.c) * np.outer(F, F)
-    H[np.diag_indices(d)] += oracle.x_hessian_diag(x)
+    grad = Y[:, 0] + oracle.x_gradient(x)
+    H = gram.matrix + exact_part(pieces, Y[:, 1:].T, oracle.x_hessian_diag(x))
     return grad, H, gram.rows
 
 
@@ -155,36 +173,36 @@ class SketchPCGSteps:
     def __init__(self, oracle: Oracle, rng: np.random.Generator) -> None:
         self.oracle = oracle
         self.preconditioner = SketchPreconditioner(oracle.A, rng)
-        self._pieces: tuple = ()
+        self._pieces: Pieces | None = None
+        self._Y: np.ndarray | None = None
 
     def gradient(
-        self, x: np.ndarray, z: np.ndarray, g: np.ndarray, *, likely_last: bool = False
+        self, x: np.ndarray, z: np.ndarray, *, likely_last: bool = False
     ) -> tuple[np.ndarray, int]:
-        """``(grad (d,), rows)``; ``P = A^T p`` and ``F = A^T f`` come from the same pass.
+        """``(grad (d,), rows)``; ``A^T [p, f, U]`` come from the same pass over ``A``.
 
-        With ``likely_last`` only ``A^T g`` is formed (``P, F`` later if a step follows).
+        With ``likely_last`` only ``A^T g`` is formed (the rest later if a step follows).
         """
         A = self.oracle.A
+        pieces = self.oracle.pieces(x, z, 1 if likely_last else 2)
+        assert pieces.g is not None
         if likely_last:
-            self._pieces = ()
-            return g @ A + self.oracle.x_gradient(x), 0
-        B = self.oracle.z_hessian(x, z)
-        Y = stacked_products(np.stack([g, _vector(B.p), _vector(B.f)]), A)
-        self._pieces = (B, Y[1], Y[2])
+            self._pieces, self._Y = None, None
+            return pieces.g @ A + self.oracle.x_gradient(x), 0
+        Y = stacked_products(np.stack([pieces.g, *_hessian_columns(pieces)]), A)
+        self._pieces, self._Y = pieces, Y[1:]
         return Y[0] + self.oracle.x_gradient(x), 0
 
     def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
         """PCG to ``||H dx + grad|| <= target``, damped where ``H`` is not positive definite."""
-        if not self._pieces:
-            B = self.oracle.z_hessian(x, z)
-            P, F = stacked_products(np.stack([_vector(B.p), _vector(B.f)]), self.oracle.A)
-            self._pieces = (B, P, F)
-        B, P, F = self._pieces
+        if self._pieces is None or self._Y is None:
+            self._pieces = self.oracle.pieces(x, z, 2)
+            self._Y = stacked_products(np.stack(_hessian_columns(self._pieces)), self.oracle.A)
+        pieces, Y = self._pieces, self._Y
+        assert pieces.delta is not None
         h = self.oracle.x_hessian_diag(x)
-        rest = float(B.c) * np.outer(F, F) - np.outer(P, F) - np.outer(F, P)
-        rest[np.diag_indices_from(rest)] += h
-        built = self.preconditioner.build(np.asarray(B.delta, dtype=float), rest)
-        operator = HessianOperator(self.oracle.A, B, int(np.argmax(z)), h)
+        built = self.preconditioner.build(pieces.delta, exact_part(pieces, Y, h))
+        operator = HessianOperator(self.oracle.A, pieces, Y[2:].T, h)
         factor = built.factor
         note = built.note
         norm = float(np.linalg.norm(grad))
@@ -225,10 +243,6 @@ def _preconditioner_matrix(factor: Factor) -> np.ndarray:
     """``L L^T`` of a factor (the damped preconditioner matrix it came from)."""
     assert factor.L is not None
     return factor.L @ factor.L.T
-
-
-def _vector(a: object) -> np.ndarray:
-    return np.asarray(a, dtype=float)
 
 
 def _join(a: str, b: str) -> str:
