@@ -300,7 +300,6 @@ def test_the_poller_sees_the_gap_of_the_two_rename_fallback(tmp_path: Path) -> N
 
 
 @needs_strace
-@pytest.mark.slow
 def test_creality_derive_with_slowed_renames_keeps_a_manifest(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     for folder in ("derivations", "generated"):

@@ -167,7 +167,7 @@ def test_instance_pieces_match_the_dense_reference() -> None:
 # ---------------------------------------------------------------- bounds as data
 
 
-def test_default_registry_has_exactly_the_design_ids() -> None:
+def test_default_registry_has_exactly_the_stated_ids() -> None:
     assert [b.id for b in default_bounds()] == IDS
     text = (ROOT / "derivations" / "lemmas.py").read_text()
     assert "SPEC" not in text

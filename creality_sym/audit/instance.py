@@ -1,6 +1,6 @@
 """Audit instances: one point of the assumption set, and projection onto it.
 
-The assumption set (DESIGN section 2.4) is ``||A||_2 <= R``, ``||x||_2 <= R``,
+The assumption set of the stated bounds is ``||A||_2 <= R``, ``||x||_2 <= R``,
 ``||y||_2 <= R``, ``b`` a probability vector, ``w > 0``, ``gamma >= 0`` and
 ``R >= 1``. :func:`project` maps arbitrary arrays onto it, so every instance
 the auditor evaluates satisfies the assumptions by construction.

@@ -1,7 +1,8 @@
 """Adversarial search: maximise ``lhs/rhs`` over the assumption set.
 
 Three stages share one :class:`Tracker` (instances tried, worst found, first
-violation) and one deadline:
+violation) and one :class:`~creality_sym.audit.limits.Limit` (a time budget,
+or an evaluation count for a repeatable search):
 
 1. Hypothesis, steered by ``target()`` toward large ``lhs/rhs``
    (:func:`hypothesis_phase`);
