@@ -236,7 +236,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--replay {args.replay}: {exc}") from exc
     print(f"replay {args.replay}: bound {r.bound_id} from {r.bounds_from}")
-    if r.recorded_source:
+    if r.recorded_source and r.recorded_source != r.source_used:
         print(f"recorded source: {r.recorded_source} (not executed; --bounds FILE to use a file)")
     note = "" if r.recorded_model in ("", r.model_name) else f" (recorded: {r.recorded_model})"
     print(f"model: {r.model_name}{note}")

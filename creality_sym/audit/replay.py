@@ -41,7 +41,7 @@ class Replay:
 
     ``verdict`` is ``"violated"``, ``"holds"`` or ``"error"`` (``message`` says
     why: a value that is not a finite number, an exception, a timeout).
-    ``bounds_from`` and ``model_name`` say what was used; ``recorded_source``
+    ``bounds_from``, ``source_used`` and ``model_name`` say what was used; ``recorded_source``
     and ``recorded_model`` what the file names.
     """
 
@@ -57,6 +57,7 @@ class Replay:
     recorded_source: str = ""
     recorded_model: str = ""
     bounds_from: str = ""
+    source_used: str = ""
     model_name: str = ""
     message: str = ""
 
@@ -174,6 +175,7 @@ def replay(
         recorded_source=source,
         recorded_model=str(meta.get("model", "")),
         bounds_from=where,
+        source_used=bound.source,
         model_name=getattr(mod, "__name__", str(mod)),
         message=message,
     )
