@@ -251,8 +251,8 @@ def _x_derivation(name: str, weight: sp.Expr, psi: sp.Expr) -> TermDerivation:
         parts=ZERO_PARTS,
         z_gradient=sp.Integer(0),
         pieces=HessianPieces(*(sp.Integer(0),) * 5),
-        x_gradient=tidy(sp.diff(psi, x)),
-        x_hessian=tidy(sp.diff(psi, x, 2)),
+        x_gradient=tidy(sp.factor_terms(sp.diff(psi, x))),
+        x_hessian=tidy(sp.factor_terms(sp.diff(psi, x, 2))),
     )
 
 
@@ -398,8 +398,8 @@ def derive(spec: Spec) -> Derivation:
         name="total",
         weight=sp.Integer(1),
         loss_x=loss_x,
-        x_gradient=tidy(sp.diff(loss_x, x)),
-        x_hessian=tidy(sp.diff(loss_x, x, 2)),
+        x_gradient=tidy(sp.factor_terms(sp.diff(loss_x, x))),
+        x_hessian=tidy(sp.factor_terms(sp.diff(loss_x, x, 2))),
         **z_part,
     )
     return Derivation(spec=spec, terms=terms, total=total_derivation)

@@ -32,6 +32,8 @@ __all__ = [
     "SPEC_NAME",
     "SPEC_SHA256",
     "PARAMETERS",
+    "RULES",
+    "DEFAULTS",
     "TERMS",
     "WEIGHTS",
     "TRADEOFF",
@@ -61,6 +63,13 @@ PARAMETERS = (
     Parameter("w", "vector", "positive", "n"),
     Parameter("gamma", "scalar", "nonnegative", "scalar"),
 )
+#: name -> (kind, rule) and name -> default, for every parameter
+RULES = {
+    "b": ("vector", "probability"),
+    "w": ("vector", "positive"),
+    "gamma": ("scalar", "nonnegative"),
+}
+DEFAULTS = {}
 TERMS = ("reality", "creativity", "regularizer")
 #: each term's weight in the total (an expression in the scalars)
 WEIGHTS = {"reality": "1", "creativity": "gamma", "regularizer": "1"}
@@ -204,7 +213,7 @@ def _z_loss_creativity(xp, sm, z, b, w, gamma):
 
 
 def _z_gradient_creativity(xp, sm, z, b, w, gamma):
-    """z-space gradient pieces of term 'creativity' (unweighted). (ops: 12)"""
+    """z-space gradient pieces of term 'creativity' (unweighted). (ops: 14)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -212,14 +221,14 @@ def _z_gradient_creativity(xp, sm, z, b, w, gamma):
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
-    # stage 2 of 2: outputs (ops: 7)
+    # stage 2 of 2: outputs (ops: 9)
     t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, t1_0 * (logf_k - sum0 + 1), f * (logf - sum0 + 1))
+    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (logf_k + 1), -f * sum0 + f * (logf + 1))
     return {"g": g}
 
 
 def _z_hessian_creativity(xp, sm, z, b, w, gamma):
-    """z-space hessian pieces of term 'creativity' (unweighted). (ops: 15)"""
+    """z-space hessian pieces of term 'creativity' (unweighted). (ops: 17)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -227,8 +236,8 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma):
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
-    # stage 2 of 2: outputs (ops: 10)
-    t1_0 = f * (logf - sum0 + 2)
+    # stage 2 of 2: outputs (ops: 12)
+    t1_0 = -f * sum0 + f * (logf + 1) + f
     t1_1 = fc - 1
     t1_2 = -t1_1
     t1_3 = -sum0 * t1_2 - t1_1 + t1_2 * (logf_k + 1)

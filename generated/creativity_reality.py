@@ -32,6 +32,8 @@ __all__ = [
     "SPEC_NAME",
     "SPEC_SHA256",
     "PARAMETERS",
+    "RULES",
+    "DEFAULTS",
     "TERMS",
     "WEIGHTS",
     "TRADEOFF",
@@ -61,6 +63,13 @@ PARAMETERS = (
     Parameter("w", "vector", "positive", "n"),
     Parameter("gamma", "scalar", "nonnegative", "scalar"),
 )
+#: name -> (kind, rule) and name -> default, for every parameter
+RULES = {
+    "b": ("vector", "probability"),
+    "w": ("vector", "positive"),
+    "gamma": ("scalar", "nonnegative"),
+}
+DEFAULTS = {}
 TERMS = ("reality", "creativity", "regularizer")
 #: each term's weight in the total (an expression in the scalars)
 WEIGHTS = {"reality": "1", "creativity": "gamma", "regularizer": "1"}
@@ -94,16 +103,16 @@ def _z_loss_reality(xp, sm, z, b, w, gamma):
 
 
 def _z_gradient_reality(xp, sm, z, b, w, gamma):
-    """z-space gradient pieces of term 'reality' (unweighted). (ops: 13)"""
+    """z-space gradient pieces of term 'reality' (unweighted). (ops: 14)"""
     f = sm.f
     fc = sm.fc
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
-    # stage 2 of 2: outputs (ops: 8)
+    # stage 2 of 2: outputs (ops: 9)
     t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, t1_0 * (bc_k - fc - sum0), -f * sum0 + f * (-b + f))
+    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (bc_k - fc), -f * sum0 + f * (-b + f))
     return {"g": g}
 
 
@@ -141,7 +150,7 @@ def _z_loss_creativity(xp, sm, z, b, w, gamma):
 
 
 def _z_gradient_creativity(xp, sm, z, b, w, gamma):
-    """z-space gradient pieces of term 'creativity' (unweighted). (ops: 12)"""
+    """z-space gradient pieces of term 'creativity' (unweighted). (ops: 14)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -149,14 +158,14 @@ def _z_gradient_creativity(xp, sm, z, b, w, gamma):
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
-    # stage 2 of 2: outputs (ops: 7)
+    # stage 2 of 2: outputs (ops: 9)
     t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, t1_0 * (logf_k - sum0 + 1), f * (logf - sum0 + 1))
+    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (logf_k + 1), -f * sum0 + f * (logf + 1))
     return {"g": g}
 
 
 def _z_hessian_creativity(xp, sm, z, b, w, gamma):
-    """z-space hessian pieces of term 'creativity' (unweighted). (ops: 15)"""
+    """z-space hessian pieces of term 'creativity' (unweighted). (ops: 17)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -164,8 +173,8 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma):
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
-    # stage 2 of 2: outputs (ops: 10)
-    t1_0 = f * (logf - sum0 + 2)
+    # stage 2 of 2: outputs (ops: 12)
+    t1_0 = -f * sum0 + f * (logf + 1) + f
     t1_1 = fc - 1
     t1_2 = -t1_1
     t1_3 = -sum0 * t1_2 - t1_1 + t1_2 * (logf_k + 1)
@@ -233,7 +242,7 @@ def _z_loss_total(xp, sm, z, b, w, gamma):
 
 
 def _z_gradient_total(xp, sm, z, b, w, gamma):
-    """z-space gradient pieces of the weighted total. (ops: 37)"""
+    """z-space gradient pieces of the weighted total. (ops: 38)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -242,14 +251,14 @@ def _z_gradient_total(xp, sm, z, b, w, gamma):
     z_k = z[sm.k]
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
-    # stage 1 of 2: reductions (ops: 14)
+    # stage 1 of 2: reductions (ops: 15)
     t0_0 = 1 - fc
     sum0 = xp.sum(z * (w * w))
     sum1 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            t0_0 * (bc_k - fc + gamma * logf_k + gamma),
+            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )
@@ -266,7 +275,7 @@ def _z_gradient_total(xp, sm, z, b, w, gamma):
 
 
 def _z_hessian_total(xp, sm, z, b, w, gamma):
-    """z-space hessian pieces of the weighted total. (ops: 43)"""
+    """z-space hessian pieces of the weighted total. (ops: 44)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -274,7 +283,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma):
     logf_k = sm.logf[sm.k]
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
-    # stage 1 of 2: reductions (ops: 15)
+    # stage 1 of 2: reductions (ops: 16)
     t0_0 = 1 - fc
     sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
     sum1 = xp.sum(w * w)
@@ -282,7 +291,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma):
         at_dominant(
             xp,
             is_k,
-            t0_0 * (bc_k - fc + gamma * logf_k + gamma),
+            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )

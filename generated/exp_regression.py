@@ -31,6 +31,8 @@ __all__ = [
     "SPEC_NAME",
     "SPEC_SHA256",
     "PARAMETERS",
+    "RULES",
+    "DEFAULTS",
     "TERMS",
     "WEIGHTS",
     "TRADEOFF",
@@ -59,6 +61,9 @@ PARAMETERS = (
     Parameter("b", "vector", "real", "n"),
     Parameter("w", "vector", "positive", "n"),
 )
+#: name -> (kind, rule) and name -> default, for every parameter
+RULES = {"b": ("vector", "real"), "w": ("vector", "positive")}
+DEFAULTS = {}
 TERMS = ("reality", "regularizer")
 #: each term's weight in the total (an expression in the scalars)
 WEIGHTS = {"reality": "1", "regularizer": "1"}
@@ -141,9 +146,9 @@ def _z_hessian_regularizer(xp, sm, z, b, w):
 
 
 def _z_loss_total(xp, sm, z, b, w):
-    """z-space loss pieces of the weighted total. (ops: 10)"""
-    # stage 1 of 2: reductions (ops: 10)
-    sum0 = xp.sum((1 / 2) * ((w * w) * (z * z) + (-b + xp.exp(z)) * (-b + xp.exp(z))))
+    """z-space loss pieces of the weighted total. (ops: 11)"""
+    # stage 1 of 2: reductions (ops: 11)
+    sum0 = xp.sum((1 / 2) * (w * w) * (z * z) + (1 / 2) * ((-b + xp.exp(z)) * (-b + xp.exp(z))))
     # stage 2 of 2: outputs (ops: 0)
     loss = sum0
     return {"loss": loss}

@@ -31,6 +31,8 @@ __all__ = [
     "SPEC_NAME",
     "SPEC_SHA256",
     "PARAMETERS",
+    "RULES",
+    "DEFAULTS",
     "TERMS",
     "WEIGHTS",
     "TRADEOFF",
@@ -59,6 +61,9 @@ PARAMETERS = (
     Parameter("b", "vector", "probability", "n"),
     Parameter("w", "vector", "positive", "n"),
 )
+#: name -> (kind, rule) and name -> default, for every parameter
+RULES = {"b": ("vector", "probability"), "w": ("vector", "positive")}
+DEFAULTS = {}
 TERMS = ("reality", "regularizer")
 #: each term's weight in the total (an expression in the scalars)
 WEIGHTS = {"reality": "1", "regularizer": "1"}
@@ -86,15 +91,15 @@ def _z_loss_reality(xp, sm, z, b, w):
 
 
 def _z_gradient_reality(xp, sm, z, b, w):
-    """z-space gradient pieces of term 'reality' (unweighted). (ops: 21)"""
+    """z-space gradient pieces of term 'reality' (unweighted). (ops: 22)"""
     # stage 1 of 3: reductions (ops: 5)
     t0_0 = xp.exp(z)
     sum0 = xp.sum(b * b)
     sum1 = xp.sum(b * t0_0)
     sum2 = xp.sum(t0_0)
     sum3 = xp.sum(xp.exp(2 * z))
-    # stage 2 of 3: reductions (ops: 4)
-    sum4 = xp.sum(b * (b * sum2 - xp.exp(z)))
+    # stage 2 of 3: reductions (ops: 5)
+    sum4 = xp.sum(-b * (-b * sum2 + xp.exp(z)))
     # stage 3 of 3: outputs (ops: 12)
     t2_0 = xp.exp(z)
     g = sum4 * t2_0 + t2_0 * (-b * sum2 + t2_0)
@@ -103,7 +108,7 @@ def _z_gradient_reality(xp, sm, z, b, w):
 
 
 def _z_hessian_reality(xp, sm, z, b, w):
-    """z-space hessian pieces of term 'reality' (unweighted). (ops: 30)"""
+    """z-space hessian pieces of term 'reality' (unweighted). (ops: 31)"""
     f = sm.f
     # stage 1 of 3: reductions (ops: 5)
     t0_0 = xp.exp(z)
@@ -111,8 +116,8 @@ def _z_hessian_reality(xp, sm, z, b, w):
     sum1 = xp.sum(b * t0_0)
     sum2 = xp.sum(t0_0)
     sum3 = xp.sum(xp.exp(2 * z))
-    # stage 2 of 3: reductions (ops: 4)
-    sum4 = xp.sum(b * (b * sum2 - xp.exp(z)))
+    # stage 2 of 3: reductions (ops: 5)
+    sum4 = xp.sum(-b * (-b * sum2 + xp.exp(z)))
     # stage 3 of 3: outputs (ops: 21)
     t2_0 = xp.exp(z)
     t2_1 = sum4 * t2_0
@@ -172,18 +177,20 @@ def _z_hessian_regularizer(xp, sm, z, b, w):
 
 
 def _z_loss_total(xp, sm, z, b, w):
-    """z-space loss pieces of the weighted total. (ops: 13)"""
+    """z-space loss pieces of the weighted total. (ops: 14)"""
     # stage 1 of 3: reductions (ops: 1)
     sum0 = xp.sum(xp.exp(z))
-    # stage 2 of 3: reductions (ops: 12)
-    sum1 = xp.sum((1 / 2) * ((w * w) * (z * z) + (-b * sum0 + xp.exp(z)) * (-b * sum0 + xp.exp(z))))
+    # stage 2 of 3: reductions (ops: 13)
+    sum1 = xp.sum(
+        (1 / 2) * (w * w) * (z * z) + (1 / 2) * ((-b * sum0 + xp.exp(z)) * (-b * sum0 + xp.exp(z)))
+    )
     # stage 3 of 3: outputs (ops: 0)
     loss = sum1
     return {"loss": loss}
 
 
 def _z_gradient_total(xp, sm, z, b, w):
-    """z-space gradient pieces of the weighted total. (ops: 27)"""
+    """z-space gradient pieces of the weighted total. (ops: 28)"""
     # stage 1 of 3: reductions (ops: 7)
     t0_0 = xp.exp(z)
     sum0 = xp.sum(b * b)
@@ -191,8 +198,8 @@ def _z_gradient_total(xp, sm, z, b, w):
     sum2 = xp.sum(z * (w * w))
     sum3 = xp.sum(t0_0)
     sum4 = xp.sum(xp.exp(2 * z))
-    # stage 2 of 3: reductions (ops: 4)
-    sum5 = xp.sum(b * (b * sum3 - xp.exp(z)))
+    # stage 2 of 3: reductions (ops: 5)
+    sum5 = xp.sum(-b * (-b * sum3 + xp.exp(z)))
     # stage 3 of 3: outputs (ops: 16)
     t2_0 = xp.exp(z)
     g = sum5 * t2_0 + t2_0 * (-b * sum3 + t2_0) + z * (w * w)
@@ -201,7 +208,7 @@ def _z_gradient_total(xp, sm, z, b, w):
 
 
 def _z_hessian_total(xp, sm, z, b, w):
-    """z-space hessian pieces of the weighted total. (ops: 34)"""
+    """z-space hessian pieces of the weighted total. (ops: 35)"""
     f = sm.f
     # stage 1 of 3: reductions (ops: 6)
     t0_0 = xp.exp(z)
@@ -210,8 +217,8 @@ def _z_hessian_total(xp, sm, z, b, w):
     sum2 = xp.sum(b * t0_0)
     sum3 = xp.sum(t0_0)
     sum4 = xp.sum(xp.exp(2 * z))
-    # stage 2 of 3: reductions (ops: 4)
-    sum5 = xp.sum(b * (b * sum3 - xp.exp(z)))
+    # stage 2 of 3: reductions (ops: 5)
+    sum5 = xp.sum(-b * (-b * sum3 + xp.exp(z)))
     # stage 3 of 3: outputs (ops: 24)
     t2_0 = xp.exp(z)
     t2_1 = b * sum3

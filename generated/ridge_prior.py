@@ -32,6 +32,8 @@ __all__ = [
     "SPEC_NAME",
     "SPEC_SHA256",
     "PARAMETERS",
+    "RULES",
+    "DEFAULTS",
     "TERMS",
     "WEIGHTS",
     "TRADEOFF",
@@ -62,6 +64,14 @@ PARAMETERS = (
     Parameter("x0", "vector", "real", "d"),
     Parameter("gamma", "scalar", "nonnegative", "scalar"),
 )
+#: name -> (kind, rule) and name -> default, for every parameter
+RULES = {
+    "b": ("vector", "probability"),
+    "lam": ("vector", "positive"),
+    "x0": ("vector", "real"),
+    "gamma": ("scalar", "nonnegative"),
+}
+DEFAULTS = {}
 TERMS = ("reality", "creativity", "prior")
 #: each term's weight in the total (an expression in the scalars)
 WEIGHTS = {"reality": "1", "creativity": "gamma", "prior": "1"}
@@ -95,16 +105,16 @@ def _z_loss_reality(xp, sm, z, b, gamma):
 
 
 def _z_gradient_reality(xp, sm, z, b, gamma):
-    """z-space gradient pieces of term 'reality' (unweighted). (ops: 13)"""
+    """z-space gradient pieces of term 'reality' (unweighted). (ops: 14)"""
     f = sm.f
     fc = sm.fc
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
-    # stage 2 of 2: outputs (ops: 8)
+    # stage 2 of 2: outputs (ops: 9)
     t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, t1_0 * (bc_k - fc - sum0), -f * sum0 + f * (-b + f))
+    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (bc_k - fc), -f * sum0 + f * (-b + f))
     return {"g": g}
 
 
@@ -142,7 +152,7 @@ def _z_loss_creativity(xp, sm, z, b, gamma):
 
 
 def _z_gradient_creativity(xp, sm, z, b, gamma):
-    """z-space gradient pieces of term 'creativity' (unweighted). (ops: 12)"""
+    """z-space gradient pieces of term 'creativity' (unweighted). (ops: 14)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -150,14 +160,14 @@ def _z_gradient_creativity(xp, sm, z, b, gamma):
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
-    # stage 2 of 2: outputs (ops: 7)
+    # stage 2 of 2: outputs (ops: 9)
     t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, t1_0 * (logf_k - sum0 + 1), f * (logf - sum0 + 1))
+    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (logf_k + 1), -f * sum0 + f * (logf + 1))
     return {"g": g}
 
 
 def _z_hessian_creativity(xp, sm, z, b, gamma):
-    """z-space hessian pieces of term 'creativity' (unweighted). (ops: 15)"""
+    """z-space hessian pieces of term 'creativity' (unweighted). (ops: 17)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -165,8 +175,8 @@ def _z_hessian_creativity(xp, sm, z, b, gamma):
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
-    # stage 2 of 2: outputs (ops: 10)
-    t1_0 = f * (logf - sum0 + 2)
+    # stage 2 of 2: outputs (ops: 12)
+    t1_0 = -f * sum0 + f * (logf + 1) + f
     t1_1 = fc - 1
     t1_2 = -t1_1
     t1_3 = -sum0 * t1_2 - t1_1 + t1_2 * (logf_k + 1)
@@ -221,50 +231,50 @@ def _z_loss_total(xp, sm, z, b, gamma):
 
 
 def _z_gradient_total(xp, sm, z, b, gamma):
-    """z-space gradient pieces of the weighted total. (ops: 26)"""
+    """z-space gradient pieces of the weighted total. (ops: 30)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     bc_k = 1.0 - b[sm.k]
-    # stage 1 of 2: reductions (ops: 12)
+    # stage 1 of 2: reductions (ops: 13)
     t0_0 = 1 - fc
     sum0 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            t0_0 * (bc_k - fc + gamma * logf_k + gamma),
+            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )
-    # stage 2 of 2: outputs (ops: 14)
+    # stage 2 of 2: outputs (ops: 17)
     t1_0 = 1 - fc
     g = at_dominant(
         xp,
         is_k,
-        t1_0 * (bc_k - fc + gamma * logf_k + gamma - sum0),
-        -f * (b - f - gamma * logf - gamma + sum0),
+        gamma * t1_0 * (logf_k + 1) - sum0 * t1_0 + t1_0 * (bc_k - fc),
+        f * gamma * (logf + 1) - f * sum0 + f * (-b + f),
     )
     return {"g": g}
 
 
 def _z_hessian_total(xp, sm, z, b, gamma):
-    """z-space hessian pieces of the weighted total. (ops: 38)"""
+    """z-space hessian pieces of the weighted total. (ops: 39)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     bc_k = 1.0 - b[sm.k]
-    # stage 1 of 2: reductions (ops: 14)
+    # stage 1 of 2: reductions (ops: 15)
     t0_0 = 1 - fc
     sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
     sum1 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            t0_0 * (bc_k - fc + gamma * logf_k + gamma),
+            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )

@@ -32,6 +32,8 @@ __all__ = [
     "SPEC_NAME",
     "SPEC_SHA256",
     "PARAMETERS",
+    "RULES",
+    "DEFAULTS",
     "TERMS",
     "WEIGHTS",
     "TRADEOFF",
@@ -62,6 +64,14 @@ PARAMETERS = (
     Parameter("gamma", "scalar", "nonnegative", "scalar"),
     Parameter("tau", "scalar", "positive", "scalar", 1.0),
 )
+#: name -> (kind, rule) and name -> default, for every parameter
+RULES = {
+    "b": ("vector", "probability"),
+    "w": ("vector", "positive"),
+    "gamma": ("scalar", "nonnegative"),
+    "tau": ("scalar", "positive"),
+}
+DEFAULTS = {"tau": 1.0}
 TERMS = ("reality", "creativity", "regularizer")
 #: each term's weight in the total (an expression in the scalars)
 WEIGHTS = {"reality": "1", "creativity": "gamma", "regularizer": "1"}
@@ -95,17 +105,19 @@ def _z_loss_reality(xp, sm, z, b, w, gamma, tau):
 
 
 def _z_gradient_reality(xp, sm, z, b, w, gamma, tau):
-    """z-space gradient pieces of term 'reality' (unweighted). (ops: 16)"""
+    """z-space gradient pieces of term 'reality' (unweighted). (ops: 17)"""
     f = sm.f
     fc = sm.fc
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
-    # stage 2 of 2: outputs (ops: 11)
+    # stage 2 of 2: outputs (ops: 12)
     t1_0 = 1 / (tau)
     t1_1 = 1 - fc
-    g = at_dominant(xp, is_k, t1_0 * t1_1 * (bc_k - fc - sum0), t1_0 * (-f * sum0 + f * (-b + f)))
+    g = at_dominant(
+        xp, is_k, t1_0 * (-sum0 * t1_1 + t1_1 * (bc_k - fc)), t1_0 * (-f * sum0 + f * (-b + f))
+    )
     return {"g": g}
 
 
@@ -144,7 +156,7 @@ def _z_loss_creativity(xp, sm, z, b, w, gamma, tau):
 
 
 def _z_gradient_creativity(xp, sm, z, b, w, gamma, tau):
-    """z-space gradient pieces of term 'creativity' (unweighted). (ops: 15)"""
+    """z-space gradient pieces of term 'creativity' (unweighted). (ops: 17)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -152,15 +164,17 @@ def _z_gradient_creativity(xp, sm, z, b, w, gamma, tau):
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
-    # stage 2 of 2: outputs (ops: 10)
+    # stage 2 of 2: outputs (ops: 12)
     t1_0 = 1 / (tau)
     t1_1 = 1 - fc
-    g = at_dominant(xp, is_k, t1_0 * t1_1 * (logf_k - sum0 + 1), f * t1_0 * (logf - sum0 + 1))
+    g = at_dominant(
+        xp, is_k, t1_0 * (-sum0 * t1_1 + t1_1 * (logf_k + 1)), t1_0 * (-f * sum0 + f * (logf + 1))
+    )
     return {"g": g}
 
 
 def _z_hessian_creativity(xp, sm, z, b, w, gamma, tau):
-    """z-space hessian pieces of term 'creativity' (unweighted). (ops: 19)"""
+    """z-space hessian pieces of term 'creativity' (unweighted). (ops: 21)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -168,9 +182,9 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma, tau):
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
-    # stage 2 of 2: outputs (ops: 14)
+    # stage 2 of 2: outputs (ops: 16)
     t1_0 = 1 / (tau * tau)
-    t1_1 = f * t1_0 * (logf - sum0 + 2)
+    t1_1 = t1_0 * (-f * sum0 + f * (logf + 1) + f)
     t1_2 = fc - 1
     t1_3 = -t1_2
     t1_4 = t1_0 * (-sum0 * t1_3 - t1_2 + t1_3 * (logf_k + 1))
@@ -238,7 +252,7 @@ def _z_loss_total(xp, sm, z, b, w, gamma, tau):
 
 
 def _z_gradient_total(xp, sm, z, b, w, gamma, tau):
-    """z-space gradient pieces of the weighted total. (ops: 40)"""
+    """z-space gradient pieces of the weighted total. (ops: 41)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -247,14 +261,14 @@ def _z_gradient_total(xp, sm, z, b, w, gamma, tau):
     z_k = z[sm.k]
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
-    # stage 1 of 2: reductions (ops: 14)
+    # stage 1 of 2: reductions (ops: 15)
     t0_0 = 1 - fc
     sum0 = xp.sum(z * (w * w))
     sum1 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            t0_0 * (bc_k - fc + gamma * logf_k + gamma),
+            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )
@@ -272,7 +286,7 @@ def _z_gradient_total(xp, sm, z, b, w, gamma, tau):
 
 
 def _z_hessian_total(xp, sm, z, b, w, gamma, tau):
-    """z-space hessian pieces of the weighted total. (ops: 48)"""
+    """z-space hessian pieces of the weighted total. (ops: 49)"""
     f = sm.f
     logf = sm.logf
     fc = sm.fc
@@ -280,7 +294,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, tau):
     logf_k = sm.logf[sm.k]
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
-    # stage 1 of 2: reductions (ops: 15)
+    # stage 1 of 2: reductions (ops: 16)
     t0_0 = 1 - fc
     sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
     sum1 = xp.sum(w * w)
@@ -288,7 +302,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, tau):
         at_dominant(
             xp,
             is_k,
-            t0_0 * (bc_k - fc + gamma * logf_k + gamma),
+            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )

@@ -32,6 +32,8 @@ __all__ = [
     "SPEC_NAME",
     "SPEC_SHA256",
     "PARAMETERS",
+    "RULES",
+    "DEFAULTS",
     "TERMS",
     "WEIGHTS",
     "TRADEOFF",
@@ -62,6 +64,14 @@ PARAMETERS = (
     Parameter("gamma", "scalar", "nonnegative", "scalar"),
     Parameter("q", "scalar", "positive", "scalar"),
 )
+#: name -> (kind, rule) and name -> default, for every parameter
+RULES = {
+    "b": ("vector", "probability"),
+    "w": ("vector", "positive"),
+    "gamma": ("scalar", "nonnegative"),
+    "q": ("scalar", "positive"),
+}
+DEFAULTS = {}
 TERMS = ("reality", "creativity", "regularizer")
 #: each term's weight in the total (an expression in the scalars)
 WEIGHTS = {"reality": "1", "creativity": "gamma", "regularizer": "1"}
@@ -95,16 +105,16 @@ def _z_loss_reality(xp, sm, z, b, w, gamma, q):
 
 
 def _z_gradient_reality(xp, sm, z, b, w, gamma, q):
-    """z-space gradient pieces of term 'reality' (unweighted). (ops: 13)"""
+    """z-space gradient pieces of term 'reality' (unweighted). (ops: 14)"""
     f = sm.f
     fc = sm.fc
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
-    # stage 2 of 2: outputs (ops: 8)
+    # stage 2 of 2: outputs (ops: 9)
     t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, t1_0 * (bc_k - fc - sum0), -f * sum0 + f * (-b + f))
+    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (bc_k - fc), -f * sum0 + f * (-b + f))
     return {"g": g}
 
 
@@ -212,21 +222,21 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma, q):
 
 
 def _z_loss_total(xp, sm, z, b, w, gamma, q):
-    """z-space loss pieces of the weighted total. (ops: 25)"""
+    """z-space loss pieces of the weighted total. (ops: 27)"""
     f = sm.f
     fc = sm.fc
     is_k = sm.is_k
     z_k = z[sm.k]
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
-    # stage 1 of 2: reductions (ops: 19)
+    # stage 1 of 2: reductions (ops: 21)
     sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
     sum1 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            (1 / 2) * ((w_k * w_k) * (z_k * z_k) + (bc_k - fc) * (bc_k - fc)),
-            (1 / 2) * ((w * w) * (z * z) + (-b + f) * (-b + f)),
+            (1 / 2) * (w_k * w_k) * (z_k * z_k) + (1 / 2) * ((bc_k - fc) * (bc_k - fc)),
+            (1 / 2) * (w * w) * (z * z) + (1 / 2) * ((-b + f) * (-b + f)),
         )
     )
     # stage 2 of 2: outputs (ops: 6)

@@ -77,7 +77,7 @@ CR_KERNEL exp_regression_softmax(
 }
 
 /* z-space loss pieces of the weighted total, stage 1 of 2: 1 reduction summand(s) -> red (1 x n).
- * 10 operations. */
+ * 11 operations. */
 CR_KERNEL exp_regression_loss_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -90,7 +90,7 @@ CR_KERNEL exp_regression_loss_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (1.0/2.0)*((w[i]*w[i])*(z[i]*z[i]) + (-b[i] + exp(z[i]))*(-b[i] + exp(z[i])));
+        red[i] = (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i] + exp(z[i]))*(-b[i] + exp(z[i])));
     }
 }
 

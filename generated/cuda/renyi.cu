@@ -83,7 +83,7 @@ CR_KERNEL renyi_softmax(
 }
 
 /* z-space loss pieces of the weighted total, stage 1 of 2: 2 reduction summand(s) -> red (2 x n).
- * 19 operations. */
+ * 21 operations. */
 CR_KERNEL renyi_loss_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -99,7 +99,7 @@ CR_KERNEL renyi_loss_s0(
 {
     CR_LOOP(i, n) {
         red[i] = (i == k) ? (pow(1.0 - fc, q)) : (pow(f[i], q));
-        red[1 * n + i] = (i == k) ? ((1.0/2.0)*((w[k]*w[k])*(z[k]*z[k]) + ((1.0 - b[k]) - fc)*((1.0 - b[k]) - fc))) : ((1.0/2.0)*((w[i]*w[i])*(z[i]*z[i]) + (-b[i] + f[i])*(-b[i] + f[i])));
+        red[1 * n + i] = (i == k) ? ((1.0/2.0)*(w[k]*w[k])*(z[k]*z[k]) + (1.0/2.0)*(((1.0 - b[k]) - fc)*((1.0 - b[k]) - fc))) : ((1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i] + f[i])*(-b[i] + f[i])));
     }
 }
 

@@ -95,7 +95,7 @@ CR_KERNEL rescaled_loss_s0(
 }
 
 /* z-space loss pieces of the weighted total, stage 2 of 3: 1 reduction summand(s) -> red (1 x n).
- * 12 operations. */
+ * 13 operations. */
 CR_KERNEL rescaled_loss_s1(
     const long long n,
     const double *CR_RESTRICT f,
@@ -110,7 +110,7 @@ CR_KERNEL rescaled_loss_s1(
 {
     const double sum0 = r[0];
     CR_LOOP(i, n) {
-        red[i] = (1.0/2.0)*((w[i]*w[i])*(z[i]*z[i]) + (-b[i]*sum0 + exp(z[i]))*(-b[i]*sum0 + exp(z[i])));
+        red[i] = (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i]*sum0 + exp(z[i]))*(-b[i]*sum0 + exp(z[i])));
     }
 }
 
@@ -158,7 +158,7 @@ CR_KERNEL rescaled_gradient_s0(
 }
 
 /* z-space gradient pieces of the weighted total, stage 2 of 3: 1 reduction summand(s) -> red (1 x n).
- * 4 operations. */
+ * 5 operations. */
 CR_KERNEL rescaled_gradient_s1(
     const long long n,
     const double *CR_RESTRICT f,
@@ -173,7 +173,7 @@ CR_KERNEL rescaled_gradient_s1(
 {
     const double sum3 = r[3];
     CR_LOOP(i, n) {
-        red[i] = b[i]*(b[i]*sum3 - exp(z[i]));
+        red[i] = -b[i]*(-b[i]*sum3 + exp(z[i]));
     }
 }
 
@@ -231,7 +231,7 @@ CR_KERNEL rescaled_hessian_s0(
 }
 
 /* z-space hessian pieces of the weighted total, stage 2 of 3: 1 reduction summand(s) -> red (1 x n).
- * 4 operations. */
+ * 5 operations. */
 CR_KERNEL rescaled_hessian_s1(
     const long long n,
     const double *CR_RESTRICT f,
@@ -246,7 +246,7 @@ CR_KERNEL rescaled_hessian_s1(
 {
     const double sum3 = r[3];
     CR_LOOP(i, n) {
-        red[i] = b[i]*(b[i]*sum3 - exp(z[i]));
+        red[i] = -b[i]*(-b[i]*sum3 + exp(z[i]));
     }
 }
 

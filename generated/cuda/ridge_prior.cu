@@ -118,7 +118,7 @@ CR_KERNEL ridge_prior_loss_s1(
 }
 
 /* z-space gradient pieces of the weighted total, stage 1 of 2: 1 reduction summand(s) -> red (1 x n).
- * 12 operations. */
+ * 13 operations. */
 CR_KERNEL ridge_prior_gradient_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -132,12 +132,12 @@ CR_KERNEL ridge_prior_gradient_s0(
 {
     const double t0_0 = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (t0_0*((1.0 - b[k]) - fc + gamma_*logf_[k] + gamma_)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
+        red[i] = (i == k) ? (gamma_*t0_0*(logf_[k] + 1.0) + t0_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
     }
 }
 
 /* z-space gradient pieces of the weighted total, stage 2 of 2: outputs g, scalars[0] = g_total.
- * 14 operations. */
+ * 17 operations. */
 CR_KERNEL ridge_prior_gradient_s1(
     const long long n,
     const double *CR_RESTRICT f,
@@ -157,12 +157,12 @@ CR_KERNEL ridge_prior_gradient_s1(
         out_scalars[0] = 0.0;
     }
     CR_LOOP(i, n) {
-        out_g[i] = (i == k) ? (t1_0*((1.0 - b[k]) - fc + gamma_*logf_[k] + gamma_ - sum0)) : (-f[i]*(b[i] - f[i] - gamma_*logf_[i] - gamma_ + sum0));
+        out_g[i] = (i == k) ? (gamma_*t1_0*(logf_[k] + 1.0) - sum0*t1_0 + t1_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) - f[i]*sum0 + f[i]*(-b[i] + f[i]));
     }
 }
 
 /* z-space hessian pieces of the weighted total, stage 1 of 2: 2 reduction summand(s) -> red (2 x n).
- * 14 operations. */
+ * 15 operations. */
 CR_KERNEL ridge_prior_hessian_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -177,7 +177,7 @@ CR_KERNEL ridge_prior_hessian_s0(
     const double t0_0 = 1.0 - fc;
     CR_LOOP(i, n) {
         red[i] = (i == k) ? (t0_0*t0_0) : (f[i]*f[i]);
-        red[1 * n + i] = (i == k) ? (t0_0*((1.0 - b[k]) - fc + gamma_*logf_[k] + gamma_)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
+        red[1 * n + i] = (i == k) ? (gamma_*t0_0*(logf_[k] + 1.0) + t0_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
     }
 }
 

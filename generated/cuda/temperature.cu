@@ -128,7 +128,7 @@ CR_KERNEL temperature_loss_s1(
 }
 
 /* z-space gradient pieces of the weighted total, stage 1 of 2: 2 reduction summand(s) -> red (2 x n).
- * 14 operations. */
+ * 15 operations. */
 CR_KERNEL temperature_gradient_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -145,7 +145,7 @@ CR_KERNEL temperature_gradient_s0(
     const double t0_0 = 1.0 - fc;
     CR_LOOP(i, n) {
         red[i] = z[i]*(w[i]*w[i]);
-        red[1 * n + i] = (i == k) ? (t0_0*((1.0 - b[k]) - fc + gamma_*logf_[k] + gamma_)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
+        red[1 * n + i] = (i == k) ? (gamma_*t0_0*(logf_[k] + 1.0) + t0_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
     }
 }
 
@@ -179,7 +179,7 @@ CR_KERNEL temperature_gradient_s1(
 }
 
 /* z-space hessian pieces of the weighted total, stage 1 of 2: 3 reduction summand(s) -> red (3 x n).
- * 15 operations. */
+ * 16 operations. */
 CR_KERNEL temperature_hessian_s0(
     const long long n,
     const double *CR_RESTRICT f,
@@ -197,7 +197,7 @@ CR_KERNEL temperature_hessian_s0(
     CR_LOOP(i, n) {
         red[i] = (i == k) ? (t0_0*t0_0) : (f[i]*f[i]);
         red[1 * n + i] = w[i]*w[i];
-        red[2 * n + i] = (i == k) ? (t0_0*((1.0 - b[k]) - fc + gamma_*logf_[k] + gamma_)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
+        red[2 * n + i] = (i == k) ? (gamma_*t0_0*(logf_[k] + 1.0) + t0_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
     }
 }
 
