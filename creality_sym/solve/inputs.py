@@ -108,10 +108,19 @@ def option(name: str, value: Any, *, rule: str, integer: bool = False) -> float:
 
 
 def _max_abs(a: np.ndarray) -> float:
-    """``max |a|`` without an ``|a|`` temporary (0 for an empty array)."""
-    if a.size == 0:
-        return 0.0
-    return float(max(np.max(a), -np.min(a)))
+    """``max |a|`` over the finite entries, in blocks (no full ``|a|`` temporary).
+
+    Non-finite entries are left to the model's own validation (which names them).
+    """
+    flat = a.reshape(-1)
+    out = 0.0
+    step = 1 << 22
+    for i in range(0, flat.size, step):
+        block = np.abs(flat[i : i + step])
+        block = block[np.isfinite(block)] if not np.all(np.isfinite(block)) else block
+        if block.size:
+            out = max(out, float(block.max()))
+    return out
 
 
 def check_magnitudes(A: np.ndarray, x0: np.ndarray, params: dict[str, Any]) -> None:
@@ -145,7 +154,10 @@ def check_magnitudes(A: np.ndarray, x0: np.ndarray, params: dict[str, Any]) -> N
             f"d = {d}) would be too large for float64 squares; start closer to 0"
         )
     for name, value in params.items():
-        size = _max_abs(value) if isinstance(value, np.ndarray) else abs(float(value))
+        if isinstance(value, np.ndarray):
+            size = _max_abs(value)
+        else:
+            size = abs(float(value)) if math.isfinite(float(value)) else 0.0
         if size * size * max(n, d) > limit:
             raise ValueError(
                 f"{name} has magnitude up to {size:.3g}: its squares in the loss and Hessian "

@@ -6,9 +6,10 @@ and a backtracking Armijo line search along it that moves the logits as
 ``z + t A dx`` (``A dx`` comes free from CG in the sketch-PCG variant).
 
 Every stop has a ``status`` and a ``reason``: ``converged`` (``||grad L|| <=
-tol``), ``max-iter``, ``stagnated`` (no decrease possible, or none over
-:data:`STALL_ITERATIONS` iterations; the reason compares the gradient with
-its float64 rounding floor), ``overflow`` (a step or the logits left the
+tol``), ``max-iter``, ``stagnated`` (no decrease possible, or over
+:data:`STALL_ITERATIONS` iterations neither a halving of the gradient nor a
+resolvable decrease of the loss; the reason compares the gradient with its
+measured float64 rounding noise), ``overflow`` (a step or the logits left the
 float64 range) and ``non-finite`` (NaN). Floating-point warnings are never
 raised or emitted by the loop: it checks finiteness itself. A Hessian that is
 singular or indefinite is damped (:mod:`creality_sym.solve.linalg`), never an
@@ -143,8 +144,8 @@ def newton(
     if x.shape != (A.shape[1],):
         raise ValueError(f"x0 must have shape (d,) = ({A.shape[1]},); got {x.shape}")
     with np.errstate(all="ignore"):
-        oracle = Oracle(model, A, params, x)
         check_magnitudes(A, x, params)
+        oracle = Oracle(model, A, params, x)
         z = oracle.z0
         loss = oracle.loss(x, z)
         if not (np.all(np.isfinite(z)) and math.isfinite(loss)):
@@ -168,24 +169,40 @@ def _forcing(norm: float, previous: float | None, eta: float) -> float:
     return min(MAX_FORCING, nxt)
 
 
-def _gradient_floor(oracle: Oracle, x: np.ndarray, z: np.ndarray) -> float:
-    """Rounding floor of ``||grad L||``: ``eps ||g||_2 ||A||_F`` (one pass over ``A``)."""
-    g = oracle.pieces(x, z, 1).g
-    frobenius = math.sqrt(float(np.einsum("ij,ij->", oracle.A, oracle.A)))
-    return float(np.finfo(float).eps * np.linalg.norm(g) * frobenius)
+def _gradient_floor(oracle: Oracle, x: np.ndarray) -> float:
+    """Rounding noise of ``||grad L||`` near ``x``, measured with the model's own gradient.
+
+    ``||grad(x + xi) + grad(x - xi) - 2 grad(x)|| / sqrt(6)`` for two random
+    ``xi`` of relative size 1e-9: the second-order term is far below rounding,
+    so what remains is the noise of three evaluations.
+    """
+    rng = np.random.default_rng(0)
+    center = oracle.gradient(x)
+    worst = 0.0
+    for _ in range(2):
+        xi = rng.standard_normal(x.shape)
+        xi *= 1e-9 * max(1.0, float(np.linalg.norm(x))) / float(np.linalg.norm(xi))
+        second = oracle.gradient(x + xi) + oracle.gradient(x - xi) - 2.0 * center
+        value = float(np.linalg.norm(second)) / math.sqrt(6.0)
+        if math.isfinite(value):
+            worst = max(worst, value)
+    return worst
 
 
-def _stagnated(oracle: Oracle, x: np.ndarray, z: np.ndarray, norm: float, tol: float, why: str):
-    floor = _gradient_floor(oracle, x, z)
-    if norm <= 1e3 * floor:
+def _stagnated(
+    oracle: Oracle, x: np.ndarray, z: np.ndarray, grad: np.ndarray, tol: float, why: str
+) -> str:
+    norm = float(np.linalg.norm(grad))
+    floor = _gradient_floor(oracle, x)
+    if norm <= 10.0 * floor:
         return (
-            f"stagnated at the rounding floor: {why} at ||grad L|| = {norm:.3g}, within "
-            f"1e3 of the float64 rounding floor of the gradient (about {floor:.1g}); "
-            f"tol = {tol:g} is below what float64 resolves here, use tol >= {10 * norm:.0e}"
+            f"stagnated at the rounding floor: {why} at ||grad L|| = {norm:.3g}, within 10x "
+            f"of the float64 rounding noise of the gradient here (about {floor:.1g}); "
+            f"tol = {tol:g} is below what float64 resolves, use tol >= {10 * norm:.0e}"
         )
     return (
-        f"stagnated: {why} at ||grad L|| = {norm:.3g} (tol = {tol:g}; rounding floor of the "
-        f"gradient about {floor:.1g}): the loss is too flat along the step to resolve in "
+        f"stagnated: {why} at ||grad L|| = {norm:.3g} (tol = {tol:g}; the gradient's rounding "
+        f"noise is about {floor:.1g}): the loss is too flat along the step to resolve in "
         "float64, or the Hessian is badly conditioned there"
     )
 
@@ -215,7 +232,7 @@ def _iterate(
     history: list[Iteration] = []
     status, reason, damped = "", "", 0
     previous, eta = None, FIRST_FORCING
-    best, since_best = math.inf, 0
+    best, since_best, best_loss = math.inf, 0, loss
     finishing = False  # the last step aimed below tol: the gradient alone first
     for k in range(max_iter + 1):
         start = time.perf_counter()
@@ -234,13 +251,17 @@ def _iterate(
             reason = f"max_iter = {max_iter} reached at ||grad L|| = {norm:.3g} > tol = {tol:g}"
             break
         if norm < 0.5 * best:
-            best, since_best = norm, 0
+            best, since_best, best_loss = norm, 0, loss
         else:
             since_best += 1
-            if since_best >= STALL_ITERATIONS:
+            resolution = LOSS_RESOLUTION_ULPS * np.finfo(float).eps * max(1.0, abs(loss))
+            if since_best >= STALL_ITERATIONS and best_loss - loss <= resolution:
                 status = "stagnated"
-                why = f"||grad L|| did not halve in {STALL_ITERATIONS} iterations"
-                reason = _stagnated(oracle, x, z, norm, tol, why)
+                why = (
+                    f"neither ||grad L|| halved nor the loss decreased resolvably in "
+                    f"{STALL_ITERATIONS} iterations"
+                )
+                reason = _stagnated(oracle, x, z, grad, tol, why)
                 break
         eta = _forcing(norm, previous, eta)
         previous = norm
@@ -269,7 +290,7 @@ def _iterate(
                 )
             else:
                 status = "stagnated"
-                reason = _stagnated(oracle, x, z, norm, tol, "the line search found no decrease")
+                reason = _stagnated(oracle, x, z, grad, tol, "the line search found no decrease")
             break
         x = x + t * step.dx
         z = z + t * u

@@ -71,6 +71,8 @@ def cg_steps(error: float, reduction: float = TYPICAL_REDUCTION) -> float:
         return 1.0
     root = math.sqrt((1.0 + error) / (1.0 - error))
     rate = (root - 1.0) / (root + 1.0)
+    if not 0.0 < rate < 1.0 or not 0.0 < reduction < 1.0:
+        return 1.0
     return max(1.0, math.log(reduction) / math.log(rate))
 
 
