@@ -50,7 +50,10 @@ def test_rank_deficient_A_never_raises(method, variant):
 @pytest.mark.parametrize("method", ["exact", "sampled"])
 def test_zero_column_and_rank_one_A(method):
     inst = random_instance(1_000, 6, gamma=0.5, seed=3)
-    for A in (np.column_stack([inst.A[:, :5], np.zeros(1_000)]), np.outer(inst.A[:, 0], np.ones(6))):
+    for A in (
+        np.column_stack([inst.A[:, :5], np.zeros(1_000)]),
+        np.outer(inst.A[:, 0], np.ones(6)),
+    ):
         r = strict_newton(model, inst.x0, method=method, seed=0, **{**inst.data(), "A": A})
         assert np.all(np.isfinite(r.x)) and r.converged, r.reason
 
@@ -117,7 +120,12 @@ def _unbounded_model():
 def test_overflow_is_a_status_not_an_exception(method, variant):
     inst = random_instance(500, 4, gamma=0.5, seed=6)
     r = strict_newton(
-        _unbounded_model(), inst.x0, method=method, variant=variant, seed=0, max_iter=500,
+        _unbounded_model(),
+        inst.x0,
+        method=method,
+        variant=variant,
+        seed=0,
+        max_iter=500,
         **inst.data(),
     )
     assert r.status in ("overflow", "non-finite"), r.reason

@@ -133,7 +133,10 @@ def load_instance(path: str | Path) -> Instance:
     except OSError as exc:
         raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not an .npz archive of arrays ({_one_line(exc)})") from None
+        why = "empty file" if isinstance(exc, EOFError) else _one_line(exc)
+        if "pickle" in why:
+            why = "neither a zip of .npy arrays nor a .npy file; pickles are never loaded"
+        raise ValueError(f"{path}: not an .npz archive of arrays ({why})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: a single .npy array, not an .npz archive with A, b, w")
     try:
