@@ -40,20 +40,23 @@ def assert_close(actual, expected, what: str, rtol: float = RTOL) -> None:
     assert err <= rtol, f"{what}: relative error {err:.2e} > {rtol:.0e}"
 
 
-def random_parameters(module, n: int, rng: np.random.Generator) -> dict[str, object]:
-    """Values satisfying each parameter's rule (module.RULES)."""
+def random_parameters(module, n: int, d: int, rng: np.random.Generator) -> dict[str, object]:
+    """Values satisfying each parameter's rule and shape (module.PARAMETERS)."""
     values: dict[str, object] = {}
-    for name, (kind, rule) in module.RULES.items():
-        if kind == "vector":
-            if rule == "probability":
-                v = rng.random(n)
-                values[name] = v / v.sum()
-            elif rule in ("positive", "nonnegative"):
-                values[name] = rng.random(n) + 0.5
+    for p in module.PARAMETERS:
+        size = n if p.shape == "n" else d
+        if p.kind == "vector":
+            if p.rule == "probability":
+                v = rng.random(size)
+                values[p.name] = v / v.sum()
+            elif p.rule in ("positive", "nonnegative"):
+                values[p.name] = rng.random(size) + 0.5
             else:
-                values[name] = rng.standard_normal(n)
+                values[p.name] = rng.standard_normal(size)
+        elif p.name == "q":
+            values[p.name] = float(rng.uniform(1.3, 2.5))
         else:
-            values[name] = float(rng.uniform(0.3, 1.5) if rule != "real" else rng.normal())
+            values[p.name] = float(rng.uniform(0.3, 1.5) if p.rule != "real" else rng.normal())
     return values
 
 
@@ -63,16 +66,23 @@ def instances(module):
     n, d = 37, 6
     A = rng.standard_normal((n, d))
     x = rng.standard_normal(d)
-    yield "moderate", x, A, random_parameters(module, n, rng)
+    if module.USES_EXP:  # the unnormalized exp(z): logits must stay moderate
+        yield "moderate", x / 4, A, random_parameters(module, n, d, rng)
+        return
+    yield "moderate", x, A, random_parameters(module, n, d, rng)
     z = A @ x
-    yield "logits ±1e3", x * (1e3 / np.max(np.abs(z))), A, random_parameters(module, n, rng)
+    yield "logits ±1e3", x * (1e3 / np.max(np.abs(z))), A, random_parameters(module, n, d, rng)
 
 
 def module_call(fn, x, A, module, values):
     """Call a generated function: defaulted parameters are keyword-only there."""
-    positional = [values[p] for p in module.PARAMETERS if p not in module.DEFAULTS]
-    keywords = {p: values[p] for p in module.DEFAULTS}
+    positional = [values[p.name] for p in module.PARAMETERS if p.default is None]
+    keywords = {p.name: values[p.name] for p in module.PARAMETERS if p.default is not None}
     return fn(x, A, *positional, **keywords)
+
+
+def ordered_values(module, values, shapes=("n", "d", "scalar")):
+    return [values[p.name] for p in module.PARAMETERS if p.shape in shapes]
 
 
 @pytest.fixture(scope="module", params=SPECS)
@@ -85,32 +95,43 @@ def spec(request):
 
 def test_softmax_and_pieces_match_the_numpy_module(spec):
     module, kernels = spec
+    fields = {"loss": ("loss",), "gradient": ("g", "g_total")}
+    fields["hessian"] = ("delta", "p", "c", "ones", "ones_total")
     for label, x, A, values in instances(module):
-        ordered = [values[p] for p in module.PARAMETERS]
-        z, f, logf, k, fc = module._softmax(np, x, A, *ordered)
-        f_k, logf_k, k_k, fc_k = kernels.softmax(z, *ordered)
-        assert k_k == k
-        assert fc_k == pytest.approx(fc, rel=1e-13, abs=1e-300)
-        assert_close(f_k, f, f"{label}: f")
-        assert_close(logf_k, logf, f"{label}: logf")
-        for kind in ("loss", "gradient", "hessian"):
-            names = kernels.description["programs"][kind]["outputs"]
-            expected = dict(
-                zip(
-                    names,
-                    getattr(module, f"_z_{kind}_total")(np, f, logf, z, *ordered, k, fc),
-                    strict=True,
-                )
-            )
-            got = kernels.z_pieces(kind, f, logf, z, *ordered, k=k, fc=fc)
+        z = A @ x
+        zvalues = ordered_values(module, values, ("n", "scalar"))
+        keywords = {p.name: values[p.name] for p in module.PARAMETERS if p.default is not None}
+        positional = [values[p.name] for p in module.PARAMETERS if p.shape == "n"]
+        positional += [
+            values[p.name] for p in module.PARAMETERS if p.kind == "scalar" and p.default is None
+        ]
+        expected = module.z_pieces(z, *positional, **keywords)
+        f_k, logf_k, k_k, fc_k = kernels.softmax(z, *zvalues)
+        assert k_k == expected.softmax.k
+        assert fc_k == pytest.approx(float(expected.softmax.fc), rel=1e-13, abs=1e-300)
+        assert_close(f_k, expected.f, f"{label}: f")
+        assert_close(logf_k, expected.softmax.logf, f"{label}: logf")
+        for kind, names in fields.items():
+            got = kernels.z_pieces(kind, f_k, logf_k, z, *zvalues, k=k_k, fc=fc_k)
             for name in names:
-                assert_close(got[name], expected[name], f"{label}: {kind} piece {name}")
+                want = getattr(expected, name)
+                want = np.zeros_like(z) if want is None else want
+                if np.ndim(want) == 1:
+                    # entry k is set from the known total downstream; compare the others
+                    mask = np.arange(z.shape[0]) != k_k
+                    assert_close(np.asarray(got[name])[mask], np.asarray(want)[mask], name)
+                else:
+                    assert_close(got[name], want, f"{label}: {kind} piece {name}")
+        if module.LOW_RANK_COLUMNS:
+            got = kernels.z_pieces("hessian", f_k, logf_k, z, *zvalues, k=k_k, fc=fc_k)
+            for i, column in enumerate(expected.columns):
+                assert_close(got[f"lr{i}"], column, f"{label}: low-rank column {i}")
 
 
 def test_loss_gradient_hessian_match_the_numpy_module(spec):
     module, kernels = spec
     for label, x, A, values in instances(module):
-        ordered = [values[p] for p in module.PARAMETERS]
+        ordered = ordered_values(module, values)
         for name in ("probabilities", "loss", "gradient", "hessian"):
             expected = module_call(getattr(module, name), x, A, module, values)
             assert_close(getattr(kernels, name)(x, A, *ordered), expected, f"{label}: {name}")
@@ -119,17 +140,17 @@ def test_loss_gradient_hessian_match_the_numpy_module(spec):
 def test_loader_checks_its_arguments(spec):
     module, kernels = spec
     x, A, values = next(iter(instances(module)))[1:]
-    ordered = [values[p] for p in module.PARAMETERS]
+    ordered = ordered_values(module, values)
     with pytest.raises(ValueError, match="A must have shape"):
         kernels.gradient(x, A[:, :-1], *ordered)
     with pytest.raises(TypeError, match="missing parameter"):
         kernels.gradient(x, A)
-    probability = [p for p, (_, rule) in module.RULES.items() if rule == "probability"]
+    probability = [p.name for p in module.PARAMETERS if p.rule == "probability"]
     if probability:
         name = probability[0]
         bad = dict(values, **{name: values[name] * 2})
         with pytest.raises(ValueError, match=f"{name} must be a probability vector"):
-            kernels.gradient(x, A, *[bad[p] for p in module.PARAMETERS])
+            kernels.gradient(x, A, *ordered_values(module, bad))
 
 
 XSPACE = '''
@@ -169,20 +190,26 @@ def test_x_space_terms_and_symbolic_powers_through_the_kernels(tmp_path):
     write_tree(render_all(derive_all(layout), layout), layout.generated)
     source = (tmp_path / "generated" / "cuda" / "xspace.cu").read_text()
     assert "pow(f[i], q)" in source and "xspace_x_hessian_s0" in source
-    spec = importlib.util.spec_from_file_location("_gen_xspace", layout.generated / "xspace.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    spec = importlib.util.spec_from_file_location(
+        "_gen", layout.generated / "__init__.py", submodule_search_locations=[str(layout.generated)]
+    )
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["_gen"] = package
+    spec.loader.exec_module(package)
+    module = importlib.import_module("_gen.xspace")
     kernels = cuda_loader.load_host("xspace", folder=layout.generated / "cuda")
     for label, x, A, values in instances(module):
         if label != "moderate":
             x = x / 10  # keep the quartic ridge term moderate
-        ordered = [values[p] for p in module.PARAMETERS]
+        ordered = ordered_values(module, values)
         for name in ("loss", "gradient", "hessian"):
             expected = module_call(getattr(module, name), x, A, module, values)
             assert_close(getattr(kernels, name)(x, A, *ordered), expected, f"{label}: {name}")
-        scalars = [values[p] for p in module.PARAMETERS if module.RULES[p][0] == "scalar"]
-        xh = kernels.x_pieces("hessian", x, *scalars)["xh"]
-        assert_close(xh, module._x_hessian_total(np, x, *scalars)[0], f"{label}: xh")
+        scalars = ordered_values(module, values, ("scalar",))
+        xh = kernels.x_pieces("hessian", x, *scalars)["hessian_diag"]
+        keywords = {p.name: values[p.name] for p in module.PARAMETERS if p.shape != "n"}
+        expected = module.x_pieces(x, **keywords)
+        assert_close(xh, expected.hessian_diag, f"{label}: x-space Hessian diagonal")
 
 
 @needs_gcc
