@@ -272,8 +272,8 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma):
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
     t1_0 = w * w
-    delta = full(xp, f, t1_0)
-    ones = full(xp, f, t1_0)
+    delta = full(xp, sm.f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum0
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
@@ -406,7 +406,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma):
     delta = at_dominant(xp, is_k, t2_13 + w_k * w_k, t2_0 + t2_8)
     p = at_dominant(xp, is_k, t2_13, t2_8)
     c = gamma + sum5
-    ones = full(xp, f, t2_0)
+    ones = full(xp, sm.f, t2_0)
     ones_total = sum3
     lr0 = at_dominant(xp, is_k, -sum2 * t2_9 + 2 * t2_11, -f * sum2 + t2_5)
     lr1 = at_dominant(xp, is_k, -sum4 * t2_9 + t2_12 * t2_9, -f * sum4 + t2_2)

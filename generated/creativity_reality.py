@@ -209,8 +209,8 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma):
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
     t1_0 = w * w
-    delta = full(xp, f, t1_0)
-    ones = full(xp, f, t1_0)
+    delta = full(xp, sm.f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum0
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
@@ -305,7 +305,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma):
     delta = at_dominant(xp, is_k, t1_5 + w_k * w_k, t1_0 + t1_2)
     p = at_dominant(xp, is_k, t1_5, t1_2)
     c = gamma + sum0
-    ones = full(xp, f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum1
     return {"delta": delta, "p": p, "c": c, "ones": ones, "ones_total": ones_total}
 

@@ -139,8 +139,8 @@ def _z_hessian_regularizer(xp, sm, z, b, w):
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
     t1_0 = w * w
-    delta = full(xp, f, t1_0)
-    ones = full(xp, f, t1_0)
+    delta = full(xp, sm.f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum0
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 

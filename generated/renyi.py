@@ -229,8 +229,8 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma, q):
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
     t1_0 = w * w
-    delta = full(xp, f, t1_0)
-    ones = full(xp, f, t1_0)
+    delta = full(xp, sm.f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum0
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
@@ -326,7 +326,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, q):
     delta = at_dominant(xp, is_k, t2_10 + w_k * w_k, t2_0 + t2_7)
     p = at_dominant(xp, is_k, t2_10, t2_7)
     c = sum3
-    ones = full(xp, f, t2_0)
+    ones = full(xp, sm.f, t2_0)
     ones_total = sum1
     lr0 = at_dominant(xp, is_k, -sum2 * t2_8 + t2_9, -f * sum2 + q * t2_1)
     core0_0 = -t2_5 * 1 / (sum0 * sum0)

@@ -125,7 +125,7 @@ def _z_hessian_reality(xp, sm, z, b, w):
     delta = t2_0 * (2 * t2_0 - t2_2) + t2_1
     ones = -t2_0 * t2_2 + t2_1 + 2 * xp.exp(2 * z)
     ones_total = -sum1 * sum2 + sum2 * sum4 + 2 * sum3
-    lr0 = full(xp, f, t2_0)
+    lr0 = full(xp, sm.f, t2_0)
     lr0_total = sum2
     lr1 = -b * t2_0
     lr1_total = -sum1
@@ -170,8 +170,8 @@ def _z_hessian_regularizer(xp, sm, z, b, w):
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
     t1_0 = w * w
-    delta = full(xp, f, t1_0)
-    ones = full(xp, f, t1_0)
+    delta = full(xp, sm.f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum0
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
@@ -226,7 +226,7 @@ def _z_hessian_total(xp, sm, z, b, w):
     delta = t2_0 * (2 * t2_0 - t2_1) + t2_2
     ones = -t2_0 * t2_1 + t2_2 + 2 * xp.exp(2 * z)
     ones_total = sum1 - sum2 * sum3 + sum3 * sum5 + 2 * sum4
-    lr0 = full(xp, f, t2_0)
+    lr0 = full(xp, sm.f, t2_0)
     lr0_total = sum3
     lr1 = -b * t2_0
     lr1_total = -sum2

@@ -219,8 +219,8 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma, tau):
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
     t1_0 = w * w
-    delta = full(xp, f, t1_0)
-    ones = full(xp, f, t1_0)
+    delta = full(xp, sm.f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum0
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
@@ -317,7 +317,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, tau):
     delta = at_dominant(xp, is_k, t1_6 + w_k * w_k, t1_0 + t1_3)
     p = at_dominant(xp, is_k, t1_6, t1_3)
     c = t1_1 * (gamma + sum0)
-    ones = full(xp, f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum1
     return {"delta": delta, "p": p, "c": c, "ones": ones, "ones_total": ones_total}
 

@@ -215,8 +215,8 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma, q):
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
     t1_0 = w * w
-    delta = full(xp, f, t1_0)
-    ones = full(xp, f, t1_0)
+    delta = full(xp, sm.f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum0
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
@@ -305,7 +305,7 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, q):
     delta = at_dominant(xp, is_k, t1_8 + w_k * w_k, t1_0 + t1_4)
     p = at_dominant(xp, is_k, t1_8, t1_4)
     c = sum2
-    ones = full(xp, f, t1_0)
+    ones = full(xp, sm.f, t1_0)
     ones_total = sum0
     lr0 = at_dominant(xp, is_k, -sum1 * t1_5 + t1_6, -f * sum1 + q * t1_1)
     return {"delta": delta, "p": p, "c": c, "ones": ones, "ones_total": ones_total, "lr0": lr0}

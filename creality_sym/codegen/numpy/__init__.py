@@ -91,19 +91,20 @@ def _print_program(
                 lines.append(f"{out} = {text}")
                 continue
             if out in vectors and not entrywise:
-                text = f"full(xp, {like}, {text})"
+                text = f"full(xp, {'sm.f' if space == 'z' else like}, {text})"
             if text in printed:
                 results[out] = printed[text]
                 continue
             if out in vectors and re.fullmatch(r"\w+", text):
-                text = f"full(xp, {like}, {text})"  # a fresh array, never an input
+                # a fresh array, never an input
+                text = f"full(xp, {'sm.f' if space == 'z' else like}, {text})"
             printed[text] = out
             lines.append(f"{out} = {text}")
             results[out] = out
     body = "\n".join(lines)
     prelude = []
     if re.search(r"\bn\b", body):
-        prelude.append(f"n = {like}.shape[0]")
+        prelude.append(f"n = {'sm.f' if space == 'z' else like}.shape[0]")
     if space == "z":
         for name, source in (
             ("f", "sm.f"),
