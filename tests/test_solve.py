@@ -297,20 +297,46 @@ def test_cli_solve_bad_input(capsys):
     assert cli_main(["solve", "--spec", "no_such_spec"]) == 2
 
 
-def test_solver_benchmark_rows_and_table():
-    rows = solver_benchmark([(2_000, 10)], seed=0, time_limit=20.0)
+def test_solver_benchmark_rows_and_table(monkeypatch):
+    import creality_sym.solve.jax_derivatives as jd
+
+    monkeypatch.setattr(jd.importlib.util, "find_spec", lambda name: None)  # as without JAX
+    rows = solver_benchmark([(2_000, 10)], seed=0, time_limit=20.0, repeats=2)
     assert [r["solver"] for r in rows] == [
         "newton-exact",
         "newton-sampled",
+        "newton-paper",
         "trust-exact",
         "Newton-CG",
         "L-BFGS-B",
+        "trust-exact[jax]",
+        "Newton-CG[jax]",
+        "L-BFGS-B[jax]",
     ]
     by = {r["solver"]: r for r in rows}
     assert by["newton-exact"]["met_tol"] and by["newton-sampled"]["met_tol"]
+    assert by["newton-sampled"]["variant"] == "sketch-pcg"
+    assert by["newton-paper"]["variant"] == "paper"
+    assert by["newton-sampled"]["products"] > 0 and by["newton-sampled"]["rows"] < 2_000
+    assert len(by["newton-exact"]["seconds_all"]) == 2
     assert by["trust-exact"]["gap"] < 1e-5
+    assert by["trust-exact[jax]"]["message"].startswith("skipped: jax not installed")
+    assert math.isnan(by["trust-exact[jax]"]["seconds"])
     table = format_benchmark(rows)
-    assert "newton-sampled" in table and "L-BFGS-B" in table
+    assert "newton-sampled" in table and "sketch-pcg" in table and "L-BFGS-B" in table
+    assert "skipped: jax not installed" in table
+
+
+def test_solver_benchmark_with_jax_derivatives():
+    pytest.importorskip("jax")
+    rows = solver_benchmark(
+        [(1_000, 6)], seed=0, solvers=("newton-exact", "trust-exact[jax]", "Newton-CG[jax]")
+    )
+    by = {r["solver"]: r for r in rows}
+    assert by["trust-exact[jax]"]["met_tol"] and by["trust-exact[jax]"]["gap"] < 1e-6
+    assert by["trust-exact[jax]"]["variant"] == "scipy + JAX jit"
+    assert by["trust-exact[jax]"]["compile_seconds"] > 0
+    assert "x trust" in format_benchmark(rows)
 
 
 # -- the size the sampled mode is for ------------------------------------------------

@@ -66,6 +66,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--solver", action="store_true", help="also run the solver benchmark (Newton vs scipy)"
     )
     parser.add_argument(
+        "--solver-repeats",
+        type=int,
+        default=1,
+        help="runs of every solver per size in the solver benchmark (median time; default 1)",
+    )
+    parser.add_argument(
         "--solver-sizes",
         help="NxD sizes of the solver benchmark (default its own; with --quick "
         f"{QUICK_SOLVER_SIZES})",
@@ -95,10 +101,11 @@ def _solver(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         sizes = parse_sizes(QUICK_SOLVER_SIZES)
     else:
         sizes = list(getattr(solve_bench, "DEFAULT_SIZES", parse_sizes("10000x100")))
-    rows = solve_bench.solver_benchmark(sizes, seed=args.seed)
+    repeats = getattr(args, "solver_repeats", 1)
+    rows = solve_bench.solver_benchmark(sizes, seed=args.seed, repeats=repeats)
     formatter = getattr(solve_bench, "format_benchmark", None)
     text = formatter(rows) if formatter is not None else "\n".join(map(str, rows))
-    return {"sizes": [list(s) for s in sizes], "rows": rows}, text
+    return {"sizes": [list(s) for s in sizes], "repeats": repeats, "rows": rows}, text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
             repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
         if repeats < 1:
             raise ValueError(f"--repeats must be >= 1; got {repeats}")
+        if getattr(args, "solver_repeats", 1) < 1:
+            raise ValueError(f"--solver-repeats must be >= 1; got {args.solver_repeats}")
         if not cases:
             raise ValueError("--cases must name at least one case")
     except ValueError as exc:

@@ -12,9 +12,10 @@ rows ``A_S``, copied once) is reused across iterations, and only the
 exact Hessian-vector products, so the step is the exact Newton step to the
 CG tolerance; the sample only decides how fast CG gets there.
 
-Sample size from the measured error. Every kept row is given to one of two
-halves at random; each half with weights ``2 / pi_i`` is an independent
-estimate ``G_1, G_2`` of the Gram part and ``G = (G_1 + G_2) / 2``. Then
+Sample size from the measured error. Rows kept surely (``pi_i = 1``) carry
+no sampling error and form ``G_0``; every other kept row is given to one of
+two halves at random, and each half with weights ``2 / pi_i`` is an
+independent estimate ``G_1, G_2`` of the rest: ``G = G_0 + (G_1 + G_2) / 2``. Then
 
     error = ||L^-1 (G_1 - G_2) L^-T||_2 / 2,   M = L L^T,
 
@@ -128,7 +129,7 @@ class SketchPreconditioner:
         self.leverage: np.ndarray | None = None
         self.index: np.ndarray | None = None
         self.inv_prob = np.empty(0)
-        self.half = np.empty(0, dtype=bool)
+        self.bounds = (0, 0)  # rows [0, b0) kept surely, [b0, b1) half 1, [b1, end) half 2
         self.rows = np.empty((0, d))
         self._buffer = np.empty((0, d))
         self.planned = 0
@@ -150,11 +151,13 @@ class SketchPreconditioner:
                 q = 0.5 * q + 0.5 * (lev / lev_total)
         pi = np.minimum(1.0, s * q)
         kept = np.flatnonzero(self.rng.random(n) < pi)
-        self.index = kept
-        self.inv_prob = 1.0 / pi[kept]
-        self.half = self.rng.random(kept.size) < 0.5
-        order = np.argsort(~self.half, kind="stable")  # first half first: contiguous slices
-        self.index, self.inv_prob, self.half = kept[order], self.inv_prob[order], self.half[order]
+        sure = pi[kept] >= 1.0
+        group = np.where(sure, 0, np.where(self.rng.random(kept.size) < 0.5, 1, 2))
+        order = np.argsort(group, kind="stable")  # contiguous groups: sure, half 1, half 2
+        self.index = kept[order]
+        self.inv_prob = 1.0 / pi[self.index]
+        counts = np.bincount(group, minlength=3)
+        self.bounds = (int(counts[0]), int(counts[0] + counts[1]))
         self.rows = np.take(self.A, self.index, axis=0)
         self.planned = s
 
@@ -162,7 +165,7 @@ class SketchPreconditioner:
         n = self.A.shape[0]
         self.index = np.arange(n)
         self.inv_prob = np.ones(n)
-        self.half = np.zeros(n, dtype=bool)
+        self.bounds = (n, n)
         self.rows = self.A
         self.planned = n
 
@@ -183,16 +186,19 @@ class SketchPreconditioner:
             return self.A.T @ (self.A * w[:, None]), None
         if self._buffer.shape != self.rows.shape:
             self._buffer = np.empty_like(self.rows)
-        S = np.multiply(self.rows, np.sqrt(2.0 * np.abs(w))[:, None], out=self._buffer)
-        m = int(np.count_nonzero(self.half))
+        b0, b1 = self.bounds
+        scale = np.abs(w)
+        scale[b0:] *= 2.0  # each half alone estimates the randomly kept part
+        S = np.multiply(self.rows, np.sqrt(scale)[:, None], out=self._buffer)
         negative = w < 0.0
         parts = []
-        for block, signs in ((S[:m], negative[:m]), (S[m:], negative[m:])):
+        for lo, hi in ((0, b0), (b0, b1), (b1, S.shape[0])):
+            block, signs = S[lo:hi], negative[lo:hi]
             if np.any(signs):
                 parts.append(block.T @ (np.where(signs, -1.0, 1.0)[:, None] * block))
             else:
                 parts.append(block.T @ block)
-        return 0.5 * (parts[0] + parts[1]), parts[0] - parts[1]
+        return parts[0] + 0.5 * (parts[1] + parts[2]), parts[1] - parts[2]
 
     def _assemble(self, delta: np.ndarray, rest: np.ndarray) -> tuple[Factor, float]:
         """Factor of ``M = G + rest`` (damped if needed) and its measured error."""
