@@ -108,18 +108,20 @@ def option(name: str, value: Any, *, rule: str, integer: bool = False) -> float:
 
 
 def _max_abs(a: np.ndarray) -> float:
-    """``max |a|`` over the finite entries, in blocks (no full ``|a|`` temporary).
+    """``max |a|`` over the finite entries, in cache-sized blocks (no ``|a|`` temporary).
 
     Non-finite entries are left to the model's own validation (which names them).
     """
     flat = a.reshape(-1)
     out = 0.0
-    step = 1 << 22
+    step = 1 << 16
     for i in range(0, flat.size, step):
-        block = np.abs(flat[i : i + step])
-        block = block[np.isfinite(block)] if not np.all(np.isfinite(block)) else block
-        if block.size:
-            out = max(out, float(block.max()))
+        block = flat[i : i + step]
+        hi, lo = float(block.max()), float(block.min())
+        if not (math.isfinite(hi) and math.isfinite(lo)):
+            block = np.abs(block[np.isfinite(block)])
+            hi, lo = (float(block.max()), 0.0) if block.size else (0.0, 0.0)
+        out = max(out, hi, -lo)
     return out
 
 

@@ -170,20 +170,21 @@ def _forcing(norm: float, previous: float | None, eta: float) -> float:
 
 
 def _gradient_floor(oracle: Oracle, x: np.ndarray) -> float:
-    """Rounding noise of ``||grad L||`` near ``x``, measured with the model's own gradient.
+    """Rounding noise of ``||grad L||`` near ``x``, measured with the model's own functions.
 
-    ``||grad(x + xi) + grad(x - xi) - 2 grad(x)|| / sqrt(6)`` for two random
-    ``xi`` of relative size 1e-9: the second-order term is far below rounding,
-    so what remains is the noise of three evaluations.
+    The largest ``||grad(x + xi) - grad(x) - H xi||`` over three random ``xi``
+    of relative size 1e-9 (``H xi`` from ``model.hvp``): the second-order
+    term is far below rounding, so what remains is the noise of the evaluations.
     """
     rng = np.random.default_rng(0)
+    model, A, params = oracle.model, oracle.A, oracle.params
     center = oracle.gradient(x)
     worst = 0.0
-    for _ in range(2):
+    for _ in range(3):
         xi = rng.standard_normal(x.shape)
         xi *= 1e-9 * max(1.0, float(np.linalg.norm(x))) / float(np.linalg.norm(xi))
-        second = oracle.gradient(x + xi) + oracle.gradient(x - xi) - 2.0 * center
-        value = float(np.linalg.norm(second)) / math.sqrt(6.0)
+        linear = np.asarray(model.hvp(x, xi, A, **params, validate=False), dtype=float)
+        value = float(np.linalg.norm(oracle.gradient(x + xi) - center - linear))
         if math.isfinite(value):
             worst = max(worst, value)
     return worst
