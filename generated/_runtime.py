@@ -436,15 +436,10 @@ def _signed_gram(xp: Any, A: Array, k: int, delta: Array) -> Array:
             H -= S[n_pos:].T @ S[n_pos:]
         return H
     S = (A - A[k, :]) * root[:, None]
-    H = S.T @ S
-    if n_negative:
-        if 2 * n_negative <= delta.shape[0]:
-            S_neg = S[negative]
-            H = H - 2.0 * (S_neg.T @ S_neg)
-        else:
-            S_pos = S[~negative]
-            H = 2.0 * (S_pos.T @ S_pos) - H
-    return H
+    if not n_negative:
+        return S.T @ S
+    S_pos, S_neg = S[~negative], S[negative]  # the same two updates as the numpy path
+    return S_pos.T @ S_pos - S_neg.T @ S_neg
 
 
 def _sum_zero_rows(xp: Any, V: Array, is_k: Array) -> Array:
@@ -665,7 +660,7 @@ class Model:
             x_value = self.x_pieces(xp, args.x, args.values, name, 0).loss
             if x_value is not None:
                 value = value + x_value
-            value = xp.asarray(value, dtype=xp.float64)
+            value = np.float64(value) if xp is np else xp.asarray(value, dtype=xp.float64)
         return finish(args, "loss", value)
 
     def z_gradient(self, args: Arguments, term: str | None) -> Array:
