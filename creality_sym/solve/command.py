@@ -137,8 +137,11 @@ def _median_iteration_seconds(result: NewtonResult) -> float:
 def summary(result: NewtonResult) -> str:
     """One line: method, status, iterations, final gradient norm and time."""
     products = f", {result.products} Hessian-vector products" if result.products else ""
+    label = (
+        result.method if result.variant == result.method else f"{result.method} ({result.variant})"
+    )
     return (
-        f"{result.method} ({result.variant}): "
+        f"{label}: "
         f"{'converged' if result.converged else 'NOT converged'} after "
         f"{result.iterations} iterations, ||grad L|| = {result.grad_norm:.3e} (model.gradient), "
         f"loss = {result.loss:.15e}, {result.seconds:.3f} s "
@@ -206,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         results[method] = result
         if not args.quiet:
-            print(f"\n== {method} Newton ==")
+            print(f"\n== {method} Newton ({result.variant}) ==")
             print(format_history(result))
         print(summary(result))
     if len(results) == 2:
