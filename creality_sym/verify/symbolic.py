@@ -9,10 +9,18 @@ compared with the structured forms ``A^T g + psi'(x)`` and
 
 Equality is decided exactly. Every ``exp(c_1 s z_1 + ...)`` becomes the monomial
 ``U_1^c_1 ...`` in symbols ``U_j`` standing for ``exp(s z_j)``, and the
-logsumexp ``log(sum U)`` one symbol ``L_``. Both sides are then homogeneous of
-degree 0 in U (exponentials enter only through f), so ``U`` may be scaled onto
-``sum U = 1``: ``U_(n-1) = 1 - (sum of the others)``, which clears every
-denominator ``(sum U)^k``. A probability vector's last entry is likewise
+logsumexp ``log(sum U)`` one symbol ``L_``. When exponentials enter only
+through f, both sides are homogeneous of degree 0 in U, so ``U`` may be scaled
+onto ``sum U = 1``: ``U_(n-1) = 1 - (sum of the others)``, which clears every
+denominator ``(sum U)^k``. Otherwise (``exp(z)`` beside the softmax) ``U_j =
+S F_j`` with ``S = sum U`` a symbol of its own and ``F_(n-1) = 1 - (sum of the
+others)``, the same bijection of the positive orthant with the scale kept
+(``exp(c s z_j) = S^c F_j^c`` for any, also symbolic, c). Powers with symbolic
+exponents become new generators (``U^(q-2) = U^-2 P``, ``P`` for ``U^q``).
+When the exact test cannot show that the difference is zero (or runs past the
+time limit), 50-digit values at random consistent points decide between a real
+difference (FAIL) and "undecided" (:mod:`creality_sym.verify._decide`).
+A probability vector's last entry is likewise
 ``1 - (sum of the others)`` (the derivation may use ``sum b = 1``). The
 difference is rebuilt in a sparse polynomial ring over QQ (inverse powers of
 scalars and function calls such as ``log(b_0)`` become extra generators) and
@@ -80,7 +88,7 @@ class Concrete:
     rat_table: dict[sp.Symbol, list[sp.Expr]]  # entries in U form (to compare)
     exp_sum: sp.Expr
     scale: sp.Expr
-    dehomogenized: bool = True
+    dehomogenized: bool = True  # False: U_j = S F_j with the scale S = sum U a symbol
     scalars: tuple[tuple[sp.Symbol, str], ...] = ()  # plain scalar symbols and rules
     vectors: tuple[tuple[tuple[sp.Expr, ...], str], ...] = ()  # entries and rule
 
@@ -89,7 +97,8 @@ def concrete(spec: Spec, n: int, d: int, *, dehomogenize: bool = True) -> Concre
     """The concrete model of ``spec`` at size (n, d).
 
     ``dehomogenize`` puts ``U_(n-1) = 1 - sum(others)`` so that ``sum U = 1``
-    (valid when the compared expressions are homogeneous of degree 0 in U).
+    (valid when the compared expressions are homogeneous of degree 0 in U);
+    otherwise ``U_j = S_ F_j`` with ``F_(n-1) = 1 - sum(others)`` and ``S_`` free.
     z-space vectors get n entries, x-space vectors d.
     """
     # plain symbols (no assumptions) everywhere: SymPy's assumption queries dominate otherwise
@@ -99,12 +108,14 @@ def concrete(spec: Spec, n: int, d: int, *, dehomogenize: bool = True) -> Concre
     xs = tuple(sp.Symbol(f"x_{k}") for k in range(d))
     zs = tuple(sp.expand(sum(A[j, k] * xs[k] for k in range(d))) for j in range(n))
     U: tuple[sp.Expr, ...] = tuple(sp.Symbol(f"U_{j}") for j in range(n))
-    if dehomogenize:  # U_j -> F_j = U_j / sum(U): the last is 1 - (sum of the others)
-        U = (*U[:-1], 1 - sp.Add(*U[:-1]))
+    # U_j -> F_j = U_j / sum(U): the last is 1 - (sum of the others); scaled by S_ if needed
+    U = (*U[:-1], 1 - sp.Add(*U[:-1]))
+    if not dehomogenize:
+        U = tuple(SCALE * u for u in U)
     lse = sp.Symbol("L_")
     exps = [sp.exp(s * zj) for zj in zs]
     exp_sum = sp.Add(*exps)
-    u_sum = sp.Add(*U)
+    u_sum = sp.Add(*U) if dehomogenize else SCALE  # S_ * (sum of the F) is S_
     z_params: dict[sp.Symbol, list[sp.Expr]] = {}
     x_params: dict[sp.Symbol, list[sp.Expr]] = {}
     vectors = []
@@ -162,14 +173,18 @@ def sampler(cm: Concrete) -> Sampler:
             for j in range(cm.n)
         ]
         total = mpmath.fsum(e)
-        for u, ej in zip(cm.U, e, strict=True):
-            if u.is_Symbol:
-                point[u] = ej / total if cm.dehomogenized else ej
+        for j, ej in enumerate(e[:-1]):
+            point[sp.Symbol(f"U_{j}")] = ej / total
+        if not cm.dehomogenized:
+            point[SCALE] = total
         point[cm.lse] = mpmath.log(total)
         return point
 
     return draw
 
+
+#: ``sum_j exp(s z_j)`` where it cannot be scaled away.
+SCALE = sp.Symbol("S_")
 
 TermList = Sequence[tuple[sp.Expr, sp.Expr, str, bool]]  # (phi, weight, space, summed)
 
@@ -213,7 +228,10 @@ def to_rational(expr: sp.Expr, cm: Concrete) -> sp.Expr:
             return sp.exp(arg)
         return sp.exp(rest) * sp.Mul(*(u**c for u, c in zip(cm.U, coeffs, strict=True)))
 
-    return expr.xreplace({a: monomial(a.args[0]) for a in expr.atoms(sp.exp)})
+    expr = expr.xreplace({a: monomial(a.args[0]) for a in expr.atoms(sp.exp)})
+    if not cm.dehomogenized:  # the exponentials' sum, written out, is the scale symbol
+        expr = expr.xreplace({sp.Add(*cm.U): SCALE})
+    return expr
 
 
 def structured(td: TermDerivation, cm: Concrete) -> tuple[list[sp.Expr], sp.Matrix]:
@@ -323,7 +341,8 @@ def _check(spec: Spec, td: TermDerivation, n: int, d: int, seconds: float) -> Re
                 raise
             out["hessian"].append((which, _limited(seconds, "differentiating the gradient")))
             continue
-        out["hessian"].append((which, decide(h0m, hs, samp, seconds=seconds)))
+        exact = not _timed_out(out)
+        out["hessian"].append((which, decide(h0m, hs, samp, seconds=seconds, exact=exact)))
     g_extra, h_extra = _reductions(td, cm, samp, seconds)
     out["gradient"] += g_extra
     out["hessian"] += h_extra
