@@ -1,7 +1,8 @@
 """Newton's method on a generated model: exact, the paper's sampled Hessian, or sketch-PCG.
 
-Each iteration computes ``g = z_gradient`` at the shared logits ``z = A x``,
-``grad L = A^T g + x_gradient``, a step (see :mod:`creality_sym.solve.steps`)
+Each iteration computes the z-space pieces at the shared logits ``z = A x``
+(``model.z_pieces``: O(n), no pass over ``A``), ``grad L = A^T g +
+x_gradient``, a step (see :mod:`creality_sym.solve.steps`)
 and a backtracking Armijo line search along it that moves the logits as
 ``z + t A dx`` (``A dx`` comes free from CG in the sketch-PCG variant).
 
@@ -42,7 +43,7 @@ BACKTRACK = 0.5
 MAX_BACKTRACKS = 60
 #: the loss is trusted to resolve changes of this many ulps of max(1, |L|)
 LOSS_RESOLUTION_ULPS = 1e3
-#: stop as stagnated when ||grad L|| has not halved over this many iterations
+#: stagnated: over this many iterations ||grad L|| never halved and the loss stalled
 STALL_ITERATIONS = 8
 #: CG residual target of the first inexact Newton step, relative to ||grad L||
 FIRST_FORCING = 1e-3
