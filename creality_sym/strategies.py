@@ -1,11 +1,14 @@
-"""Hypothesis strategies for the assumption set of DESIGN section 2.4.
+"""Hypothesis strategies for the assumption set of the stated bounds.
 
-Every strategy draws raw arrays and then *builds* a structured point: the
-builders (:func:`build_matrix`, :func:`build_point`, :func:`build_second`,
-:func:`build_prob`) are plain numpy functions shared with the auditor's
-local search, so structured starts (rank-one and repeated rows, tied logits,
-``x`` along the top singular vector, one-hot ``b``, ``R`` at its extremes)
-are reachable from both.
+The set (see :mod:`creality_sym.audit.instance`): ``||A||_2 <= R``,
+``||x||_2, ||y||_2 <= R``, ``R >= 1`` and every parameter of the spec
+obeying its rule. Every strategy draws raw arrays and then *builds* a
+structured point: the builders (:func:`build_matrix`, :func:`build_point`,
+:func:`build_second`, :func:`build_prob`, :func:`build_vector`) are plain
+numpy functions shared with the auditor's local search, so structured starts
+(rank-one and repeated rows, tied logits, ``x`` along the top singular
+vector, one-hot probability vectors, ``R`` at its extremes) are reachable
+from both. :func:`instances` draws for any spec (``model="renyi"``).
 
     >>> from hypothesis import given
     >>> from creality_sym.strategies import instances
@@ -23,16 +26,18 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from creality_sym.audit.instance import Instance, project
+from creality_sym.audit.instance import Instance, Space, project, space_of
 from creality_sym.audit.structure import (
     MATRIX_KINDS,
     POINT_KINDS,
     PROB_KINDS,
     SECOND_KINDS,
+    VECTOR_KINDS,
     build_matrix,
     build_point,
     build_prob,
     build_second,
+    build_vector,
 )
 
 __all__ = [
@@ -44,6 +49,8 @@ __all__ = [
     "build_point",
     "build_second",
     "build_prob",
+    "build_vector",
+    "VECTOR_KINDS",
     "unit_floats",
     "prob_vectors",
     "positive_vectors",
@@ -57,6 +64,7 @@ _MATRIX_KIND = st.sampled_from(MATRIX_KINDS)
 _POINT_KIND = st.sampled_from(POINT_KINDS)
 _SECOND_KIND = st.sampled_from(SECOND_KINDS)
 _PROB_KIND = st.sampled_from(PROB_KINDS)
+_VECTOR_KIND = st.sampled_from(VECTOR_KINDS)
 
 
 def unit_floats() -> st.SearchStrategy[float]:
@@ -156,6 +164,23 @@ def shapes(draw: Any, n: tuple[int, int] = (1, 8), d: tuple[int, int] = (1, 6)):
     return draw(_ints(*n)), draw(_ints(*d))
 
 
+def _draw_parameters(
+    draw: Any, space: Space, n: int, d: int, gamma_max: float, w_max: float
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in space.vectors():
+        size = n if p.shape == "n" else d
+        if p.rule == "probability":
+            out[p.name] = _draw_prob(draw, size)
+        else:
+            out[p.name] = build_vector(p.rule, draw(_VECTOR_KIND), draw(_arrays((size,))), w_max)
+    for name in space.searched:
+        lo, hi = space.scalar_range(name, gamma_max)
+        value = draw(st.sampled_from((lo, hi, None)))
+        out[name] = draw(_floats(lo, hi)) if value is None else value
+    return out
+
+
 @st.composite
 def instances(
     draw: Any,
@@ -166,28 +191,25 @@ def instances(
     gamma_max: float = 4.0,
     w_max: float = 10.0,
     model: Any = None,
+    space: Space | None = None,
 ) -> Instance:
-    """Admissible :class:`Instance` objects, structured toward worst cases.
+    """Admissible :class:`Instance` objects of a spec, structured toward worst cases.
 
-    ``R`` is 1, ``R_max`` or in between; ``A``, ``x``, ``y``, ``b``, ``w``
-    and ``gamma`` come from the builders above and are projected onto the
-    assumption set.
+    ``model``: a generated module or spec name (None: the default spec), or
+    ``space`` (a :class:`~creality_sym.audit.instance.Space`: which scalars
+    are fixed). ``R`` is 1, ``R_max`` or in between; ``A``, ``x``, ``y`` and
+    the parameters come from the builders above (vectors with entries at most
+    ``w_max`` in size, the searched scalar in ``[0, gamma_max]``) and are
+    projected onto the assumption set.
     """
     _check_R(R_max)
     if not (gamma_max >= 0 and w_max > 0):
         raise ValueError(f"gamma_max must be >= 0 and w_max > 0; got {gamma_max}, {w_max}")
+    space = space if space is not None else space_of(model)
     nn, dd = draw(shapes(n, d))
     R = draw(st.sampled_from((1.0, float(R_max), None))) or draw(_floats(1.0, float(R_max)))
     A = _draw_matrix(draw, nn, dd, R)
     x = _draw_point(draw, dd, R, A, _POINT_KIND)
     y = build_second(draw(_SECOND_KIND), draw(_arrays((dd,))), x, A, R, draw(_STEP))
-    b = _draw_prob(draw, nn)
-    w_lo = min(1e-2, w_max)
-    t = np.abs(draw(_arrays((nn,)))) if draw(st.booleans()) else np.full(nn, abs(draw(_UNIT)))
-    w = w_lo + t * (w_max - w_lo)
-    gamma = draw(st.sampled_from((0.0, float(gamma_max), None)))
-    if gamma is None:
-        gamma = draw(_floats(0.0, float(gamma_max)))
-    return project(
-        A, x, y, b, w, gamma, R, R_max=R_max, gamma_max=gamma_max, w_max=w_max, model=model
-    )
+    params = _draw_parameters(draw, space, nn, dd, float(gamma_max), float(w_max))
+    return project(A, x, y, params, R, space=space, R_max=R_max, gamma_max=gamma_max, w_max=w_max)

@@ -19,6 +19,7 @@ from hypothesis.errors import NonInteractiveExampleWarning
 from creality_sym.audit import (
     Bound,
     Instance,
+    Space,
     audit,
     default_bounds,
     load_bounds,
@@ -101,6 +102,16 @@ def test_drawn_instances_are_admissible(inst: Instance) -> None:
     assert f.shape == (inst.n,) and abs(f.sum() - 1) < 1e-12
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from(["ridge_prior", "exp_regression", "temperature"]), st.data())
+def test_drawn_instances_of_any_spec_are_admissible(spec: str, data) -> None:
+    space = Space.make(spec)
+    inst = data.draw(instances(n=(1, 4), d=(1, 3), space=space))
+    assert violates_assumptions(inst, space, rtol=1e-12) == []
+    assert set(inst.params) == {p.name for p in space.model.PARAMETERS}
+    assert np.isfinite(inst.loss()) and inst.hessian().shape == (inst.d, inst.d)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 5), st.floats(1.0, 5.0), st.data())
 def test_matrices_and_prob_vectors_respect_constraints(n: int, d: int, R: float, data) -> None:
@@ -121,24 +132,29 @@ def test_project_simplex(v: list[float]) -> None:
 
 def test_project_enforces_every_assumption() -> None:
     rng = np.random.default_rng(0)
-    inst = project(
-        10 * rng.standard_normal((4, 3)),
-        [9.0, 9, 9],
-        [-7.0, 0, 0],
-        [-1.0, 2, 0.5, 3],
-        [-2.0, 0.0, 1, 1],
-        gamma=-3.0,
-        R=0.2,
-    )
+    params = {"b": [-1.0, 2, 0.5, 3], "w": [-2.0, 0.0, 1, 1], "gamma": -3.0}
+    inst = project(10 * rng.standard_normal((4, 3)), [9.0, 9, 9], [-7.0, 0, 0], params, R=0.2)
     assert violates_assumptions(inst) == []
     assert inst.R == 1.0 and inst.gamma == 0.0 and np.all(inst.w > 0)
+    # another spec: its own parameters, a fixed scalar, a d-shaped vector
+    space = Space.make("ridge_prior")
+    params = {"b": [0.2, 0.8], "lam": [-1.0, 0.0], "x0": [50.0, -1.0], "gamma": 9.0}
+    inst = project(np.ones((2, 2)), [3.0, 0], [0.0, 0], params, 2.0, space=space, w_max=10.0)
+    assert violates_assumptions(inst, space) == [] and inst.spec == "ridge_prior"
+    assert np.all(inst.lam > 0) and inst.x0[0] == 10.0 and inst.gamma == 9.0
+    renyi = Space.make("renyi", {"q": 3.0})
+    inst = project(np.ones((2, 1)), [1.0], [0.0], {"b": [1, 0], "w": [1, 1]}, 1.0, space=renyi)
+    assert inst.q == 3.0 and inst.gamma == 0.0 and renyi.searched == ("gamma",)
 
 
 def test_project_names_bad_arguments() -> None:
+    params = {"b": [0.5, 0.5], "w": [1, 1], "gamma": 0.0}
     with pytest.raises(ValueError, match="x and y"):
-        project(np.ones((2, 3)), np.ones(2), np.ones(3), [0.5, 0.5], [1, 1], 0.0, 1.0)
+        project(np.ones((2, 3)), np.ones(2), np.ones(3), params, 1.0)
     with pytest.raises(ValueError, match="A must be finite"):
-        project(np.full((2, 1), np.nan), [0.0], [0.0], [0.5, 0.5], [1, 1], 0.0, 1.0)
+        project(np.full((2, 1), np.nan), [0.0], [0.0], params, 1.0)
+    with pytest.raises(ValueError, match="w is missing"):
+        project(np.ones((2, 1)), [0.0], [0.0], {"b": [0.5, 0.5]}, 1.0)
     with pytest.raises(ValueError, match="n must be"), warnings.catch_warnings():
         warnings.simplefilter("ignore", NonInteractiveExampleWarning)
         prob_vectors(0).example()
@@ -150,11 +166,9 @@ def test_instance_pieces_match_the_dense_reference() -> None:
         rng.standard_normal((5, 3)),
         rng.standard_normal(3),
         rng.standard_normal(3),
-        rng.random(5),
-        rng.random(5) + 0.5,
-        0.7,
+        {"b": rng.random(5), "w": rng.random(5) + 0.5, "gamma": 0.7},
         2.0,
-        model=model,
+        space=model,
     )
     ref = inst.with_model(reference_model)
     for name in ("B_real", "B_cre", "hessian", "f", "gradient"):

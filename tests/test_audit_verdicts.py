@@ -152,11 +152,16 @@ def test_a_small_budget_gives_honest_verdicts() -> None:
 
 
 def test_the_table_states_the_searched_domain() -> None:
-    vs = audit(select(default_bounds(), ["hessian-pd", "sampling-spectral"]), budget=0.5)
+    premise = _bound("premise", lambda i: 0.0, assume=lambda i: i, d=(2, 3))
+    bounds = [*select(default_bounds(), ["hessian-pd", "sampling-spectral"]), premise]
+    vs = audit(bounds, budget=0.6)
     table = format_table(vs)
     assert "searched" in table.splitlines()[0]
-    assert "n 1-8, d 1-4, R 1-5, premise" in table
-    assert "n 400, d 2-6, R 1-2, random" in table
+    assert "n 1-8, d 1-4, R 1-5, gamma 0-4" in table
+    assert "n 400, d 2-6, R 1-2, random, gamma 0-1" in table  # the trials draw gamma in [0, 1]
+    assert "n 1-8, d 2-3, R 1-5, premise, gamma 0-4" in table
+    (v,) = audit(select(default_bounds(), ["f-lipschitz"]), model="renyi", budget=0.3)
+    assert v.domain == "n 1-8, d 1-6, R 1-5, gamma 0-4, q = 2" and v.spec == "renyi"
 
 
 def _table_without_times(text: str) -> list[str]:

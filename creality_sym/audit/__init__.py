@@ -2,6 +2,7 @@
 
     >>> from creality_sym.audit import audit
     >>> verdicts = audit(budget=10)          # the default registry, derivations/lemmas.py
+    >>> verdicts = audit(budget=10, model="renyi", params={"q": 2.0})  # another spec
 
 See :mod:`creality_sym.audit.bounds` for how a bound is stated and
 :mod:`creality_sym.audit.runner` for the budget.
@@ -18,6 +19,7 @@ from creality_sym.audit.bounds import (
 )
 from creality_sym.audit.instance import (
     Instance,
+    Space,
     default_model,
     max_eig,
     min_eig,
@@ -31,6 +33,7 @@ from creality_sym.audit.runner import DEFAULT_BUDGET, DEFAULT_CAP, Verdict, audi
 __all__ = [
     "Bound",
     "Instance",
+    "Space",
     "Verdict",
     "Replay",
     "audit",

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from creality_sym.audit.instance import Instance
 from creality_sym.audit.limits import time_limit
+from creality_sym.instance import Instance
 
 __all__ = [
     "Bound",
@@ -62,12 +62,23 @@ class Bound:
     worst ``lhs - rhs`` (``compare="difference"``).
 
     The search space is ``n`` rows and ``d`` columns in the given inclusive
-    ranges, ``1 <= R <= R_max``, ``0 <= gamma <= gamma_max``,
-    ``0 < w <= w_max``. ``assume`` adds premises: it maps an admissible
-    instance to one that also meets them (idempotently), or to ``None``.
+    ranges, ``1 <= R <= R_max``, the searched scalar (the spec's trade-off
+    weight, e.g. ``gamma``) in ``[0, gamma_max]`` and vector parameters with
+    entries at most ``w_max`` in size (``0 < w <= w_max`` for a positive
+    ``w``); the other scalars are fixed (see :class:`~creality_sym.audit.instance.Space`).
+    ``assume`` adds premises: it maps an admissible instance to one that also
+    meets them (idempotently), or to ``None``.
+
+    ``terms`` names the terms the claim is about (e.g. ``("creativity",)`` for
+    a claim on ``B_cre``): on a spec without all of them the bound is skipped
+    with a note. ``specs``, when given, names the only specs the claim is
+    stated for; on any other it is skipped too.
 
     Statistical claims give ``trial(model, rng) -> failed`` and ``delta``; the
-    claim is that trials fail with probability at most ``delta``.
+    claim is that trials fail with probability at most ``delta``. A trial
+    with the attribute ``takes_space = True`` receives the audit's
+    :class:`~creality_sym.audit.instance.Space` (model and fixed scalars)
+    instead of the bare model.
     """
 
     id: str
@@ -90,6 +101,8 @@ class Bound:
     max_trials: int = 2000
     note: str = ""
     source: str = ""
+    terms: tuple[str, ...] = ()
+    specs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -122,26 +135,47 @@ class Bound:
                 raise ValueError(f"max_trials must be >= 1; got {self.max_trials} ({self.id})")
         if self.rtol < 0 or self.atol < 0:
             raise ValueError(f"rtol and atol must be >= 0 ({self.id})")
+        for name in ("terms", "specs"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(t, str) for t in value):
+                raise ValueError(f"{name} must be a tuple of names ({self.id})")
+            object.__setattr__(self, name, tuple(value))
+
+    def skip_reason(self, spec: str, terms: Sequence[str]) -> str:
+        """Why this bound does not apply to ``spec`` with ``terms`` (empty when it does)."""
+        if self.specs and spec not in self.specs:
+            return f"stated for spec(s) {', '.join(self.specs)}, not {spec}"
+        missing = [t for t in self.terms if t not in terms]
+        if missing:
+            return f"about term(s) {', '.join(missing)}, which spec {spec} lacks"
+        return ""
 
     def seed_for(self, seed: int) -> int:
         """A stable per-bound seed derived from the run's ``seed``."""
         digest = hashlib.sha256(f"{seed}:{self.id}".encode()).digest()
         return int.from_bytes(digest[:8], "little")
 
-    def domain(self) -> str:
-        """The searched space in words, e.g. ``"n 1-8, d 1-6, R 1-5"``.
+    def domain(self, scalars: str = "") -> str:
+        """The searched space in words, e.g. ``"n 1-8, d 1-6, R 1-5, gamma 0-4"``.
 
+        ``scalars`` describes the spec's scalars (``Space.describe``).
         Statistical claims draw their own instances: their trial's ``domain``
         attribute, when it has one.
         """
         if self.kind == "statistical":
-            return str(getattr(self.trial, "domain", "drawn by the trial"))
+            text = str(getattr(self.trial, "domain", "drawn by the trial"))
+            return text + (f", {scalars}" if scalars and self._takes_space() else "")
 
         def span(name: str, lo: float, hi: float) -> str:
             return f"{name} {lo:g}" if lo == hi else f"{name} {lo:g}-{hi:g}"
 
-        text = ", ".join([span("n", *self.n), span("d", *self.d), span("R", 1.0, self.R_max)])
-        return text + (", premise" if self.assume is not None else "")
+        parts = [span("n", *self.n), span("d", *self.d), span("R", 1.0, self.R_max)]
+        if self.assume is not None:
+            parts.append("premise")
+        return ", ".join(parts + ([scalars] if scalars else []))
+
+    def _takes_space(self) -> bool:
+        return bool(getattr(self.trial, "takes_space", False))
 
 
 class EvaluationError(ValueError):

@@ -11,6 +11,7 @@ one line on stderr, ``creality audit: ...``, naming the argument or file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from creality_sym.audit.bounds import Bound, default_bounds, load_bounds, select
-from creality_sym.audit.instance import DEFAULT_MODEL, resolve_model
+from creality_sym.audit.instance import Space, resolve_model
 from creality_sym.audit.limits import DEFAULT_EVAL_TIMEOUT
 from creality_sym.audit.replay import replay
 from creality_sym.audit.runner import DEFAULT_BUDGET, DEFAULT_CAP, Verdict, audit
+from creality_sym.instance import DEFAULT_SPEC, load_model, parse_params
 
 __all__ = ["configure", "run", "format_table", "DEFAULT_OUT", "EXIT_MISMATCH", "EXIT_USAGE"]
 
@@ -107,7 +109,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="K",
-        help="bounds audited in parallel processes (default 1)",
+        help="bounds audited in parallel processes: a local Dask cluster of K workers "
+        "(default 1: in this process)",
+    )
+    parser.add_argument(  # creality_sym.distributed: the bounds as Dask tasks
+        "--scheduler",
+        metavar="ADDR",
+        default=None,
+        help="audit the bounds as Dask tasks on this scheduler: tcp://HOST:PORT, a scheduler "
+        "FILE.json, or local:K (K local worker processes); the same verdicts as a local run "
+        "with --max-evals",
     )
     parser.add_argument(
         "--replay",
@@ -121,8 +132,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_OUT,
         help=f"folder for counterexample .npz files (default ./{DEFAULT_OUT})",
     )
+    add_spec_options(parser, "audited")
     parser.add_argument(
-        "--model", metavar="MODULE", default=None, help=f"model module (default {DEFAULT_MODEL})"
+        "--model",
+        metavar="MODULE",
+        default=None,
+        help="a model module by dotted name, instead of --spec (it is imported)",
+    )
+    from creality_sym.audit.rigor import add_options
+
+    add_options(parser)  # --certify, --prove (--n, --d, --R-max, --prove-budget, --prove-boxes)
+
+
+def add_spec_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--spec NAME`` and repeatable ``--param NAME=VALUE``."""
+    parser.add_argument(
+        "--spec",
+        metavar="NAME",
+        default=None,
+        help=f"the {what} spec, a module of creality_generated (default {DEFAULT_SPEC})",
+    )
+    parser.add_argument(
+        "--param",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="fix a scalar parameter of the spec (repeatable); scalars without a value take "
+        "the spec's default, or a stated choice by rule",
     )
 
 
@@ -179,6 +215,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--eval-timeout must be a number of seconds > 0; got {args.eval_timeout}")
     if args.workers < 1:
         raise UsageError(f"--workers must be an integer >= 1; got {args.workers}")
+    if getattr(args, "scheduler", None) and args.workers > 1:
+        raise UsageError("--workers and --scheduler both say where to run; give one")
 
 
 def _check_out(out: str) -> None:
@@ -217,10 +255,23 @@ def _load(args: argparse.Namespace) -> list[Bound]:
 
 
 def _model(args: argparse.Namespace) -> Any:
+    if args.model and args.spec:
+        raise UsageError("--model and --spec name the model twice; give one")
     try:
-        return resolve_model(args.model)
+        if args.model:
+            return resolve_model(args.model)
+        return load_model(args.spec)
     except ValueError as exc:
-        raise UsageError(f"--model {args.model or DEFAULT_MODEL}: {exc}") from exc
+        option = f"--model {args.model}" if args.model else f"--spec {args.spec or DEFAULT_SPEC}"
+        raise UsageError(f"{option}: {exc}") from exc
+
+
+def _space(args: argparse.Namespace) -> Space:
+    model = _model(args)
+    try:
+        return Space.make(model, parse_params(args.param))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _run_replay(args: argparse.Namespace) -> int:
@@ -266,30 +317,53 @@ def _mode(args: argparse.Namespace) -> str:
 
 def _audit(args: argparse.Namespace) -> int:
     _check_out(args.out)
+    space = _space(args)
     bounds = _load(args)
-    model = _model(args)
     start = time.monotonic()
+    tasks = None
     try:
-        verdicts = audit(
-            bounds,
-            model=model,
-            seed=args.seed,
-            budget=args.budget,
-            workers=args.workers,
-            out=args.out,
-            max_evals=args.max_evals,
-            eval_timeout=args.eval_timeout,
-        )
+        with contextlib.ExitStack() as stack:
+            scheduler = None
+            if getattr(args, "scheduler", None):  # Dask tasks (creality_sym.distributed)
+                from creality_sym.distributed.cluster import session
+
+                try:
+                    scheduler, tasks = stack.enter_context(session(args.scheduler))
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from exc
+            verdicts = audit(
+                bounds,
+                model=space,
+                seed=args.seed,
+                budget=args.budget,
+                workers=args.workers,
+                out=args.out,
+                max_evals=args.max_evals,
+                eval_timeout=args.eval_timeout,
+                scheduler=scheduler,
+            )
     except OSError as exc:
         raise UsageError(f"--out {args.out}: cannot write there ({exc.strerror or exc})") from exc
+    if tasks is not None:
+        print(f"dask: {tasks.text()}")
     print(format_table(verdicts))
     print()
     for v in verdicts:
         if v.verdict != "holds" or v.kind == "statistical" or v.notes:
             print(_details(v))
             print()
+    if getattr(args, "certify", False):
+        from creality_sym.audit.rigor import certification
+
+        print(certification(verdicts, bounds, space))
+        print()
+    for note in space.notes:
+        print(f"note: {note}")
+    skipped = [v.id for v in verdicts if v.verdict == "skipped"]
     print(
-        f"{len(verdicts)} bounds, seed {args.seed}, {_mode(args)}, {time.monotonic() - start:.1f}s"
+        f"{len(verdicts)} bounds on spec {space.spec}"
+        + (f" ({len(skipped)} skipped)" if skipped else "")
+        + f", seed {args.seed}, {_mode(args)}, {time.monotonic() - start:.1f}s"
     )
     capped = [v.id for v in verdicts if v.capped]
     if capped:
@@ -306,6 +380,13 @@ def _audit(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         _check_args(args)
+        if getattr(args, "prove", False) and not args.replay:
+            from creality_sym.audit.rigor import prove_command
+
+            try:
+                return prove_command(args, _load(args), _space(args))
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
         return _run_replay(args) if args.replay else _audit(args)
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

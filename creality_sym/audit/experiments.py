@@ -1,8 +1,11 @@
 """Statistical claims as repeatable trials: leverage-score sampling and sampled Newton.
 
-Each factory returns ``trial(model, rng) -> failed`` for a statistical
-:class:`~creality_sym.audit.bounds.Bound`. A trial draws a fresh instance
-(``A (n, d)`` with heterogeneous row norms and ``||A||_2 = R``), so the
+Each factory returns ``trial(space, rng) -> failed`` for a statistical
+:class:`~creality_sym.audit.bounds.Bound` (``takes_space = True``: it gets
+the audit's :class:`~creality_sym.audit.instance.Space`, or a bare model).
+A trial draws a fresh instance of the audited spec (``A (n, d)`` with
+heterogeneous row norms and ``||A||_2 = R``, vector parameters by their
+rules, the fixed scalars, the searched one uniform in ``[0, 1]``), so the
 failure frequency is averaged over instances and sampling randomness.
 """
 
@@ -10,10 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from types import ModuleType
+from typing import Any
 
 import numpy as np
 import scipy.linalg
+
+from creality_sym.audit.instance import Space, space_of
+from creality_sym.instance import Instance, draw_vector
 
 __all__ = [
     "sample_size",
@@ -63,9 +69,9 @@ def leverage_sample(M: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarr
     return out
 
 
-def diagonal_part(model: ModuleType, x, A, b, w, gamma) -> np.ndarray:
-    """Diagonal ``delta (n,)`` of the total z-Hessian (``ZHessian.delta``)."""
-    zh = model.z_hessian(x, A, b, w, gamma, validate=False)
+def diagonal_part(inst: Instance, x: np.ndarray | None = None) -> np.ndarray:
+    """Diagonal ``delta (n,)`` of the total z-Hessian (``ZHessian.delta``) at ``x``."""
+    zh = inst.z_hessian_pieces(x)
     delta = getattr(zh, "delta", None)
     if delta is None:  # a model whose z-Hessian exposes only dense()
         delta = np.diag(zh.dense())
@@ -78,18 +84,35 @@ def _domain(n: int, d: tuple[int, int]) -> str:
     return f"n {n}, {dd}, R 1-2, random"
 
 
-def _draw(rng: np.random.Generator, n: int, d_range: tuple[int, int], R_range, w_range):
-    """A random instance with heterogeneous rows: ``A, x, b, w, gamma, R``."""
+def _draw(
+    space: Space,
+    rng: np.random.Generator,
+    n: int,
+    d_range: tuple[int, int],
+    R_range: tuple[float, float],
+    w_range: tuple[float, float],
+) -> Instance:
+    """A random instance with heterogeneous rows, ``||A||_2 = R``, ``||x|| <= R``.
+
+    Positive vectors are uniform in ``w_range``, others drawn by their rule;
+    the searched scalar is uniform in ``[0, 1]``, the others fixed.
+    """
     d = int(rng.integers(d_range[0], d_range[1] + 1))
     R = float(rng.uniform(*R_range))
     A = rng.standard_normal((n, d)) * np.exp(rng.standard_normal(n))[:, None]
     A *= R / np.linalg.norm(A, 2)
     x = rng.standard_normal(d)
     x *= R * rng.uniform() / np.linalg.norm(x)
-    b = rng.dirichlet(np.ones(n))
-    w = rng.uniform(*w_range, size=n)
-    gamma = float(rng.uniform(0.0, 1.0))
-    return A, x, b, w, gamma, R
+    params: dict[str, Any] = {}
+    for p in space.parameters():
+        if p.kind == "scalar":
+            fixed = space.fixed.get(p.name)
+            params[p.name] = float(rng.uniform(0.0, 1.0)) if fixed is None else fixed
+        elif p.rule == "positive":
+            params[p.name] = rng.uniform(*w_range, size=n if p.shape == "n" else d)
+        else:
+            params[p.name] = draw_vector(p.rule, n if p.shape == "n" else d, rng)
+    return Instance(A=A, x=x, params=params, model=space.model, R=R)
 
 
 def sampling_spectral(
@@ -99,7 +122,7 @@ def sampling_spectral(
     C: float = 1.0,
     n: int = 400,
     d: tuple[int, int] = (2, 6),
-) -> Callable[[ModuleType, np.random.Generator], bool]:
+) -> Callable[[Any, np.random.Generator], bool]:
     """Trial: sample ``s = C eps^-2 d log(d/delta)`` rows by leverage of ``D^1/2 A``.
 
     Fails when a generalized eigenvalue of ``(A^T D~ A, A^T D A)`` leaves
@@ -110,9 +133,10 @@ def sampling_spectral(
     if not (0 < delta < 1 and C > 0):
         raise ValueError(f"delta must lie in (0, 1) and C > 0; got delta={delta}, C={C}")
 
-    def trial(model: ModuleType, rng: np.random.Generator) -> bool:
-        A, x, b, w, gamma, _ = _draw(rng, n, d, (1.0, 2.0), (0.5, 2.0))
-        D = np.maximum(diagonal_part(model, x, A, b, w, gamma), 0.0)
+    def trial(space: Any, rng: np.random.Generator) -> bool:
+        inst = _draw(space_of(space), rng, n, d, (1.0, 2.0), (0.5, 2.0))
+        A = inst.A
+        D = np.maximum(diagonal_part(inst), 0.0)
         s = sample_size(A.shape[1], eps=eps, delta=delta, C=C)
         r = leverage_sample(np.sqrt(D)[:, None] * A, s, rng)
         M = A.T @ (D[:, None] * A)
@@ -121,13 +145,14 @@ def sampling_spectral(
         return bool(lam[0] < 1 - eps or lam[-1] > 1 + eps)
 
     trial.domain = _domain(n, d)  # type: ignore[attr-defined]
+    trial.takes_space = True  # type: ignore[attr-defined]
     return trial
 
 
-def _newton(model, x, A, b, w, gamma, iters: int = 50) -> np.ndarray:
+def _newton(inst: Instance, x: np.ndarray, iters: int = 50) -> np.ndarray:
     for _ in range(iters):
-        g = model.gradient(x, A, b, w, gamma, validate=False)
-        H = model.hessian(x, A, b, w, gamma, validate=False)
+        g = inst.gradient(x)
+        H = inst.hessian(x)
         step = np.linalg.solve(H, g)
         x = x - step
         if np.linalg.norm(step) <= 1e-15 * (1.0 + np.linalg.norm(x)):
@@ -144,7 +169,7 @@ def newton_rate(
     rate: float = 0.4,
     n: int = 400,
     d: tuple[int, int] = (2, 5),
-) -> Callable[[ModuleType, np.random.Generator], bool]:
+) -> Callable[[Any, np.random.Generator], bool]:
     """Trial: sampled-Hessian Newton from ``M ||x0 - x*|| = 0.1 l``.
 
     ``x*`` comes from exact Newton, ``l = lambda_min(hess L(x*))`` and ``M``
@@ -156,11 +181,11 @@ def newton_rate(
     if not (0 < eps < 1 and 0 < rate < 1 and steps >= 1):
         raise ValueError(f"eps and rate must lie in (0, 1), steps >= 1; got {eps}, {rate}, {steps}")
 
-    def trial(model: ModuleType, rng: np.random.Generator) -> bool:
-        A, x, b, w, gamma, R = _draw(rng, n, d, (1.0, 2.0), (0.8, 1.5))
-        args = (A, b, w, gamma)
-        xs = _newton(model, np.zeros(A.shape[1]), *args)
-        H0 = model.hessian(xs, *args, validate=False)
+    def trial(space: Any, rng: np.random.Generator) -> bool:
+        inst = _draw(space_of(space), rng, n, d, (1.0, 2.0), (0.8, 1.5))
+        A, R = inst.A, inst.R
+        xs = _newton(inst, np.zeros(A.shape[1]))
+        H0 = inst.hessian(xs)
         lam = float(np.linalg.eigvalsh(H0)[0])
         if lam <= 0:
             raise ValueError(
@@ -170,7 +195,7 @@ def newton_rate(
         for _ in range(6):
             u = rng.standard_normal(xs.size)
             u *= 0.1 * R / np.linalg.norm(u)
-            Hu = model.hessian(xs + u, *args, validate=False)
+            Hu = inst.hessian(xs + u)
             M = max(M, float(np.linalg.norm(Hu - H0, 2)) / float(np.linalg.norm(u)))
         radius = 0.1 * lam / max(M, 1e-300)
         v = rng.standard_normal(xs.size)
@@ -178,15 +203,16 @@ def newton_rate(
         s = sample_size(A.shape[1], eps=eps, delta=delta, C=C)
         floor = 1e-13 * (1.0 + float(np.linalg.norm(xs)))
         for k in range(1, steps + 1):
-            D = diagonal_part(model, xk, *args)
+            D = diagonal_part(inst, xk)
             Dp = np.maximum(D, 0.0)
-            H = model.hessian(xk, *args, validate=False)
+            H = inst.hessian(xk)
             r = leverage_sample(np.sqrt(Dp)[:, None] * A, s, rng)
             Ht = H + A.T @ ((Dp * (r - 1.0))[:, None] * A)
-            xk = xk - np.linalg.solve(Ht, model.gradient(xk, *args, validate=False))
+            xk = xk - np.linalg.solve(Ht, inst.gradient(xk))
             if np.linalg.norm(xk - xs) > rate**k * radius + floor:
                 return True
         return False
 
     trial.domain = _domain(n, d)  # type: ignore[attr-defined]
+    trial.takes_space = True  # type: ignore[attr-defined]
     return trial

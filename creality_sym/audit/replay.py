@@ -1,7 +1,8 @@
 """Replay a saved counterexample (``.npz``) exactly.
 
-The file holds every instance field, the bound id, its source file, the
-model's name and the recorded ``lhs``, ``rhs`` and verdict. Replaying
+The file holds every instance field and parameter, the spec's name, the
+bound id, its source file, the model's name and the recorded ``lhs``,
+``rhs`` and verdict. Replaying
 re-evaluates the bound on those exact numbers; it *reproduces* when the
 fresh verdict equals the recorded one (``creality audit --replay`` exits 0
 then, 1 otherwise).
@@ -9,7 +10,8 @@ then, 1 otherwise).
 A counterexample file is data, never code: the recorded ``source`` and
 ``model`` are shown, not run or imported. The bound comes from the default
 registry or from the bounds the caller names; the model is the one the
-caller names, else the generated default.
+caller names, else the generated default; a file recorded for another spec
+is refused (with the spec to name).
 """
 
 from __future__ import annotations
@@ -29,8 +31,14 @@ from creality_sym.audit.bounds import (
     is_violation,
     load_bounds,
 )
-from creality_sym.audit.instance import Instance, resolve_model, violates_assumptions
+from creality_sym.audit.instance import Instance, Space, resolve_model, violates_assumptions
 from creality_sym.audit.limits import DEFAULT_EVAL_TIMEOUT, EvaluationTimeout, time_limit
+from creality_sym.instance import DEFAULT_SPEC, model_name
+
+#: the fields of every counterexample file besides the parameters
+FIELDS = ("A", "x", "y", "R", "bound_id")
+#: the parameters of files written before they named them (the default spec's)
+LEGACY_PARAMETERS = ("b", "w", "gamma")
 
 __all__ = ["Replay", "replay", "load_counterexample"]
 
@@ -73,7 +81,8 @@ class Replay:
 
 
 def load_counterexample(path: str | Path) -> tuple[Instance, dict[str, object]]:
-    """The instance and the metadata (``bound_id``, ``source``, ...) of a ``.npz`` file.
+    """The instance (without a model) and the metadata (``bound_id``, ``spec``, ``source``,
+    ...) of a ``.npz`` file.
 
     ``ValueError`` naming the file when it is missing, unreadable or malformed.
     """
@@ -85,27 +94,48 @@ def load_counterexample(path: str | Path) -> tuple[Instance, dict[str, object]]:
             fields = {k: data[k] for k in data.files}
     except Exception as exc:
         raise ValueError(f"{path}: not a counterexample file ({exc})") from exc
-    needed = ("A", "x", "y", "b", "w", "gamma", "R", "bound_id")
-    missing = [k for k in needed if k not in fields]
+    missing = [k for k in FIELDS if k not in fields]
     if missing:
         raise ValueError(f"{path}: not a counterexample file (lacks fields {missing})")
     try:
+        names = _parameter_names(fields)
+        missing = [k for k in names if k not in fields]
+        if missing:
+            raise ValueError(f"lacks parameters {missing}")
         A = np.asarray(fields["A"], dtype=np.float64)
         if A.ndim != 2 or 0 in A.shape:
             raise ValueError(f"A has shape {A.shape}, not (n, d)")
         n, d = A.shape
-        arrays = {}
-        for name, size in (("x", d), ("y", d), ("b", n), ("w", n)):
-            arrays[name] = np.asarray(fields[name], dtype=np.float64)
-            if arrays[name].shape != (size,):
-                raise ValueError(f"{name} has shape {arrays[name].shape}, not ({size},)")
-        inst = Instance(A=A, gamma=float(fields["gamma"]), R=float(fields["R"]), **arrays)
-        meta = {k: v.item() for k, v in fields.items() if k not in needed[:7] and v.size == 1}
+        points = {}
+        for name in ("x", "y"):
+            points[name] = np.asarray(fields[name], dtype=np.float64)
+            if points[name].shape != (d,):
+                raise ValueError(f"{name} has shape {points[name].shape}, not ({d},)")
+        params: dict[str, object] = {}
+        for name in names:
+            value = np.asarray(fields[name], dtype=np.float64)
+            if value.ndim == 0:
+                params[name] = float(value)
+            elif value.shape in ((n,), (d,)):
+                params[name] = value
+            else:
+                raise ValueError(f"{name} has shape {value.shape}, not ({n},), ({d},) or ()")
+        inst = Instance(A=A, x=points["x"], y=points["y"], params=params, R=float(fields["R"]))
+        skip = {"A", "x", "y", "R", *names}
+        meta = {k: v.item() for k, v in fields.items() if k not in skip and v.size == 1}
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: malformed counterexample file ({exc})") from exc
-    if "bound_id" not in meta:
+    if not isinstance(meta.get("bound_id"), str):
         raise ValueError(f"{path}: malformed counterexample file (bound_id is not one string)")
+    meta.setdefault("spec", DEFAULT_SPEC)
     return inst, meta
+
+
+def _parameter_names(fields: dict[str, np.ndarray]) -> tuple[str, ...]:
+    if "parameters" not in fields:
+        return LEGACY_PARAMETERS
+    text = str(fields["parameters"].item())
+    return tuple(name for name in text.split(",") if name)
 
 
 def _find_bound(bound_id: str, bounds: list[Bound], where: str, source: str) -> Bound:
@@ -143,13 +173,29 @@ def replay(
         blist, where = list(bounds), "the given bounds"
     bound = _find_bound(str(meta["bound_id"]), blist, where, source)
     mod = resolve_model(model)
+    recorded_spec = str(meta["spec"])
+    if recorded_spec != model_name(mod):
+        raise ValueError(
+            f"recorded for spec {recorded_spec}, not {model_name(mod)}; pass --spec {recorded_spec}"
+        )
+    expected = [p.name for p in mod.PARAMETERS]
+    if sorted(expected) != sorted(inst.params):
+        raise ValueError(
+            f"holds parameters {sorted(inst.params)}; the model takes {sorted(expected)}"
+        )
     inst = inst.with_model(mod)
-    broken = violates_assumptions(inst, rtol=1e-12)
+    trade = getattr(mod, "TRADEOFF", None)
+    searched = (trade,) if trade else ()
+    scalars = {p.name: float(inst.params[p.name]) for p in mod.PARAMETERS if p.kind == "scalar"}
+    space = Space(mod, {k: v for k, v in scalars.items() if k not in searched}, searched)
+    broken = violates_assumptions(inst, space, rtol=1e-12)
     lhs = rhs = math.nan
     message = ""
     try:
         with time_limit(eval_timeout):
             assumed = bound.assume(inst) if bound.assume is not None else inst
+        if assumed is not None and space.outside(assumed):
+            broken.append("inside the model's domain")
         if assumed is None:
             broken.append(f"premise of {bound.id}")
         else:

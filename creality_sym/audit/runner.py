@@ -20,10 +20,8 @@ it is flagged ``capped``.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from creality_sym.audit.bounds import Bound, default_bounds, load_bounds, safe_name, tightness
-from creality_sym.audit.instance import Instance, resolve_model
+from creality_sym.audit.instance import EXP_LOGIT_LIMIT, Instance, Space
 from creality_sym.audit.limits import DEFAULT_EVAL_TIMEOUT, Limit, alarm_scope
 from creality_sym.audit.search import search
 from creality_sym.audit.shrink import shrink
@@ -64,7 +62,7 @@ GRACE = 5.0
 SHRINK_EVALS = 6000
 
 #: every verdict a bound can get
-VERDICTS = ("holds", "violated", "undecided", "error")
+VERDICTS = ("holds", "violated", "undecided", "error", "skipped")
 
 
 @dataclass
@@ -72,13 +70,15 @@ class Verdict:
     """The outcome for one bound.
 
     ``verdict`` is ``"holds"``, ``"violated"``, ``"undecided"`` (a statistical
-    claim whose interval still contains ``delta``) or ``"error"`` (no valid
-    evaluation at all). ``tightness`` is the worst ``lhs/rhs`` (or
+    claim whose interval still contains ``delta``), ``"error"`` (no valid
+    evaluation at all) or ``"skipped"`` (the bound is about terms or specs
+    other than the audited one; never a mismatch). ``tightness`` is the worst ``lhs/rhs`` (or
     ``lhs - rhs``) found; for statistical bounds it is the failure frequency,
     with ``ci`` its 95% Wilson interval, compared with ``delta``. ``domain``
     is the searched space in words; ``capped``: the time cap, not the
-    evaluation count, ended a counted run; ``notes``: what the reader should
-    know (errors, timeouts, why undecided).
+    evaluation count, ended a counted run; ``outside``: instances skipped as
+    outside the model's domain; ``spec``: the audited spec; ``notes``: what
+    the reader should know (errors, timeouts, why undecided or skipped).
     """
 
     id: str
@@ -104,14 +104,19 @@ class Verdict:
     domain: str = ""
     timeouts: int = 0
     capped: bool = False
+    outside: int = 0
+    spec: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """Whether the verdict matches the bound's ``expect``."""
-        return self.verdict == self.expect
+        """Whether the verdict matches the bound's ``expect`` (a skipped bound is never a
+        mismatch)."""
+        return self.verdict in (self.expect, "skipped")
 
     def tightness_text(self) -> str:
+        if self.verdict == "skipped":
+            return "-"
         if self.kind == "statistical":
             lo, hi = self.ci or (0.0, 1.0)
             return f"p={self.tightness:.3f} [{lo:.3f}, {hi:.3f}] vs delta={self.delta:g}"
@@ -130,7 +135,8 @@ def counterexample_path(out: str | Path, bound: Bound) -> Path:
 def save_counterexample(
     out: str | Path, bound: Bound, inst: Instance, lhs: float, rhs: float, *, seed: int, model: str
 ) -> Path:
-    """Write the counterexample file (all instance fields, id, source, lhs, rhs).
+    """Write the counterexample file (every instance field and parameter, the spec, id,
+    source, lhs, rhs).
 
     The file name comes from :func:`~creality_sym.audit.bounds.safe_name`, so
     an id such as ``../x`` cannot write outside ``out``.
@@ -154,7 +160,9 @@ def save_counterexample(
     return path
 
 
-def _common(bound: Bound) -> dict[str, Any]:
+def _common(bound: Bound, space: Space) -> dict[str, Any]:
+    # statistical trials draw the searched scalar uniformly in [0, 1]
+    scalars = space.describe(1.0 if bound.kind == "statistical" else bound.gamma_max)
     return dict(
         id=bound.id,
         statement=bound.statement,
@@ -162,7 +170,8 @@ def _common(bound: Bound) -> dict[str, Any]:
         kind=bound.kind,
         compare=bound.compare,
         source=bound.source,
-        domain=bound.domain(),
+        domain=bound.domain(scalars),
+        spec=space.spec,
     )
 
 
@@ -176,9 +185,11 @@ def _error_notes(errors: int, timeouts: int, first: str) -> list[str]:
 
 
 def _statistical(
-    bound: Bound, model: ModuleType, seed: int, limit: Limit, eval_timeout: float | None
+    bound: Bound, space: Space, seed: int, limit: Limit, eval_timeout: float | None
 ) -> Verdict:
-    out = run_statistical(bound, model, seed=seed, limit=limit, eval_timeout=eval_timeout)
+    out = run_statistical(
+        bound, space.model, seed=seed, limit=limit, eval_timeout=eval_timeout, space=space
+    )
     verdict, ci = decide(out.failures, out.trials, bound.delta)
     notes = _error_notes(out.errors, out.timeouts, out.first_error)
     if verdict == "undecided":
@@ -191,7 +202,7 @@ def _statistical(
     if out.capped:
         notes.append("stopped by the time cap before its evaluation count")
     return Verdict(
-        **_common(bound),
+        **_common(bound, space),
         verdict=verdict,
         instances=out.trials,
         tightness=out.failures / max(out.trials, 1),
@@ -224,7 +235,7 @@ def _limits(
 
 def run_bound(
     bound: Bound,
-    model: ModuleType,
+    model: ModuleType | Space,
     *,
     seed: int = 0,
     seconds: float = 2.5,
@@ -233,17 +244,30 @@ def run_bound(
     max_evals: int | None = None,
     eval_timeout: float | None = DEFAULT_EVAL_TIMEOUT,
 ) -> Verdict:
-    """Audit one bound for ``seconds`` of search, or ``max_evals`` evaluations within them."""
+    """Audit one bound for ``seconds`` of search, or ``max_evals`` evaluations within them.
+
+    ``model``: a :class:`Space` or a model (its default space).
+    """
+    space = model if isinstance(model, Space) else Space.make(model)
+    reason = bound.skip_reason(space.spec, space.terms)
+    if reason:
+        return Verdict(
+            **_common(bound, space),
+            verdict="skipped",
+            instances=0,
+            tightness=math.nan,
+            notes=[f"skipped: {reason}"],
+        )
     search_limit, shrink_limit = _limits(seconds, max_evals, shrink_seconds)
     with alarm_scope():
         if bound.kind == "statistical":
-            return _statistical(bound, model, seed, search_limit, eval_timeout)
-        return _deterministic(bound, model, seed, search_limit, shrink_limit, out, eval_timeout)
+            return _statistical(bound, space, seed, search_limit, eval_timeout)
+        return _deterministic(bound, space, seed, search_limit, shrink_limit, out, eval_timeout)
 
 
 def _deterministic(
     bound: Bound,
-    model: ModuleType,
+    space: Space,
     seed: int,
     limit: Limit,
     shrink_limit: Callable[[], Limit],
@@ -252,7 +276,7 @@ def _deterministic(
 ) -> Verdict:
     start = time.monotonic()
     tracker = search(
-        bound, model=model, seed_value=bound.seed_for(seed), limit=limit, eval_timeout=eval_timeout
+        bound, space=space, seed_value=bound.seed_for(seed), limit=limit, eval_timeout=eval_timeout
     )
     capped = limit.capped() and tracker.attempts < limit.max_attempts and not tracker.gave_up()
     notes = _error_notes(tracker.errors, tracker.timeouts, tracker.first_error)
@@ -263,8 +287,14 @@ def _deterministic(
             f"stopped by the time cap after {tracker.attempts} of {limit.max_attempts:.0f} "
             "evaluations"
         )
+    if tracker.outside:
+        notes.append(
+            f"{tracker.outside} instance(s) outside the model's domain (logits above "
+            f"{EXP_LOGIT_LIMIT:g} for the unnormalized exp(z)) skipped"
+        )
     common = dict(
-        **_common(bound),
+        **_common(bound, space),
+        outside=tracker.outside,
         errors=tracker.errors,
         message=tracker.first_error,
         timeouts=tracker.timeouts,
@@ -275,6 +305,8 @@ def _deterministic(
     if best is None:
         if tracker.rejected and not tracker.errors:
             notes.append(f"the premise (assume) rejected all {tracker.rejected} instances")
+        elif tracker.outside and not tracker.errors:
+            notes.append("every instance lay outside the model's domain")
         elif not tracker.attempts:
             notes.append("no instance was evaluated")
         return Verdict(
@@ -302,7 +334,7 @@ def _deterministic(
     )
     path = None
     if out is not None:
-        name = getattr(model, "__name__", str(model))
+        name = getattr(space.model, "__name__", str(space.model))
         path = str(
             save_counterexample(out, bound, small.inst, small.lhs, small.rhs, seed=seed, model=name)
         )
@@ -319,18 +351,6 @@ def _deterministic(
         path=path,
         seconds=time.monotonic() - start,
     )
-
-
-_JOBS: dict[str, Any] = {}
-
-
-def _job(i: int) -> Verdict:
-    v = run_bound(_JOBS["bounds"][i], _JOBS["model"], **_JOBS["options"])
-    for name in ("worst", "counterexample"):  # modules do not pickle
-        inst = getattr(v, name)
-        if inst is not None:
-            setattr(v, name, inst.with_model(None))
-    return v
 
 
 def _as_bounds(bounds: Sequence[Bound] | str | Path | None) -> list[Bound]:
@@ -368,7 +388,8 @@ def check_options(
 def audit(
     bounds: Sequence[Bound] | str | Path | None = None,
     *,
-    model: ModuleType | str | None = None,
+    model: ModuleType | str | Space | None = None,
+    params: dict[str, float] | None = None,
     seed: int = 0,
     budget: float | None = None,
     workers: int = 1,
@@ -376,23 +397,29 @@ def audit(
     shrink_seconds: float = 2.0,
     max_evals: int | None = None,
     eval_timeout: float | None = DEFAULT_EVAL_TIMEOUT,
+    scheduler: Any = None,
 ) -> list[Verdict]:
     """Attack every bound; one :class:`Verdict` each, in order.
 
     ``bounds``: a list of :class:`Bound`, a bounds file, or ``None`` (the
-    default registry). ``model``: a model module or its dotted name
-    (default: the generated ``creativity_reality``). ``budget``: total search
+    default registry). ``model``: a model module, a spec name, a dotted
+    module name or a :class:`Space` (default: the default spec).
+    ``params``: scalars to fix by name (``--param``); the trade-off scalar
+    is searched unless fixed, the others take the spec's defaults. ``budget``: total search
     seconds, default :data:`DEFAULT_BUDGET`; with ``max_evals`` (evaluations
     per bound) a time cap only, default :data:`DEFAULT_CAP` (see the module
     docstring). ``out``: folder for counterexample ``.npz`` files (none
     written when ``None``). ``eval_timeout``: seconds one evaluation may take
-    (None: no limit); a longer one is an evaluation error.
+    (None: no limit); a longer one is an evaluation error. ``scheduler``:
+    run the bounds as Dask tasks there (``local:K``, an address or a
+    ``distributed.Client``; :mod:`creality_sym.distributed.audit`);
+    ``workers=K > 1`` without it is ``scheduler="local:K"``.
     """
     blist = _as_bounds(bounds)
     if budget is None:
         budget = DEFAULT_BUDGET if max_evals is None else DEFAULT_CAP
     check_options(budget, workers, shrink_seconds, max_evals, eval_timeout)
-    mod = resolve_model(model)
+    space = model if isinstance(model, Space) else Space.make(model, params)
     if not blist:
         return []
     options: dict[str, Any] = dict(
@@ -403,26 +430,18 @@ def audit(
         eval_timeout=eval_timeout,
     )
     k = min(workers, len(blist))
-    if k > 1 and "fork" in multiprocessing.get_all_start_methods():
-        options["seconds"] = budget / math.ceil(len(blist) / k)
-        _JOBS.update(bounds=blist, model=mod, options=options)
-        try:
-            with ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("fork")) as pool:
-                verdicts = list(pool.map(_job, range(len(blist))))
-        finally:
-            _JOBS.clear()
-        for v in verdicts:
-            for name in ("worst", "counterexample"):
-                inst = getattr(v, name)
-                if inst is not None:
-                    setattr(v, name, inst.with_model(mod))
-        return verdicts
+    if scheduler is not None or k > 1:  # Dask tasks, one per bound; --workers K: local:K
+        from creality_sym.distributed.audit import audit_on_cluster
+
+        return audit_on_cluster(
+            blist, space, scheduler or f"local:{k}", budget=budget, options=options
+        )
     verdicts = []
     used = 0.0
     for i, bound in enumerate(blist):
         share = max(budget - used, 0.0) / (len(blist) - i)
         t0 = time.monotonic()
-        v = run_bound(bound, mod, seconds=share, **options)
+        v = run_bound(bound, space, seconds=share, **options)
         spent = time.monotonic() - t0
         if v.verdict == "violated":
             spent = min(spent, share)  # shrinking is not charged to the budget

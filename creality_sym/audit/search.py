@@ -24,27 +24,30 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings, target
 
 from creality_sym.audit.bounds import Bound, EvaluationError, evaluate, is_violation, objective
-from creality_sym.audit.instance import (
-    W_FLOOR,
-    Instance,
-    project,
-    project_ball,
-    project_simplex,
-    spectral_norm,
-)
+from creality_sym.audit.instance import Instance, Space, project, project_ball, spectral_norm
 from creality_sym.audit.limits import EvaluationTimeout, Limit
 from creality_sym.audit.structure import (
     MATRIX_KINDS,
     POINT_KINDS,
     PROB_KINDS,
     SECOND_KINDS,
+    VECTOR_KINDS,
     build_matrix,
     build_point,
     build_prob,
     build_second,
+    build_vector,
 )
 
-__all__ = ["Tracker", "search", "random_start", "mutate", "ascend", "hypothesis_phase"]
+__all__ = [
+    "Tracker",
+    "search",
+    "random_start",
+    "random_params",
+    "mutate",
+    "ascend",
+    "hypothesis_phase",
+]
 
 
 @dataclass
@@ -61,23 +64,28 @@ class Point:
 JITTER = 1e-9
 
 
-def jitter(bound: Bound, inst: Instance, rng: np.random.Generator) -> Instance:
+def reproject(bound: Bound, space: Space, inst: Instance, **changes: Any) -> Instance:
+    """``inst`` with ``changes`` (fields or parameters), projected onto the assumption set."""
+    params = {**inst.params, **{k: v for k, v in changes.items() if k in inst.params}}
+    return project(
+        changes.get("A", inst.A),
+        changes.get("x", inst.x),
+        changes.get("y", inst.y),
+        params,
+        changes.get("R", inst.R),
+        space=space,
+        **_space(bound),
+    )
+
+
+def jitter(bound: Bound, space: Space, inst: Instance, rng: np.random.Generator) -> Instance:
     """``inst`` with every entry scaled by ``1 + 1e-9 N(0, 1)`` (zeros stay zero), re-projected."""
 
     def j(v: Any) -> Any:
         return v * (1.0 + JITTER * rng.standard_normal(np.shape(v)))
 
-    return project(
-        j(inst.A),
-        j(inst.x),
-        j(inst.y),
-        j(inst.b),
-        j(inst.w),
-        float(j(inst.gamma)),
-        inst.R,
-        model=inst.model,
-        **_space(bound),
-    )
+    params = {k: j(np.asarray(v, dtype=np.float64)) for k, v in inst.params.items()}
+    return project(j(inst.A), j(inst.x), j(inst.y), params, inst.R, space=space, **_space(bound))
 
 
 @dataclass
@@ -89,13 +97,15 @@ class Tracker:
     scoring copy stands in for it. Ratios of two rounding errors
     (``u(x) - u(y)`` for ``x, y`` a few ulps apart) are thereby not reported.
 
-    ``attempts`` counts every instance tried (premise rejections and errors
-    included); ``count`` the ones evaluated to two finite numbers. ``limit``
+    ``attempts`` counts every instance tried (premise rejections, instances
+    outside the model's domain and errors included); ``count`` the ones
+    evaluated to two finite numbers; ``outside`` the ones skipped because
+    they lie outside the model's domain (:meth:`Space.outside`). ``limit``
     ends the current stage; ``eval_timeout`` bounds one evaluation.
     """
 
     bound: Bound
-    model: Any
+    space: Space
     limit: Limit
     eval_timeout: float | None = None
     attempts: int = 0
@@ -103,6 +113,7 @@ class Tracker:
     errors: int = 0
     timeouts: int = 0
     rejected: int = 0
+    outside: int = 0
     first_error: str = ""
     best: Point | None = None
     violation: Point | None = None
@@ -110,6 +121,10 @@ class Tracker:
 
     #: stop a bound after this many evaluations ran past the time limit ...
     MAX_TIMEOUTS = 3
+
+    @property
+    def model(self) -> Any:
+        return self.space.model
 
     def gave_up(self) -> bool:
         """... when they outnumber the successful ones."""
@@ -131,6 +146,9 @@ class Tracker:
                 if inst is None:
                     self.rejected += 1
                     return None
+            if self.space.outside(inst):
+                self.outside += 1
+                return None
             lhs, rhs = evaluate(self.bound, inst, timeout=self.eval_timeout)
         except EvaluationTimeout:
             self.timeouts += 1
@@ -149,7 +167,7 @@ class Tracker:
         """The worst of ``p`` and its jittered copies, and whether every copy violates."""
         worst, agree = p, True
         for _ in range(copies):
-            q = self._raw(jitter(self.bound, p.inst, self.rng))
+            q = self._raw(jitter(self.bound, self.space, p.inst, self.rng))
             if q is None:
                 return replace(p, score=-math.inf), False
             if q.score < worst.score:
@@ -184,8 +202,27 @@ def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
     return options[int(rng.integers(len(options)))]
 
 
+def random_params(
+    bound: Bound, space: Space, rng: np.random.Generator, n: int, d: int
+) -> dict[str, Any]:
+    """Structured random values of every vector and searched scalar of ``space``."""
+    out: dict[str, Any] = {}
+    for p in space.vectors():
+        size = n if p.shape == "n" else d
+        if p.rule == "probability":
+            kind = _pick(rng, PROB_KINDS)
+            out[p.name] = build_prob(kind, rng.standard_normal(size), int(rng.integers(size)))
+        else:
+            kind = _pick(rng, VECTOR_KINDS)
+            out[p.name] = build_vector(p.rule, kind, rng.uniform(-1, 1, size), bound.w_max)
+    for name in space.searched:
+        lo, hi = space.scalar_range(name, bound.gamma_max)
+        out[name] = _pick(rng, (lo, hi, float(rng.uniform(lo, hi))))
+    return out
+
+
 def random_start(
-    bound: Bound, rng: np.random.Generator, model: Any, shape: tuple[int, int] | None = None
+    bound: Bound, rng: np.random.Generator, space: Space, shape: tuple[int, int] | None = None
 ) -> Instance:
     """A structured random instance (the numpy twin of ``strategies.instances``)."""
     if shape is None:
@@ -206,18 +243,37 @@ def random_start(
     x = build_point(_pick(rng, POINT_KINDS), rng.standard_normal(d), A, R, scale)
     h = 10 ** rng.uniform(-4, 0)
     y = build_second(_pick(rng, SECOND_KINDS), rng.standard_normal(d), x, A, R, h)
-    b = build_prob(_pick(rng, PROB_KINDS), rng.standard_normal(n), int(rng.integers(n)))
-    if rng.random() < 0.5:
-        w = np.exp(rng.uniform(math.log(1e-2), math.log(bound.w_max), n))
+    params = random_params(bound, space, rng, n, d)
+    return project(A, x, y, params, R, space=space, **_space(bound))
+
+
+def _move_parameter(
+    bound: Bound, space: Space, inst: Instance, rng: np.random.Generator, sigma: float
+) -> Instance:
+    """Perturb one vector parameter or a searched scalar (multiplicatively when positive)."""
+    names = [p.name for p in space.vectors()] + list(space.searched)
+    if not names:
+        return inst
+    name = _pick(rng, names)
+    value = np.asarray(inst.params[name], dtype=np.float64)
+    rule = next(p.rule for p in space.parameters() if p.name == name)
+    if name in space.searched:
+        lo, hi = space.scalar_range(name, bound.gamma_max)
+        moved = float(value) + sigma * max(hi - lo, 1e-3) * rng.standard_normal()
+        return inst.replace(**{name: min(max(moved, lo), hi)})
+    if rule in ("positive", "nonnegative"):
+        moved = value * np.exp(sigma * rng.standard_normal(value.shape))
     else:
-        w = np.full(n, _pick(rng, (1.0, bound.w_max, 1e-2)))
-    gamma = _pick(rng, (0.0, bound.gamma_max, float(rng.uniform(0.0, bound.gamma_max))))
-    return project(A, x, y, b, w, gamma, R, model=model, **_space(bound))
+        scale = 1.0 if rule == "probability" else max(bound.w_max, 1e-3)
+        moved = value + sigma * scale * rng.standard_normal(value.shape)
+    return reproject(bound, space, inst, **{name: moved})
 
 
-def mutate(bound: Bound, inst: Instance, rng: np.random.Generator, sigma: float) -> Instance:
+def mutate(
+    bound: Bound, space: Space, inst: Instance, rng: np.random.Generator, sigma: float
+) -> Instance:
     """A random move of relative size ``sigma``, projected back onto the constraints."""
-    A, x, y, b, w, gamma, R = inst.A, inst.x, inst.y, inst.b, inst.w, inst.gamma, inst.R
+    A, x, y, R = inst.A, inst.x, inst.y, inst.R
     n, d = A.shape
     move = int(rng.integers(12))
     if move <= 3:  # all of A, or one entry
@@ -227,7 +283,7 @@ def mutate(bound: Bound, inst: Instance, rng: np.random.Generator, sigma: float)
         else:
             A = A + sigma * R * rng.standard_normal((n, d)) / math.sqrt(d)
         norm = spectral_norm(A)
-        return replace(inst, A=A * (R / norm) if norm > R else A)
+        return inst.replace(A=A * (R / norm) if norm > R else A)
     if move <= 6:
         if move == 4:
             x = project_ball(x + sigma * R * rng.standard_normal(d) / math.sqrt(d), R)
@@ -235,33 +291,34 @@ def mutate(bound: Bound, inst: Instance, rng: np.random.Generator, sigma: float)
             y = project_ball(y + sigma * R * rng.standard_normal(d) / math.sqrt(d), R)
         else:  # shrink or grow y - x
             y = project_ball(x + (y - x) * math.exp(sigma * rng.standard_normal()), R)
-        return replace(inst, x=x, y=y)
-    if move == 7:
-        return replace(inst, b=project_simplex(b + sigma * rng.standard_normal(n)))
-    if move == 8:
-        w = np.clip(w * np.exp(sigma * rng.standard_normal(n)), W_FLOOR, bound.w_max)
-        gamma += sigma * max(bound.gamma_max, 1e-3) * rng.standard_normal()
-        return replace(inst, w=w, gamma=min(max(gamma, 0.0), bound.gamma_max))
+        return inst.replace(x=x, y=y)
+    if move <= 8:
+        return _move_parameter(bound, space, inst, rng, sigma)
     if move == 9:  # R, with A, x, y scaled along
         R_new = min(max(R * math.exp(sigma * rng.standard_normal()), 1.0), bound.R_max)
         t = R_new / R
-        return replace(inst, A=A * t, x=x * t, y=y * t, R=R_new)
+        return inst.replace(A=A * t, x=x * t, y=y * t, R=R_new)
     if move == 10:  # onto the boundary
         which = int(rng.integers(3))
         if which == 0:
             norm = spectral_norm(A)
-            return replace(inst, A=A * (R / norm)) if norm > 0 else inst
+            return inst.replace(A=A * (R / norm)) if norm > 0 else inst
         v = x if which == 1 else y
         nv = float(np.linalg.norm(v))
         if nv == 0:
             return inst
-        return replace(inst, x=x * (R / nv)) if which == 1 else replace(inst, y=y * (R / nv))
+        return inst.replace(x=x * (R / nv)) if which == 1 else inst.replace(y=y * (R / nv))
     s = 0.3 * sigma  # everything a little
-    A = A + s * R * rng.standard_normal((n, d)) / math.sqrt(d)
-    x = x + s * R * rng.standard_normal(d) / math.sqrt(d)
-    y = y + s * R * rng.standard_normal(d) / math.sqrt(d)
-    b = b + s * rng.standard_normal(n)
-    return project(A, x, y, b, w, gamma, R, model=inst.model, **_space(bound))
+    changes: dict[str, Any] = {
+        "A": A + s * R * rng.standard_normal((n, d)) / math.sqrt(d),
+        "x": x + s * R * rng.standard_normal(d) / math.sqrt(d),
+        "y": y + s * R * rng.standard_normal(d) / math.sqrt(d),
+    }
+    for p in space.vectors():
+        if p.rule == "probability":
+            value = np.asarray(inst.params[p.name])
+            changes[p.name] = value + s * rng.standard_normal(value.shape)
+    return reproject(bound, space, inst, **changes)
 
 
 def ascend(
@@ -280,7 +337,7 @@ def ascend(
             break
         if stop_on_violation and tracker.violation is not None:
             break
-        cand = tracker.evaluate(mutate(tracker.bound, cur.inst, rng, sigma))
+        cand = tracker.evaluate(mutate(tracker.bound, tracker.space, cur.inst, rng, sigma))
         if cand is not None and cand.score >= cur.score:
             if cand.score > cur.score:
                 sigma = min(sigma * 1.6, 1.0)
@@ -318,7 +375,7 @@ def hypothesis_phase(tracker: Tracker, *, seed_value: int, max_examples: int = 1
         R_max=bound.R_max,
         gamma_max=bound.gamma_max,
         w_max=bound.w_max,
-        model=tracker.model,
+        space=tracker.space,
     )
 
     @seed(seed_value % (2**32))
@@ -359,7 +416,7 @@ def hypothesis_phase(tracker: Tracker, *, seed_value: int, max_examples: int = 1
 def search(
     bound: Bound,
     *,
-    model: Any,
+    space: Space,
     seed_value: int,
     limit: Limit,
     eval_timeout: float | None = None,
@@ -378,14 +435,14 @@ def search(
     else:
         examples = min(max(int(hypothesis_share * seconds * HYPOTHESIS_RATE), 10), 2000)
         stage = limit.sub(0, seconds=hypothesis_share * seconds)
-    tracker = Tracker(bound, model, stage, eval_timeout=eval_timeout)
+    tracker = Tracker(bound, space, stage, eval_timeout=eval_timeout)
     pool = hypothesis_phase(tracker, seed_value=seed_value, max_examples=examples)
     tracker.limit = limit
     rng = np.random.default_rng(seed_value)
     for _ in range(200):
         if tracker.violation is not None or tracker.expired():
             break
-        p = tracker.evaluate(random_start(bound, rng, model))
+        p = tracker.evaluate(random_start(bound, rng, space))
         if p is not None:
             pool.append(p)
     pool.sort(key=lambda q: q.score, reverse=True)
@@ -406,7 +463,7 @@ def search(
         for _ in range(20):
             if tracker.expired():
                 break
-            p = tracker.evaluate(random_start(bound, rng, model, shape if round_no % 2 else None))
+            p = tracker.evaluate(random_start(bound, rng, space, shape if round_no % 2 else None))
             if p is not None and (best_start is None or p.score > best_start.score):
                 best_start = p
         if best_start is not None:

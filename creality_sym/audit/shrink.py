@@ -2,8 +2,9 @@
 
 Steps, each kept only while the bound stays violated: drop rows (``n``) and
 columns (``d``), re-optimising briefly at the smaller shape when a plain drop
-loses the violation; then simplify scalars (``gamma -> 0``, ``w -> 1``,
-``y -> x``...) and round every entry to as few decimals as possible.
+loses the violation; then simplify (the searched scalar to 0 or 1, positive
+vectors to ones, ``y -> x``, probability vectors one-hot...) and round every
+entry to as few decimals as possible.
 Rounded instances are checked against the assumptions, never re-projected,
 so the saved numbers are exactly the ones that violate the bound.
 """
@@ -16,7 +17,13 @@ from dataclasses import replace
 import numpy as np
 
 from creality_sym.audit.bounds import is_violation
-from creality_sym.audit.instance import Instance, project, spectral_norm, violates_assumptions
+from creality_sym.audit.instance import (
+    Instance,
+    Space,
+    project,
+    spectral_norm,
+    violates_assumptions,
+)
 from creality_sym.audit.limits import Limit
 from creality_sym.audit.search import Point, Tracker, ascend, reoptimize
 
@@ -25,7 +32,7 @@ __all__ = ["shrink"]
 
 def _check(tracker: Tracker, inst: Instance, floor: float = -math.inf) -> Point | None:
     """The point if ``inst`` is admissible and robustly violates with score >= ``floor``."""
-    if violates_assumptions(inst, rtol=1e-12):
+    if violates_assumptions(inst, tracker.space, rtol=1e-12):
         return None
     p = tracker._raw(inst)
     if p is None or not is_violation(tracker.bound, p.lhs, p.rhs):
@@ -36,18 +43,28 @@ def _check(tracker: Tracker, inst: Instance, floor: float = -math.inf) -> Point 
     return None
 
 
-def _drop(inst: Instance, axis: int, k: int) -> Instance:
+def _drop(space: Space, inst: Instance, axis: int, k: int) -> Instance:
+    """``inst`` without row ``k`` (``axis`` 0) or column ``k`` (1), parameters cut along."""
+    shape = "n" if axis == 0 else "d"
+    keep = np.arange(inst.A.shape[axis]) != k
+    changes: dict[str, object] = {}
+    for p in space.vectors(shape):
+        v = np.asarray(inst.params[p.name])[keep]
+        if p.rule == "probability":
+            v = v / v.sum() if v.sum() > 0 else np.full(v.size, 1.0 / v.size)
+        changes[p.name] = v
     if axis == 0:
-        keep = np.arange(inst.n) != k
-        b = inst.b[keep]
-        b = b / b.sum() if b.sum() > 0 else np.full(b.size, 1.0 / b.size)
-        return replace(inst, A=inst.A[keep], b=b, w=inst.w[keep])
-    keep = np.arange(inst.d) != k
-    return replace(inst, A=inst.A[:, keep], x=inst.x[keep], y=inst.y[keep])
+        return inst.replace(A=inst.A[keep], **changes)
+    return inst.replace(A=inst.A[:, keep], x=inst.x[keep], y=inst.y[keep], **changes)
 
 
-def _span_reductions(inst: Instance) -> list[Instance]:
-    """Instances with ``d`` cut to ``span{x, y}`` (or ``span{x}``), keeping ``A x`` and ``A y``."""
+def _span_reductions(space: Space, inst: Instance) -> list[Instance]:
+    """Instances with ``d`` cut to ``span{x, y}`` (or ``span{x}``), keeping ``A x`` and ``A y``.
+
+    None when the spec has parameters of shape ``d`` (they do not rotate along).
+    """
+    if space.vectors("d"):
+        return []
     out = []
     for cols in ([inst.x, inst.y], [inst.x]):
         M = np.stack(cols, axis=1)
@@ -56,13 +73,13 @@ def _span_reductions(inst: Instance) -> list[Instance]:
         U, s, _ = np.linalg.svd(M, full_matrices=False)
         Q = U[:, s > 1e-12 * s[0]]
         if Q.shape[1] < inst.d:
-            out.append(replace(inst, A=inst.A @ Q, x=Q.T @ inst.x, y=Q.T @ inst.y))
+            out.append(inst.replace(A=inst.A @ Q, x=Q.T @ inst.x, y=Q.T @ inst.y))
     return out
 
 
 def _reduce(tracker: Tracker, cur: Point, rng: np.random.Generator) -> Point:
     bound = tracker.bound
-    for cand in _span_reductions(cur.inst):
+    for cand in _span_reductions(tracker.space, cur.inst):
         if cand.d >= bound.d[0]:
             p = _check(tracker, cand)
             if p is not None:
@@ -77,7 +94,7 @@ def _reduce(tracker: Tracker, cur: Point, rng: np.random.Generator) -> Point:
             for k in range(size):
                 if tracker.expired():
                     break
-                cand = _drop(cur.inst, axis, k)
+                cand = _drop(tracker.space, cur.inst, axis, k)
                 p = _check(tracker, cand)
                 if p is None:
                     saved = tracker.limit
@@ -92,25 +109,43 @@ def _reduce(tracker: Tracker, cur: Point, rng: np.random.Generator) -> Point:
     return cur
 
 
-def _round_to(inst: Instance, k: int) -> Instance | None:
-    """Every entry rounded to ``k`` decimals (``R`` rounded up if needed); ``None`` if unusable."""
-    A, x, y, w = (np.round(v, k) for v in (inst.A, inst.x, inst.y, inst.w))
-    if np.any(w <= 0):
-        return None
-    b = np.round(inst.b, k)
+def _round_prob(b: np.ndarray, k: int) -> np.ndarray | None:
+    """A probability vector rounded to ``k`` decimals, its largest entry fixing the sum."""
+    b = np.round(b, k)
     if np.any(b < 0) or b.sum() == 0:
         return None
     j = int(np.argmax(b))
     b[j] = 0.0
     b[j] = 1.0 - b.sum()
-    if b[j] < 0:
-        return None
+    return None if b[j] < 0 else b
+
+
+def _round_to(space: Space, inst: Instance, k: int) -> Instance | None:
+    """Every entry rounded to ``k`` decimals (``R`` rounded up if needed); ``None`` if unusable."""
+    A, x, y = (np.round(v, k) for v in (inst.A, inst.x, inst.y))
+    changes: dict[str, object] = {}
+    for p in space.vectors():
+        v = np.asarray(inst.params[p.name])
+        if p.rule == "probability":
+            rounded = _round_prob(v, k)
+            if rounded is None:
+                return None
+            changes[p.name] = rounded
+            continue
+        rounded = np.round(v, k)
+        if (p.rule == "positive" and np.any(rounded <= 0)) or (
+            p.rule == "nonnegative" and np.any(rounded < 0)
+        ):
+            return None
+        changes[p.name] = rounded
+    for name in space.searched:
+        lo, _ = space.scalar_range(name, np.inf)
+        changes[name] = max(round(float(inst.params[name]), k), lo)
     need = max(1.0, spectral_norm(A), float(np.linalg.norm(x)), float(np.linalg.norm(y)))
     R = round(inst.R, k)
     if R < need:
         R = math.ceil(need * 10**k) / 10**k
-    gamma = round(inst.gamma, k)
-    return replace(inst, A=A, x=x, y=y, b=b, w=w, gamma=max(gamma, 0.0), R=R)
+    return inst.replace(A=A, x=x, y=y, R=R, **changes)
 
 
 def _deepen(tracker: Tracker, cur: Point, rng: np.random.Generator) -> Point:
@@ -126,24 +161,35 @@ def _deepen(tracker: Tracker, cur: Point, rng: np.random.Generator) -> Point:
     return best
 
 
-def _simplify(tracker: Tracker, cur: Point, keep: float = 0.5) -> Point:
-    """Simpler scalars, then the coarsest rounding that keeps ``keep`` of the margin."""
-    floor = keep * cur.score
+def _simplifications(space: Space, inst: Instance) -> list[list]:
+    """Groups of alternative edits, in order of preference (the first that still violates)."""
 
     def smallest_R(i: Instance) -> Instance:
         need = max(1.0, spectral_norm(i.A), float(np.linalg.norm(i.x)), float(np.linalg.norm(i.y)))
-        return replace(i, R=math.ceil(need * 1e6) / 1e6)
+        return i.replace(R=math.ceil(need * 1e6) / 1e6)
 
-    n = cur.inst.n
-    groups = [  # alternatives in order of preference; the first that still violates wins
-        [lambda i: replace(i, gamma=0.0), lambda i: replace(i, gamma=1.0)],
-        [lambda i: replace(i, w=np.ones(i.n))],
-        [lambda i: replace(i, y=i.x.copy()), lambda i: replace(i, y=np.zeros(i.d))],
-        [lambda i, j=j: replace(i, b=np.eye(i.n)[j]) for j in range(n)]
-        + [lambda i: replace(i, b=np.full(i.n, 1.0 / i.n))],
-        [lambda i: replace(i, R=1.0), smallest_R],
-    ]
-    for group in groups:
+    groups: list[list] = []
+    for name in space.searched:
+        lo, _ = space.scalar_range(name, np.inf)
+        groups.append([lambda i, k=name, v=v: i.replace(**{k: v}) for v in (max(lo, 0.0), 1.0)])
+    for p in space.vectors():
+        size = inst.n if p.shape == "n" else inst.d
+        if p.rule == "probability":
+            groups.append(
+                [lambda i, k=p.name, e=e: i.replace(**{k: e}) for e in np.eye(size)]
+                + [lambda i, k=p.name, m=size: i.replace(**{k: np.full(m, 1.0 / m)})]
+            )
+        else:
+            groups.append([lambda i, k=p.name, m=size: i.replace(**{k: np.ones(m)})])
+    groups.append([lambda i: i.replace(y=i.x.copy()), lambda i: i.replace(y=np.zeros(i.d))])
+    groups.append([lambda i: i.replace(R=1.0), smallest_R])
+    return groups
+
+
+def _simplify(tracker: Tracker, cur: Point, keep: float = 0.5) -> Point:
+    """Simpler values, then the coarsest rounding that keeps ``keep`` of the margin."""
+    floor = keep * cur.score
+    for group in _simplifications(tracker.space, cur.inst):
         for edit in group:
             if tracker.expired():
                 break
@@ -154,7 +200,7 @@ def _simplify(tracker: Tracker, cur: Point, keep: float = 0.5) -> Point:
     for k in range(0, 13):
         if tracker.expired():
             break
-        rounded = _round_to(cur.inst, k)
+        rounded = _round_to(tracker.space, cur.inst, k)
         p = None if rounded is None else _check(tracker, rounded, floor)
         if p is not None:
             return p
@@ -179,9 +225,7 @@ def _shrink(tracker: Tracker, found: Point, seed_value: int) -> Point:
     p = _check(tracker, cur.inst)
     if p is None:  # re-projected exactly so that it replays
         inst = cur.inst
-        again = project(
-            inst.A, inst.x, inst.y, inst.b, inst.w, inst.gamma, inst.R, model=inst.model
-        )
+        again = project(inst.A, inst.x, inst.y, inst.params, inst.R, space=tracker.space)
         p = _check(tracker, again)
         if p is None:
             return cur

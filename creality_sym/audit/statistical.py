@@ -68,10 +68,17 @@ def run_statistical(
     seed: int,
     limit: Limit,
     eval_timeout: float | None,
+    space: object = None,
 ) -> Outcome:
     """Run ``bound.trial`` until ``limit`` or ``bound.max_trials`` (at least :func:`min_trials`
-    trials in timed mode, within the limit's grace)."""
+    trials in timed mode, within the limit's grace).
+
+    A trial with ``takes_space = True`` gets ``space`` (the audit's
+    :class:`~creality_sym.audit.instance.Space`) in place of ``model``.
+    """
     assert bound.trial is not None
+    if space is not None and getattr(bound.trial, "takes_space", False):
+        model = space  # type: ignore[assignment]
     if not limit.counted:
         floor = min(min_trials(bound.delta), bound.max_trials)
         limit = Limit(limit.deadline, limit.max_attempts, floor, limit.hard_deadline)

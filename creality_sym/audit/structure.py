@@ -2,9 +2,9 @@
 
 Plain numpy functions that turn raw draws into structured worst-case
 candidates (rank-one and repeated rows, tied logits, ``x`` along the top
-singular vector, one-hot ``b``...). :mod:`creality_sym.strategies` feeds
-them Hypothesis draws; the auditor's local search feeds them a numpy
-generator.
+singular vector, one-hot probability vectors, weights at their
+extremes...). :mod:`creality_sym.strategies` feeds them Hypothesis draws;
+the auditor's local search feeds them a numpy generator.
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ __all__ = [
     "build_point",
     "build_second",
     "build_prob",
+    "VECTOR_KINDS",
+    "build_vector",
 ]
 
 MATRIX_KINDS = ("dense", "rank1", "antisym_rank1", "repeated_rows", "tied_pair", "one_row")
 POINT_KINDS = ("random", "top", "orth_top", "row", "zero")
 SECOND_KINDS = ("near", "random", "neg", "zero", "top")
 PROB_KINDS = ("spread", "one_hot", "uniform", "two_point")
+#: kinds of the other vectors (rules positive, nonnegative, real)
+VECTOR_KINDS = ("spread", "log", "constant", "extremes")
 
 
 def _normal_range(M: np.ndarray) -> np.ndarray:
@@ -152,3 +156,27 @@ def build_prob(kind: str, g: np.ndarray, k: int) -> np.ndarray:
         b[(k + 1) % n] += 1.0 - t
         return b
     raise ValueError(f"kind must be one of {PROB_KINDS}; got {kind!r}")
+
+
+def build_vector(rule: str, kind: str, g: np.ndarray, w_max: float) -> np.ndarray:
+    """A vector parameter obeying ``rule`` (not ``"probability"``: see :func:`build_prob`).
+
+    ``g`` holds raw draws in ``[-1, 1]``; entries stay within ``w_max`` in size.
+    ``kind`` (:data:`VECTOR_KINDS`): ``"spread"`` (linear in ``g``), ``"log"``
+    (log-uniform from ``1e-2``), ``"constant"`` (``g[0]`` everywhere) or
+    ``"extremes"`` (each entry at an end of its range).
+    """
+    g = np.clip(np.nan_to_num(np.asarray(g, dtype=np.float64)), -1.0, 1.0)
+    if kind == "constant":
+        g = np.full(g.shape, g[0] if g.size else 0.0)
+    elif kind == "extremes":
+        g = np.where(g >= 0, 1.0, -1.0)
+    elif kind not in ("spread", "log"):
+        raise ValueError(f"kind must be one of {VECTOR_KINDS}; got {kind!r}")
+    if rule == "real":
+        return g * w_max
+    lo = 0.0 if rule == "nonnegative" else min(1e-2, w_max)
+    t = np.abs(g) if kind != "extremes" else (g + 1.0) / 2.0
+    if kind == "log" and lo > 0 and w_max > lo:
+        return np.exp(np.log(lo) + t * (np.log(w_max) - np.log(lo)))
+    return lo + t * (w_max - lo)
