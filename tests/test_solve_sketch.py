@@ -151,3 +151,15 @@ def test_paper_variant_stays_available():
     s = math.ceil(10 * math.log(10 / 0.1) / 0.3**2)
     rows = [h.rows for h in r.history[:-1]]
     assert all(0.5 * s <= k <= 2 * s for k in rows), (rows, s)
+
+
+@pytest.mark.parametrize(("x_scale", "gamma"), [(10.0, 0.0), (30.0, 5.0), (100.0, 0.5)])
+def test_far_starts_converge_like_exact_newton(x_scale, gamma):
+    # nearly one-hot f and a nonconvex creativity term: the sampled preconditioner may be
+    # indefinite where H is not; only CG's negative curvature damps the Newton system
+    inst = random_instance(20_000, 20, gamma=gamma, seed=1, x0_scale=x_scale)
+    exact = newton(model, inst.x0, method="exact", max_iter=200, **inst.data())
+    fast = newton(model, inst.x0, method="sampled", seed=0, max_iter=200, **inst.data())
+    assert exact.converged and fast.converged, fast.reason
+    assert fast.iterations <= max(exact.iterations + 2, 1.5 * exact.iterations)
+    assert fast.products <= 6 * fast.iterations

@@ -51,6 +51,8 @@ COST_RATIO = 32.0
 TYPICAL_REDUCTION = 1e-4
 #: most rows kept, as a fraction of n (memory: the kept rows are a copy)
 MAX_ROW_FRACTION = 1.0 / 8.0
+#: share of the sampling distribution spread uniformly over the rows
+UNIFORM_SHARE = 0.1
 #: pilot error above this multiple of sqrt(d log d / s) (incoherent rows) triggers leverage scores
 COHERENCE_FACTOR = 1.5
 
@@ -158,7 +160,12 @@ class SketchPreconditioner:
     # -- sampling -------------------------------------------------------------
 
     def _draw(self, delta: np.ndarray, s: int) -> None:
-        """Poisson-sample about ``s`` rows by ``|delta|`` (mixed with leverage when known)."""
+        """Poisson-sample about ``s`` rows by ``|delta|`` (mixed with leverage when known).
+
+        A share :data:`UNIFORM_SHARE` of the distribution is uniform, so rows
+        whose ``|delta|`` is small but whose direction only they carry are
+        still drawn now and then.
+        """
         n = delta.shape[0]
         weight = np.abs(delta)
         total = float(weight.sum())
@@ -168,6 +175,7 @@ class SketchPreconditioner:
             lev_total = float(lev.sum())
             if np.isfinite(lev_total) and lev_total > 0.0:
                 q = 0.5 * q + 0.5 * (lev / lev_total)
+        q = (1.0 - UNIFORM_SHARE) * q + UNIFORM_SHARE / n  # defensive: every row may be drawn
         pi = np.minimum(1.0, s * q)
         kept = np.flatnonzero(self.rng.random(n) < pi)
         sure = pi[kept] >= 1.0
@@ -256,7 +264,7 @@ class SketchPreconditioner:
             self._draw(delta, pilot)
             factor, error = self._assemble(delta, rest)
             incoherent = math.sqrt(d * math.log(max(d, 2)) / max(self.index.size, 1))
-            if not error <= COHERENCE_FACTOR * incoherent:
+            if factor.mu > 0.0 or not error <= COHERENCE_FACTOR * incoherent:
                 self._refresh_leverage(factor)
             s = plan_rows(n, d, max(self.index.size, 1), error, max_rows=self.max_rows)
             self._draw(delta, s)
@@ -266,13 +274,15 @@ class SketchPreconditioner:
         elif self.stale:
             note = "redrawn after slow CG"
         factor, error = self._assemble(delta, rest)
-        if self.stale or error > REFRESH_ERROR:
+        indefinite = factor.mu > 0.0 and self.leverage is None
+        if self.stale or error > REFRESH_ERROR or indefinite:
+            why = "slow CG" if self.stale else "not PD" if indefinite else "error"
             self._refresh_leverage(factor)
             s = plan_rows(n, d, max(self.index.size, 1), error, max_rows=self.max_rows)
             s = max(s, min(self.max_rows, 2 * self.planned)) if self.stale else s
             self._draw(delta, s)
             factor, error = self._assemble(delta, rest)
-            note = f"redrawn {s} rows by leverage ({'slow CG' if self.stale else 'error'})"
+            note = f"redrawn {s} rows by leverage ({why})"
             self.stale = False
         return Built(factor, error, int(self.index.size), note)
 

@@ -203,13 +203,15 @@ class SketchPCGSteps:
         h = self.oracle.x_hessian_diag(x)
         built = self.preconditioner.build(pieces.delta, exact_part(pieces, Y, h))
         operator = HessianOperator(self.oracle.A, pieces, Y[2:].T, h)
-        factor = built.factor
         note = built.note
+        if built.factor.mu > 0.0:
+            note = _join(note, f"preconditioner damped by {built.factor.mu:.1e}")
+        factor = built.factor
+        mu = 0.0  # damping of the Newton system itself: only where CG meets negative curvature
         norm = float(np.linalg.norm(grad))
         for _ in range(MAX_DAMPING_RETRIES):
             if factor.L is None:
                 break
-            mu = factor.mu
             result = pcg(
                 operator,
                 factor.solve,
@@ -231,10 +233,11 @@ class SketchPCGSteps:
                     result.dx, result.u, mu, operator.products, built.error, note, built.rows
                 )
             # the first direction has non-positive curvature: damp past it and retry
-            bump = max(10.0 * mu, 2.0 * max(0.0, -result.curvature), 1e-8 * factor.scale)
-            matrix = _preconditioner_matrix(factor) + (bump - mu) * np.eye(grad.shape[0])
-            extra = damped_cholesky(matrix)
-            factor = Factor(extra.L, bump + extra.mu, factor.scale)
+            mu = max(10.0 * mu, 2.0 * max(0.0, -result.curvature), 1e-8 * factor.scale)
+            if mu > factor.mu:
+                matrix = _preconditioner_matrix(factor) + (mu - factor.mu) * np.eye(grad.shape[0])
+                extra = damped_cholesky(matrix)
+                factor = Factor(extra.L, mu + extra.mu, factor.scale)
         step = -factor.solve(grad)
         return Step(step, None, math.inf, operator.products, built.error, note, built.rows)
 
