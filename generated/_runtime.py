@@ -389,52 +389,58 @@ def _low_rank_factors(xp: Any, A: Array, zp: ZPieces) -> tuple[Array, Array] | N
 
 # ----------------------------------------------------------------------------- Hessian
 
-#: bytes of the shifted-and-scaled row block filled per step (fits in L2/L3)
-_BLOCK_BYTES = 3 << 20
+#: bytes of the shifted-and-scaled row block built per step (fits in the last-level cache)
+_BLOCK_BYTES = 8 << 20
 
 
-def _scaled_rows_numpy(
-    A: np.ndarray, k: int, root: np.ndarray, negative: np.ndarray, n_negative: int
-) -> tuple[np.ndarray, int]:
-    """S = diag(root) (A - 1 a_k^T) with the rows of delta >= 0 first, built in blocks.
+def _signed_gram_numpy(A: np.ndarray, k: int, delta: np.ndarray) -> np.ndarray:
+    """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) by blocks of rows, no n x d work array.
 
-    One visit per block: gather (take, mode="clip" writes straight into the
-    output), shift, scale. Returns S and the number of leading nonnegative rows.
+    Each block of rows is shifted by the dominant row, scaled by sqrt|delta|
+    and ordered by the sign of delta inside one reused buffer (one visit of A),
+    then added by a symmetric rank-k update per sign (syrk): n d^2 flops in
+    all, whatever the mix of signs, and memory for one block only.
     """
     n, d = A.shape
     a_k = A[k]
-    order = None
-    if 0 < n_negative < n:
-        order = np.concatenate([np.flatnonzero(~negative), np.flatnonzero(negative)])
-    S = np.empty((n, d))
-    step = max(1, _BLOCK_BYTES // (8 * d))
+    root = np.sqrt(np.abs(delta))
+    negative = delta < 0
+    step = max(64, _BLOCK_BYTES // (8 * d))
+    buffer = np.empty((min(step, n), d))
+    H = np.zeros((d, d))
+    H_neg = np.zeros((d, d))
     for i in range(0, n, step):
         j = min(i + step, n)
-        block = S[i:j]
-        if order is None:
-            np.subtract(A[i:j], a_k, out=block)
-            block *= root[i:j, None]
-        else:
-            rows = order[i:j]
-            np.take(A, rows, axis=0, out=block, mode="clip")
+        block = buffer[: j - i]
+        neg = negative[i:j]
+        n_neg = int(np.count_nonzero(neg))
+        if 0 < n_neg < j - i:
+            order = np.concatenate([np.flatnonzero(~neg), np.flatnonzero(neg)])
+            np.take(A[i:j], order, axis=0, out=block)
             block -= a_k
-            block *= root[rows, None]
-    return S, n - n_negative
+            block *= root[i:j][order, None]
+            split = j - i - n_neg
+            pos_rows, neg_rows = block[:split], block[split:]
+            H += pos_rows.T @ pos_rows
+            H_neg += neg_rows.T @ neg_rows
+            continue
+        np.subtract(A[i:j], a_k, out=block)
+        block *= root[i:j, None]
+        if n_neg:
+            H_neg += block.T @ block
+        else:
+            H += block.T @ block
+    H -= H_neg
+    return H
 
 
 def _signed_gram(xp: Any, A: Array, k: int, delta: Array) -> Array:
     """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) as symmetric rank-n updates (syrk)."""
+    if xp is np:
+        return _signed_gram_numpy(A, k, delta)
     negative = delta < 0
     n_negative = int(xp.count_nonzero(negative))
     root = xp.sqrt(xp.abs(delta))
-    if xp is np:
-        S, n_pos = _scaled_rows_numpy(A, k, root, negative, n_negative)
-        if n_negative == A.shape[0]:
-            return -(S.T @ S)
-        H = S[:n_pos].T @ S[:n_pos]
-        if n_negative:
-            H -= S[n_pos:].T @ S[n_pos:]
-        return H
     S = (A - A[k, :]) * root[:, None]
     if not n_negative:
         return S.T @ S
