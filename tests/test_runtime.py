@@ -1,0 +1,97 @@
+"""Unit tests of the static runtime the generated modules share (creality_sym.codegen.static)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from creality_sym.codegen.static import _runtime as rt
+
+
+def _pieces(rng, n, *, columns=0, scale=1.0):
+    t = rng.normal(size=n) * scale
+    sm = rt.softmax(np, t)
+    delta = rng.normal(size=n)
+    p = rng.normal(size=n)
+    cols = tuple(rng.normal(size=n) for _ in range(columns))
+    core = rng.normal(size=(columns, columns))
+    core = core + core.T
+    B = rt.ZPieces(
+        sm,
+        delta=delta,
+        p=p,
+        c=0.7,
+        columns=cols,
+        totals=tuple(float(c.sum()) for c in cols),
+        core=tuple(tuple(row) for row in core),
+    )
+    dense = np.diag(delta) - np.outer(p, sm.f) - np.outer(sm.f, p) + 0.7 * np.outer(sm.f, sm.f)
+    ones = dense.sum(axis=1)  # row sums of the base part (the low-rank part is separate)
+    for i, ci in enumerate(cols):
+        for j, cj in enumerate(cols):
+            dense += core[i, j] * np.outer(ci, cj)
+    B.ones, B.ones_total = ones, float(ones.sum())
+    return B, dense
+
+
+@pytest.mark.parametrize("columns", [0, 3])
+def test_hessian_and_hvp_equal_the_dense_products(columns):
+    rng = np.random.default_rng(columns)
+    n, d = 30, 6
+    B, dense = _pieces(rng, n, columns=columns)
+    A = rng.normal(size=(n, d))
+    H = rt.hessian_from(np, A, B)
+    assert np.allclose(H, A.T @ dense @ A, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(H, H.T)
+    v = rng.normal(size=d)
+    assert np.allclose(rt.hvp_from(np, A, v, B), A.T @ dense @ A @ v, rtol=1e-12, atol=1e-12)
+    Z = rt.ZHessian(B)
+    assert np.allclose(Z.dense(), dense)
+    u = rng.normal(size=n)
+    assert np.allclose(Z.matvec(u), dense @ u)
+
+
+def test_blocked_gram_equals_the_direct_product(monkeypatch):
+    rng = np.random.default_rng(3)
+    n, d = 1000, 7
+    A = rng.normal(size=(n, d))
+    delta = rng.normal(size=n)
+    delta[:100] = np.abs(delta[:100])  # a block of one sign, then mixed blocks
+    monkeypatch.setattr(rt, "_BLOCK_BYTES", 8 * d * 128)
+    S = A - A[17]
+    want = S.T @ (delta[:, None] * S)
+    assert np.allclose(rt._signed_gram_numpy(A, 17, delta), want, rtol=1e-12, atol=1e-10)
+
+
+def test_softmax_is_finite_and_accurate_at_extreme_logits():
+    t = np.array([1e3, -1e3, 0.0, 1e3 - 50.0])
+    sm = rt.softmax(np, t)
+    assert sm.k == 0
+    assert np.all(np.isfinite(sm.logf))
+    assert sm.logf[1] == pytest.approx(-2e3)
+    assert float(sm.fc) == pytest.approx(np.exp(-50.0), rel=1e-12)
+    assert float(sm.f.sum()) == pytest.approx(1.0)
+
+
+def test_dominant_entry_is_set_from_the_known_total():
+    g = np.array([0.5, 1e-20, -0.25])
+    is_k = np.array([True, False, False])
+    out = rt.set_dominant_total(np, g, is_k, 0.0)
+    assert out[0] == pytest.approx(0.25 - 1e-20)
+    assert g[0] == 0.5  # the input is not written into
+
+
+def test_argument_errors_name_the_argument():
+    params = (
+        rt.Parameter("b", "vector", "probability", "n"),
+        rt.Parameter("g", "scalar", "real", "scalar"),
+    )
+    x, A = np.zeros(2), np.eye(2)
+    with pytest.raises(ValueError, match="b must be a probability vector"):
+        rt.prepare(x, A, {"b": np.array([0.7, 0.7]), "g": 1.0}, params)
+    with pytest.raises(ValueError, match="g must be a real scalar"):
+        rt.prepare(x, A, {"b": np.array([0.5, 0.5]), "g": "0.5"}, params)
+    with pytest.raises(ValueError, match="x must have shape"):
+        rt.prepare(np.zeros(3), A, {"b": np.array([0.5, 0.5]), "g": 1.0}, params)
+    with pytest.raises(ValueError, match="A must be a real array"):
+        rt.prepare(x, np.eye(2) * 1j, {"b": np.array([0.5, 0.5]), "g": 1.0}, params)
