@@ -2,40 +2,82 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from creality_sym.cli import main
-from creality_sym.generate import Layout, derive_all, render_all, write_tree
+from creality_sym.generate import (
+    MANIFEST,
+    Layout,
+    derive_all,
+    previous_verification,
+    render_all,
+    write_tree,
+)
 from creality_sym.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
+#: what a verifying `creality derive` records for a spec whose every method passed
+PASSED = {m: "pass" for m in ("symbolic", "numeric", "statements", "generated", "generated-c")}
+BUILD_LEFTOVERS = shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info")
+
+
+def mark_verified(project: Path) -> None:
+    """Record a passing verification for every spec in ``project``'s manifest (a stand-in
+    for a full `creality derive`, which takes minutes for the shipped specs)."""
+    path = project / "generated" / MANIFEST
+    manifest = json.loads(path.read_bytes())
+    for entry in manifest["specs"].values():
+        entry["verification"] = dict(PASSED)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the project's derivations/ and generated/."""
+    """A copy of the project's derivations/ and generated/, recorded as verified."""
     for name in ("derivations", "generated"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=BUILD_LEFTOVERS)
+    mark_verified(tmp_path)
     return tmp_path
+
+
+def without_verification(manifest: bytes) -> dict:
+    data = json.loads(manifest)
+    for entry in data["specs"].values():
+        entry.pop("verification", None)
+    return data
 
 
 def tree(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.relative_to(folder).parts[0] not in ("build", "dist")
+        and not p.relative_to(folder).parts[0].endswith(".egg-info")
     }
 
 
 def test_generated_matches_a_fresh_regeneration(request):
-    """Golden test: regenerate in memory and diff against generated/."""
+    """Golden test: regenerate in memory and diff against generated/.
+
+    Verification statuses are compared by `creality check` (and the test below);
+    ``--update-generated`` keeps a spec's recorded status only while its spec and
+    generated files are unchanged.
+    """
     layout = Layout(ROOT)
-    expected = render_all(derive_all(layout), layout)
+    derivations = derive_all(layout)
+    expected = render_all(derivations, layout)
+    statuses = previous_verification(layout, derivations, expected)
+    expected = render_all(derivations, layout, statuses)
     if request.config.getoption("--update-generated"):
         write_tree(expected, layout.generated)
     on_disk = tree(layout.generated)
@@ -43,7 +85,18 @@ def test_generated_matches_a_fresh_regeneration(request):
         "run `pytest --update-generated` or `creality derive`"
     )
     for rel, text in expected.items():
-        assert on_disk[rel] == text.encode(), f"generated/{rel} is stale"
+        if rel == MANIFEST:
+            assert without_verification(on_disk[rel]) == without_verification(text.encode())
+        else:
+            assert on_disk[rel] == text.encode(), f"generated/{rel} is stale"
+
+
+def test_the_shipped_generated_tree_records_a_verification(capsys):
+    """generated/ was written by a verifying `creality derive` (not --no-verify)."""
+    from creality_sym.generate import verification_problems
+
+    problems = verification_problems(Layout(ROOT))
+    assert not problems, "run `creality derive` to verify generated/: " + "; ".join(problems)
 
 
 def test_regeneration_is_deterministic(project):
@@ -58,9 +111,25 @@ def test_check_detects_an_edited_spec_and_derive_repairs_it(project, capsys):
     spec = project / "derivations" / "creativity_reality.py"
     spec.write_text(spec.read_text() + "# an edit\n")
     assert main(["check", "--root", str(project)]) == 1
-    assert "creativity_reality" in capsys.readouterr().err
+    assert "creativity_reality is stale" in capsys.readouterr().err
+    # regenerated without verification: in sync, but check names it as unverified
     assert main(["derive", "--no-verify", "--root", str(project)]) == 0
+    capsys.readouterr()
+    assert main(["check", "--root", str(project)]) == 1
+    err = capsys.readouterr().err
+    assert "spec creativity_reality was written unverified" in err
+    assert "cross_entropy" not in err  # unchanged specs keep their recorded status
+    # verifying the one spec repairs it, prints the table with every method, keeps the others
+    assert main(["derive", "creativity_reality", "--root", str(project)]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header[:3] == ["spec", "term", "quantity"]
+    assert {"symbolic", "numeric", "statements", "generated"} <= set(header)
     assert main(["check", "--root", str(project)]) == 0
+    manifest = json.loads((project / "generated" / MANIFEST).read_bytes())
+    recorded = manifest["specs"]["creativity_reality"]["verification"]
+    assert {recorded[m] for m in ("symbolic", "numeric", "statements", "generated")} == {"pass"}
+    assert manifest["specs"]["cross_entropy"]["verification"] == PASSED
 
 
 def test_derive_reproduces_generated_byte_for_byte(project):
@@ -71,8 +140,9 @@ def test_derive_reproduces_generated_byte_for_byte(project):
 
 def test_check_detects_a_hand_edited_generated_file(project, capsys):
     target = project / "generated" / "creativity_reality.py"
-    target.write_text(target.read_text().replace("    return H\n", "    return 2 * H\n", 1))
-    assert "return 2 * H" in target.read_text()
+    text = target.read_text()
+    target.write_text(text.replace("return _MODEL.hessian(", "return 2 * _MODEL.hessian(", 1))
+    assert target.read_text() != text
     assert main(["check", "--root", str(project)]) == 1
     assert "generated/creativity_reality.py differs" in capsys.readouterr().err
 
@@ -142,10 +212,17 @@ SPEC = Spec(
 
 
 def _import_generated(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(f"_gen_{name}", path)
+    """Import module ``name`` of the generated tree holding ``path`` (a private package:
+    generated modules import their runtime relatively)."""
+    folder = path.parent
+    package = f"_gen_{name}_{abs(hash(str(folder)))}"
+    spec = importlib.util.spec_from_file_location(
+        package, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[package] = module
     spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"{package}.{name}")
 
 
 def test_a_new_spec_file_goes_through_the_pipeline(project):
