@@ -29,6 +29,7 @@ from creality_sym.instance import Instance
 __all__ = [
     "IntervalInstance",
     "LogitInstance",
+    "BallZHessian",
     "NeedsFullDomain",
     "interval_model_for",
     "interval_model_of_spec",
@@ -99,6 +100,51 @@ def _mirror_upper(n: int, entry: Any) -> np.ndarray:
         for j in range(i, n):
             M[i, j] = M[j, i] = entry(i, j)
     return M
+
+
+@dataclass(frozen=True)
+class BallZHessian:
+    """``B = diag(delta) - p f^T - f p^T + c f f^T + U C U^T`` held by its pieces (balls),
+    like the generated runtime's ``ZHessian``."""
+
+    f: np.ndarray
+    delta: np.ndarray
+    p: np.ndarray
+    c: Any
+    columns: tuple[np.ndarray, ...]
+    core: tuple[tuple[Any, ...], ...]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.f), len(self.f))
+
+    def matvec(self, u: Any) -> np.ndarray:
+        """``B u`` (balls)."""
+        u = ia.asballs(np.asarray(u, dtype=object))
+        f, p = self.f, self.p
+        fu, pu = ia.sum(f * u), ia.sum(p * u)
+        out = self.delta * u - p * fu - f * pu + f * (self.c * fu)
+        for a, col in enumerate(self.columns):
+            for b, other in enumerate(self.columns):
+                out = out + col * (self.core[a][b] * ia.sum(other * u))
+        return out
+
+    def dense(self) -> np.ndarray:
+        """The symmetric ``(n, n)`` matrix (balls)."""
+        f, delta, p, c = self.f, self.delta, self.p, self.c
+        pairs = [
+            (self.core[a][b], self.columns[a], self.columns[b])
+            for a in range(len(self.columns))
+            for b in range(len(self.columns))
+        ]
+
+        def entry(i: int, j: int) -> Any:
+            v = (delta[i] if i == j else ball(0)) - p[i] * f[j] - f[i] * p[j] + c * f[i] * f[j]
+            for k, u, w in pairs:
+                v = v + k * u[i] * w[j]
+            return v
+
+        return _mirror_upper(len(f), entry)
 
 
 class _BallMethods:
@@ -225,41 +271,32 @@ class _BallMethods:
         g = self._z_pieces("gradient", "total" if term is None else term, x).get("g")
         return g if g is not None else ia.full(self.f(x), 0)
 
-    def z_hessian(self, x: Any = None, term: str | None = None) -> np.ndarray:
-        """Dense z-Hessian ``(n, n)`` of one unweighted term (``None``: total), balls."""
-        name = "total" if term is None else term
-        pieces = self._z_pieces("hessian", name, x)
+    def z_hessian_pieces(self, x: Any = None, term: str | None = None) -> BallZHessian:
+        """The z-Hessian of ``term`` (None: the weighted total) held by its pieces (balls)."""
+        pieces = self._z_pieces("hessian", "total" if term is None else term, x)
         f = self.f(x)
-        zero = ball(0)
 
-        def vec(key: str) -> Any:
-            value = pieces.get(key)
-            if value is None:
-                return None
+        def vec(key: str) -> np.ndarray:
+            value = pieces.get(key, 0)
             return value if isinstance(value, np.ndarray) else ia.full(f, value)
 
-        delta, p = vec("delta"), vec("p")
-        c = pieces.get("c")
         rank = sum(1 for k in pieces if k.startswith("lr"))
-        columns = [vec(f"lr{k}") for k in range(rank)]
-        core = {
-            (a, b): pieces.get(f"core{min(a, b)}_{max(a, b)}")
+        core = tuple(
+            tuple(ball(pieces.get(f"core{min(a, b)}_{max(a, b)}", 0)) for b in range(rank))
             for a in range(rank)
-            for b in range(rank)
-        }
+        )
+        return BallZHessian(
+            f=f,
+            delta=vec("delta"),
+            p=vec("p"),
+            c=ball(pieces.get("c", 0)),
+            columns=tuple(vec(f"lr{k}") for k in range(rank)),
+            core=core,
+        )
 
-        def entry(i: int, j: int) -> Any:
-            v = delta[i] if (delta is not None and i == j) else zero
-            if p is not None:
-                v = v - p[i] * f[j] - f[i] * p[j]
-            if c is not None:
-                v = v + c * f[i] * f[j]
-            for (a, b), k in core.items():
-                if k is not None:
-                    v = v + k * columns[a][i] * columns[b][j]
-            return v
-
-        return _mirror_upper(len(f), entry)
+    def z_hessian(self, x: Any = None, term: str | None = None) -> np.ndarray:
+        """Dense z-Hessian ``(n, n)`` of one unweighted term (``None``: total), balls."""
+        return self.z_hessian_pieces(x, term).dense()
 
     def B_real(self, x: Any = None) -> np.ndarray:  # noqa: N802 - the paper's name
         """The paper's ``B_real`` ``(n, n)`` (balls)."""

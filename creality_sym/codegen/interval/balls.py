@@ -27,6 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from creality_sym.codegen.interval.core import (
+    NUMPY_ALIASES,
+    UNARY,
+    Undecided,
+    check_number,
+    plain,
+)
+
 __all__ = [
     "Undecided",
     "Ball",
@@ -44,32 +52,10 @@ __all__ = [
 ]
 
 
-class Undecided(ArithmeticError):
-    """A question about balls that interval arithmetic cannot answer with certainty."""
-
-
-#: unary functions every backend offers as methods (numpy's ufunc names are aliases)
-UNARY = ("exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "atan", "sinh", "cosh")
-UNARY += ("tanh", "asin", "acos", "asinh", "acosh", "atanh")
-NUMPY_ALIASES = {"arctan": "atan", "arcsin": "asin", "arccos": "acos", "arcsinh": "asinh"}
-NUMPY_ALIASES |= {"arccosh": "acosh", "arctanh": "atanh"}
-
 try:  # pragma: no branch - exercised in both configurations by the tests
     import flint as _flint
 except ImportError:  # pragma: no cover - python-flint is a dependency
     _flint = None
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars as Python numbers (exact); anything else unchanged."""
-    if isinstance(value, np.generic) and not isinstance(value, np.object_):
-        return value.item()
-    return value
-
-
-def _check_number(value: Any) -> None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float)):
-        raise TypeError(f"cannot make a ball of {type(value).__name__} {value!r:.40}")
 
 
 if _flint is not None:
@@ -84,12 +70,12 @@ if _flint is not None:
         # --- construction
         @classmethod
         def exact(cls, value: Any) -> ArbBall:
-            value = _plain(value)
+            value = plain(value)
             if isinstance(value, ArbBall):
                 return value
             if isinstance(value, _arb):
                 return cls(value)
-            _check_number(value)
+            check_number(value)
             return cls(value)
 
         @classmethod
@@ -166,7 +152,7 @@ if _flint is not None:
         def op(self: Any, other: Any) -> Any:
             if isinstance(other, (np.ndarray, IvBall)):
                 return NotImplemented
-            result = base(self, _plain(other))
+            result = base(self, plain(other))
             return result if result is NotImplemented else ArbBall(result)
 
         op.__name__ = name
@@ -205,149 +191,8 @@ else:  # pragma: no cover
     _BALL_TYPES = ()
 
 from mpmath import iv as _iv  # noqa: E402 - the fallback is always importable
-from mpmath import mp as _mp  # noqa: E402
 
-
-class IvBall:
-    """An ``mpmath.iv`` interval with strict comparisons (the fallback backend)."""
-
-    __slots__ = ("v",)
-    backend = "mpmath"
-
-    def __init__(self, value: Any) -> None:
-        self.v = value.v if isinstance(value, IvBall) else _iv.mpf(value)
-
-    @classmethod
-    def exact(cls, value: Any) -> IvBall:
-        value = _plain(value)
-        if isinstance(value, IvBall):
-            return value
-        _check_number(value)
-        return cls(value)
-
-    @classmethod
-    def between(cls, lo: float, hi: float) -> IvBall:
-        return cls([float(lo), float(hi)])
-
-    @classmethod
-    def rational(cls, p: int, q: int) -> IvBall:
-        return cls(_iv.mpf(p) / q)
-
-    @classmethod
-    def pi(cls) -> IvBall:
-        return cls(_iv.pi)
-
-    @classmethod
-    def e(cls) -> IvBall:
-        return cls(_iv.e)
-
-    def _ends(self) -> tuple[Any, Any]:
-        lo, hi = self.v._mpi_
-        return _mp.make_mpf(lo), _mp.make_mpf(hi)
-
-    def flo(self) -> float:
-        lo = self._ends()[0]
-        if not _mp.isfinite(lo):
-            return -math.inf
-        v = float(lo)
-        return v if v <= lo else math.nextafter(v, -math.inf)
-
-    def fhi(self) -> float:
-        hi = self._ends()[1]
-        if not _mp.isfinite(hi):
-            return math.inf
-        v = float(hi)
-        return v if v >= hi else math.nextafter(v, math.inf)
-
-    def finite(self) -> bool:
-        lo, hi = self._ends()
-        return bool(_mp.isfinite(lo) and _mp.isfinite(hi))
-
-    def exact_value(self) -> float | None:
-        lo, hi = self._ends()
-        if lo != hi or not _mp.isfinite(lo):
-            return None
-        f = float(lo)
-        return f if f == lo else None
-
-    def hull(self, other: Any) -> IvBall:
-        (a, b), (c, d) = self._ends(), ball(other)._ends()
-        return IvBall([min(a, c), max(b, d)])
-
-    def bmax(self, other: Any) -> IvBall:
-        (a, b), (c, d) = self._ends(), ball(other)._ends()
-        return IvBall([max(a, c), max(b, d)])
-
-    def bmin(self, other: Any) -> IvBall:
-        (a, b), (c, d) = self._ends(), ball(other)._ends()
-        return IvBall([min(a, c), min(b, d)])
-
-    def nonneg(self) -> IvBall:
-        a, b = self._ends()
-        if b < 0:
-            raise Undecided(f"{self.text()} has no nonnegative part")
-        return IvBall([max(a, 0), b])
-
-    def text(self, digits: int = 6) -> str:
-        lo, hi = self._ends()
-        return f"[{_mp.nstr(lo, digits)}, {_mp.nstr(hi, digits)}]"
-
-    def __repr__(self) -> str:
-        return self.text(15)
-
-    __str__ = __repr__
-
-    def __neg__(self) -> IvBall:
-        return IvBall(-self.v)
-
-    def __pos__(self) -> IvBall:
-        return self
-
-    def __abs__(self) -> IvBall:
-        return IvBall(abs(self.v))
-
-
-def _iv_binary(name: str) -> Callable[[Any, Any], Any]:
-    def op(self: IvBall, other: Any) -> Any:
-        if isinstance(other, np.ndarray) or (_BALL_TYPES and isinstance(other, _BALL_TYPES)):
-            return NotImplemented
-        o = other.v if isinstance(other, IvBall) else _plain(other)
-        result = getattr(self.v, name)(o)
-        return result if result is NotImplemented else IvBall(result)
-
-    op.__name__ = name
-    return op
-
-
-for _name in ("add", "sub", "mul", "truediv"):
-    for _dunder in (f"__{_name}__", f"__r{_name}__"):
-        setattr(IvBall, _dunder, _iv_binary(_dunder))
-
-
-def _iv_unary(name: str) -> Callable[[IvBall], IvBall]:
-    def op(self: IvBall) -> IvBall:
-        fn = getattr(_iv, name, None)
-        if fn is None:
-            raise Undecided(f"mpmath.iv has no {name}; install python-flint")
-        return IvBall(fn(self.v))
-
-    op.__name__ = name
-    return op
-
-
-for _name in UNARY:
-    setattr(IvBall, _name, _iv_unary(_name))
-
-
-def _iv_real_power(base: IvBall, exponent: Any) -> IvBall:
-    e = exponent.v if isinstance(exponent, IvBall) else _plain(exponent)
-    return IvBall(base.v**e)
-
-
-def _iv_compare(a: Any, b: Any) -> tuple[bool, bool, bool]:
-    (xa, xb), (ya, yb) = ball(a)._ends(), ball(b)._ends()
-    return bool(xb < ya), bool(xa > yb), bool(xa == xb == ya == yb)
-
+from creality_sym.codegen.interval.ivballs import IvBall, iv_compare, iv_real_power  # noqa: E402
 
 # ------------------------------------------------------------------ shared strict behaviour
 
@@ -355,7 +200,7 @@ def _iv_compare(a: Any, b: Any) -> tuple[bool, bool, bool]:
 def _power(self: Any, exponent: Any) -> Any:
     """Integer powers by squaring (``x**2 >= 0`` even when ``x`` straddles 0); real ones
     through the backend (a base that may be negative gives an unbounded ball)."""
-    exponent = _plain(exponent)
+    exponent = plain(exponent)
     if isinstance(exponent, int) and not isinstance(exponent, bool):
         if exponent < 0:
             return 1 / _power(self, -exponent)
@@ -372,7 +217,7 @@ def _power(self: Any, exponent: Any) -> Any:
     if isinstance(exponent, np.ndarray):
         return NotImplemented
     if type(self) is IvBall:
-        return _iv_real_power(self, exponent)
+        return iv_real_power(self, exponent)
     return _arb_real_power(self, exponent)
 
 
@@ -386,10 +231,10 @@ def _comparison(symbol: str) -> Callable[[Any, Any], Any]:
     def op(self: Any, other: Any) -> Any:
         if isinstance(other, np.ndarray):
             return NotImplemented
-        other = _plain(other)
+        other = plain(other)
         if not is_ball(other) and not isinstance(other, (int, float)):
             return NotImplemented
-        compare = _iv_compare if type(self) is IvBall else _arb_compare
+        compare = iv_compare if type(self) is IvBall else _arb_compare
         lt, gt, eq = compare(self, other)
         answers = {
             "<": (lt, gt or eq),
