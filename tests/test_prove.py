@@ -146,3 +146,22 @@ def test_prove_the_three_at_n3() -> None:
     for bound_id in ("softmax-floor", "breal-norm"):
         proof = prove(BOUNDS[bound_id], SPACE, n=3, d=1, R_max=1.5, budget=600)
         assert proof.status == "proved", proof.summary()
+
+
+def _floor(c: float) -> Bound:
+    return Bound("floor", "c <= min f", lhs=lambda i: c, rhs=lambda i: float(np.min(i.f(i.x))))
+
+
+#: min f over n = 2, ||A||_2, ||x||_2 <= R <= 2: at z = 2 sqrt(2) (1, -1)
+F_MIN = 1.0 / (1.0 + np.exp(4.0 * np.sqrt(2.0)))
+
+
+def test_a_constant_0_1_percent_above_the_true_floor_is_violated_not_proved() -> None:
+    proof = prove(_floor(F_MIN * 1.001), SPACE, n=2, d=1, R_max=2.0, budget=120)
+    assert proof.status == "violated" and proof.certificate.certified
+
+
+@pytest.mark.slow
+def test_a_constant_0_1_percent_below_the_true_floor_is_proved() -> None:
+    proof = prove(_floor(F_MIN * 0.999), SPACE, n=2, d=1, R_max=2.0, budget=300)
+    assert proof.status == "proved" and proof.worst_ratio <= 1.0

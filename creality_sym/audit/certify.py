@@ -292,8 +292,9 @@ def certify_verdicts(
             continue
         try:
             out[v.id] = certify(by_id[v.id], ce, model=model if model is not None else ce.model)
-        except ValueError as exc:  # no interval module for this model
-            out[v.id] = Certificate(bound_id=v.id, label="float only", reason=str(exc))
+        except Exception as exc:  # e.g. no interval module for this model: the float verdict
+            reason = f"not certified: {type(exc).__name__}: {exc}"
+            out[v.id] = Certificate(bound_id=v.id, label="float only", reason=reason)
     return out
 
 

@@ -97,7 +97,7 @@ class Proof:
                 if self.worst_seen > -1e300
                 else ""
             )
-            return f"{self.boxes} boxes, {name} <= {bound:.4g} everywhere{seen} on {self.domain}"
+            return f"{self.boxes} boxes, {name} <= {bound:.6g} everywhere{seen} on {self.domain}"
         if self.status == "violated" and self.certificate is not None:
             return (
                 f"certified counterexample after {self.boxes} boxes: lhs - rhs in "
@@ -332,8 +332,12 @@ def prove(
         return proof
     R_max = proof.R_max = min(float(R_max), bound.R_max)
     imodel = interval_model_for(space.model)
+    args = (proof, bound, space, imodel, n, d, R_max, budget, max_boxes, workers, progress)
     try:
-        return _run(proof, bound, space, imodel, n, d, R_max, budget, max_boxes, workers, progress)
+        try:
+            return _run(*args)
+        except NeedsFullDomain:  # a branch the root box did not reach uses A, x or y
+            return _run(*args, mode="full")
     except ProofError as exc:
         proof.status, proof.reason = "error", str(exc)
         proof.seconds = time.monotonic() - start
@@ -352,9 +356,15 @@ def _run(
     max_boxes: int | None,
     workers: int,
     progress: TextIO | None,
+    mode: str | None = None,
 ) -> Proof:
     start = time.monotonic()
-    domain = _domain(bound, space, imodel, n, d, R_max)
+    if mode is None:
+        domain = _domain(bound, space, imodel, n, d, R_max)
+    else:
+        domain = Domain.make(
+            mode, n, d, R_max, space, imodel, w_max=bound.w_max, gamma_max=bound.gamma_max
+        )
     proof.mode, proof.domain = domain.mode, domain.describe()
     prover = _Prover(bound, domain)
     stats = _Stats()

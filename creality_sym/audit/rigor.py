@@ -174,25 +174,27 @@ def _clipped(proof: Proof, args: argparse.Namespace) -> bool:
 def verdict_levels(
     verdicts: Sequence[Any],
     *,
+    bounds: Sequence[Bound] | None = None,
     certificates: Mapping[str, Certificate] | None = None,
     proofs: Mapping[str, Proof] | Sequence[Proof] | None = None,
 ) -> dict[str, tuple[str, str]]:
     """Per bound id, ``(level, text)``: ``searched``, ``certified`` or ``proved``.
 
-    ``certificates``: from :func:`~creality_sym.audit.certify.certify_verdicts`
-    (None: the verdicts' counterexamples are certified here); ``proofs``: from
-    :func:`~creality_sym.audit.prove.prove`, by id or as a list.
+    ``verdicts``: from :func:`~creality_sym.audit.runner.audit`; ``bounds``: the
+    audited bounds (default: the registry), used to certify the verdicts'
+    counterexamples unless ``certificates`` (from
+    :func:`~creality_sym.audit.certify.certify_verdicts`) are given; ``proofs``:
+    from :func:`~creality_sym.audit.prove.prove`, by id or as a list. ``text``
+    is the level with its evidence, e.g. ``"certified: lhs - rhs in [0.155, 0.155]"``.
     """
     from creality_sym.audit.certify import certify_verdicts
 
     if certificates is None:
-        from creality_sym.audit.bounds import default_bounds
+        if bounds is None:
+            from creality_sym.audit.bounds import default_bounds
 
-        certificates = {}
-        try:
-            certificates = certify_verdicts(verdicts, default_bounds())
-        except Exception:  # no registry or no interval module: the search level stands
-            certificates = {}
+            bounds = default_bounds()
+        certificates = certify_verdicts(verdicts, bounds)
     if proofs is not None and not isinstance(proofs, Mapping):
         proofs = {p.bound_id: p for p in proofs}
     proofs = proofs or {}
