@@ -28,6 +28,7 @@ from creality_sym.codegen.interval.printer import print_expr
 from creality_sym.codegen.lower import XLogX
 from creality_sym.errors import SpecError
 from creality_sym.instance import Instance, load_model, spec_names
+from creality_sym.spec import embedded_derivations, load_spec
 
 SPACE = Space.make(None)
 BOUNDS = {b.id: b for b in default_bounds()}
@@ -64,6 +65,9 @@ def test_printer_prints_numbers_exactly_and_refuses_what_it_cannot_enclose() -> 
 def test_interval_module_encloses_the_generated_module(name: str) -> None:
     """The interval module (printed from the derivation) contains the numpy values."""
     model = load_model(name)
+    spec = load_spec(embedded_derivations() / f"{name}.py")
+    if spec.digest != model.SPEC_SHA256:
+        pytest.skip(f"generated/{name}.py is not in sync with its spec (creality check)")
     imodel = interval_model_for(model)
     assert imodel.spec_sha256 == model.SPEC_SHA256
     scalars = {"q": 2.0} if name in ("renyi", "tsallis") else None
@@ -261,3 +265,26 @@ def test_a_bounds_file_bound_is_certified_by_the_same_code(tmp_path) -> None:  #
     with precision(64):
         cert = certify(bound, inst)
     assert cert.certified and abs(cert.lower - 0.3) < 1e-12  # ||J|| = 1/2 at f = (1/2, 1/2)
+
+
+def test_mpmath_is_the_fallback_without_python_flint() -> None:
+    import subprocess
+    import sys
+
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["flint"] = None  # python-flint missing
+        from creality_sym.audit import default_bounds
+        from creality_sym.audit.certify import certify
+        from creality_sym.audit.instance import Space, project
+        from creality_sym.codegen.interval.balls import backend
+        space = Space.make(None)
+        inst = project([[1.0], [0.0]], [3.0], [3.0], {"b": [1.0, 0.0], "w": [1.0, 1.0],
+                       "gamma": 0.0}, 3.0, space=space)
+        bound = {b.id: b for b in default_bounds()}["bcre-psd"]
+        print(backend(), certify(bound, inst).label)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["mpmath", "certified"], out.stdout + out.stderr

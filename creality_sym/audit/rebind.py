@@ -235,7 +235,17 @@ _math_overrides |= {
 MATH = _Namespace("math (balls)", math, _math_overrides)
 
 
-class _Float(float):
+class _FloatType(type):
+    """``isinstance(v, float)`` keeps its meaning under the rebound name."""
+
+    def __instancecheck__(cls, value: Any) -> bool:
+        return isinstance(value, builtins.float)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, builtins.float)
+
+
+class _Float(float, metaclass=_FloatType):
     """``float`` that leaves balls (and 0-d arrays of them) as they are."""
 
     def __new__(cls, value: Any = 0.0) -> Any:  # type: ignore[misc]
