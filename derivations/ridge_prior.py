@@ -50,5 +50,7 @@ SPEC = Spec(
         Statement("hess-prior", "prior", "x_hessian", lam),
         Statement("grad-total", "total", "z_gradient", f * c - s * f + gamma * v),
         Statement("hessian-total", "total", "z_hessian", B_real + gamma * B_cre),
+        Statement("grad-total-x", "total", "x_gradient", lam * (x - x0)),
+        Statement("hessian-total-x", "total", "x_hessian", lam),
     ],
 )
