@@ -172,6 +172,20 @@ def _status(value: object) -> object:
     return UNVERIFIED
 
 
+def verification_summary(status: object) -> str:
+    """One line for people (e.g. DERIVATIONS.md) about a recorded verification status.
+
+    ``{"symbolic": "pass", ...}`` gives ``"verified: symbolic pass, numeric pass, ..."``;
+    anything else ``"unverified (written with creality derive --no-verify)"``.
+    """
+    status = _status(status)
+    if not isinstance(status, dict):
+        return "unverified (written with creality derive --no-verify)"
+    failed = [m for m, v in status.items() if v == "FAIL"]
+    head = "verification FAILED" if failed else "verified"
+    return f"{head}: " + ", ".join(f"{m} {v}" for m, v in status.items())
+
+
 def read_manifest(layout: Layout) -> dict[str, object]:
     """The manifest of ``generated/`` (``{}`` when missing or unreadable)."""
     path = layout.generated / MANIFEST

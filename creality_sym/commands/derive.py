@@ -25,13 +25,14 @@ from creality_sym.generate import (
     MANIFEST,
     Layout,
     load_each,
-    manifest_text,
     previous_verification,
     render_all,
     write_tree,
 )
 from creality_sym.spec import Spec, SpecError
 
+#: files that record the verification (the rest is written exactly as verified).
+STATUS_FILES = (MANIFEST, "DERIVATIONS.md")
 #: methods whose failure refuses the swap (a statement failure alone does not).
 BLOCKING_METHODS = ("symbolic", "numeric", "generated", "generated-c")
 DEFAULT_TIMEOUT = 300.0
@@ -195,8 +196,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    files[MANIFEST] = manifest_text(derivations, files, statuses)
-    write_tree(files, layout.generated)
+    final = render_all(derivations, layout, statuses)  # with the statuses recorded
+    changed = [rel for rel in final if rel not in STATUS_FILES and final[rel] != files.get(rel)]
+    if changed or set(final) != set(files):
+        return _refuse([f"rendering is not deterministic: {sorted(changed)[:3]} changed"])
+    write_tree(final, layout.generated)
+    files = final
     elapsed = time.perf_counter() - start
     unverified = sorted(d.spec.name for d in derivations if d.spec.name not in statuses)
     note = f"; unverified: {', '.join(unverified)}" if unverified else ""

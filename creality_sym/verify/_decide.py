@@ -108,6 +108,9 @@ def _split_powers(expr: sp.Expr) -> sp.Expr:
     """``b**(k + c*r)`` -> ``b**k * P**c`` with ``P`` a new symbol for ``b**r`` (k, c integers).
 
     Done in one substitution: SymPy would merge ``b**k * b**r`` back into one power.
+    ``(b**m)**r`` (m an integer) counts as ``b**(m r)``. Like ``expand_power_base(force=True)``
+    this takes the bases as positive, which they are here (probabilities, exponentials,
+    their sums); the random-point probe does not depend on it.
     """
     expr = sp.expand_power_base(expr, force=True)
     table: dict[tuple[sp.Expr, sp.Expr], sp.Symbol] = {}
@@ -121,7 +124,10 @@ def _split_powers(expr: sp.Expr) -> sp.Expr:
         c, r = rest.as_coeff_Mul()
         if not (c.is_Integer and r != 1):
             c, r = sp.Integer(1), rest
-        key = (p.base, r)
+        base = p.base
+        while isinstance(base, sp.Pow) and base.exp.is_Integer:
+            base, c = base.base, c * base.exp
+        key = (base, r)
         if key not in table:
             table[key] = sp.Symbol(f"pow_{len(table)}_")
         reps[p] = p.base**k * table[key] ** c
