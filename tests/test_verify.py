@@ -15,14 +15,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creality_sym.derive import Derivation, derive
-from creality_sym.spec import Spec, Statement, diag, f, inner, load_spec, outer, z
+from creality_sym.spec import (
+    Spec,
+    Statement,
+    diag,
+    discover_specs,
+    f,
+    inner,
+    load_spec,
+    outer,
+    z,
+)
 from creality_sym.vector import LowRank
 from creality_sym.verify import VerificationReport, numeric, statements, symbolic, verify
 from creality_sym.verify._entries import evaluate, random_instance, softmax_env
 from tests import reference_model
 
 DERIVATIONS = Path(__file__).resolve().parents[1] / "derivations"
-SPECS = ("creativity_reality", "cross_entropy", "temperature")
+SPECS = tuple(p.stem for p in discover_specs(DERIVATIONS))
 SMALL = ((3, 2),)  # symbolic size for the quick tests
 
 

@@ -239,3 +239,18 @@ def test_new_specs_with_awkward_names_derive_verify_and_import(small, capsys):
         ]
         np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
     assert '"""hello"""' in import_generated(small / "generated", "quoted").__doc__
+
+
+@pytest.mark.slow
+def test_a_full_verifying_derive_of_the_shipped_specs_passes_and_check_agrees(tmp_path, capsys):
+    """Every shipped spec through every method (minutes): exit 0, then check exits 0."""
+    for name in ("derivations", "generated"):
+        shutil.copytree(
+            ROOT / name,
+            tmp_path / name,
+            ignore=shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info"),
+        )
+    assert main(["derive", "--root", str(tmp_path)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "generated" in out.splitlines()[0]
+    assert main(["check", "--root", str(tmp_path)]) == 0

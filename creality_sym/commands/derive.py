@@ -35,7 +35,7 @@ from creality_sym.spec import Spec, SpecError
 STATUS_FILES = (MANIFEST, "DERIVATIONS.md")
 #: methods whose failure refuses the swap (a statement failure alone does not).
 BLOCKING_METHODS = ("symbolic", "numeric", "generated", "generated-c")
-DEFAULT_TIMEOUT = 300.0
+DEFAULT_TIMEOUT = 600.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
