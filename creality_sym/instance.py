@@ -313,6 +313,51 @@ class Instance:
                 params[p.name] = draw_vector(p.rule, n if p.shape == "n" else d, rng)
         return cls(A=A, x=x, params=params, model=model)
 
+    @classmethod
+    def problem(
+        cls,
+        model: Any,
+        n: int,
+        d: int,
+        rng: np.random.Generator,
+        *,
+        scalars: Mapping[str, float] | None = None,
+        w_scale: float = 0.3,
+        condition: float = 100.0,
+    ) -> Instance:
+        """A well-scaled optimization problem; ``x (d,)`` is the start ``N(0, I_d)``.
+
+        ``A = G diag(c) / sqrt(d)`` with ``G`` i.i.d. ``N(0, 1)`` and column
+        scales ``c`` geometric from 1 to ``1 / condition`` (mean ``c^2 = 1``):
+        rows of norm about 1, logits of order 1. Then, in parameter order,
+        probability vectors are flat Dirichlet draws (normalized exponentials),
+        positive and nonnegative vectors are weights ``w_scale / sqrt(n) *
+        U(0.5, 1.5)`` per logit (shape ``n``) or ``w_scale * U(0.5, 1.5)`` per
+        coordinate (shape ``d``), real ones ``N(0, 1)``; scalars as in
+        :meth:`random`. For the default spec this is the solver's
+        ``random_instance`` draw for draw.
+        """
+        model = load_model(model)
+        A = rng.standard_normal((n, d))
+        c = condition ** -np.linspace(0.0, 1.0, d)
+        A *= c / np.sqrt(np.mean(c**2) * d)
+        scalars = dict(scalars or {})
+        params: dict[str, Any] = {}
+        for p in model.PARAMETERS:
+            size = n if p.shape == "n" else d
+            if p.kind == "scalar":
+                default = scalars.get(p.name, p.default)
+                params[p.name] = draw_scalar(p.rule, rng) if default is None else float(default)
+            elif p.rule == "probability":
+                v = rng.exponential(size=size)
+                params[p.name] = v / v.sum()
+            elif p.rule in ("positive", "nonnegative"):
+                scale = w_scale / math.sqrt(n) if p.shape == "n" else w_scale
+                params[p.name] = scale * rng.uniform(0.5, 1.5, size=size)
+            else:
+                params[p.name] = rng.standard_normal(size)
+        return cls(A=A, x=rng.standard_normal(d), params=params, model=model)
+
     def replace(self, **changes: Any) -> Instance:
         """A copy with fields (``A``, ``x``, ``y``, ``R``, ``model``) or parameters changed."""
         fields_ = {k: v for k, v in changes.items() if k in FIELDS}

@@ -122,11 +122,16 @@ def test_quick_report(tmp_path: Path) -> None:
     lines = (out / "tradeoff.csv").read_text().splitlines()
     header = lines[0].split(",")
     rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
-    assert float(rows[0]["gamma"]) == 0.0
+    assert float(rows[0]["gamma"]) == 0.0 and "jump_to_next" in header
     assert {r["mode"] for r in rows} >= {"precise", "balanced", "creative"}
     entropy = [float(r["entropy"]) for r in rows]
     distance = [float(r["reality_distance"]) for r in rows]
     assert entropy[-1] > entropy[0] and distance[-1] > distance[0]
+    gammas = [float(r["gamma"]) for r in rows]
+    assert gammas == sorted(gammas) and len(gammas) == 15
+    assert "gamma_sweep.png" not in page.images  # the twin-axis plot is gone
+    assert "[3/6] audit: 12 lemmas on spec creativity_reality: " in proc.stdout
+    assert "searched" in " ".join(page.text) and "gamma 0-4" in " ".join(page.text)
 
     methods = {line.split(",")[0] for line in (out / "convergence.csv").read_text().splitlines()}
     assert {"exact", "sampled"} <= methods
@@ -169,6 +174,38 @@ def test_progress_is_quiet_off_a_terminal(tmp_path: Path) -> None:
             step.update("detail that only a terminal shows")
             step.summary = "done"
     assert re.fullmatch(r"\[1/2\] first: done \(\d+\.\d s\)\n", log.read_text())
+
+
+def test_quick_report_of_another_spec(tmp_path: Path) -> None:
+    out = tmp_path / "cosine"
+    proc = run_report(out, "--spec", "cosine", "--quick", "--audit-budget", "0.05")
+    assert proc.returncode == 0, proc.stderr
+    page = check_report(out, proc.stdout)
+    text = " ".join(page.text)
+    assert "Spec cosine" in text and "derivation.md" in page.links
+    assert (out / "derivation.md").read_text().startswith("## `cosine`")
+    assert json.loads((out / "audit.json").read_text())["spec"] == "cosine"
+    assert json.loads((out / "solve.json").read_text())["instance"]["spec"] == "cosine"
+    assert "lemmas on spec cosine" in proc.stdout and "1 skipped" in proc.stdout
+
+
+def test_bad_spec_or_param_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for args, words in (
+        (["--spec", "nope"], "--spec nope: no generated spec 'nope'"),
+        (["--spec", "renyi", "--param", "q=1"], "--param q=1: spec renyi is singular there"),
+        (["--param", "tau=2"], "--param tau: spec creativity_reality has no parameter 'tau'"),
+    ):
+        assert main(["report", "--quick", "--out", str(tmp_path / "o"), *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("creality report: ") and words in err[0], err
+
+
+def test_locate_ignores_a_project_in_the_current_folder(
+    project_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project_root)
+    assert locate(None).origin == "installed"
+    assert locate(project_root).origin == "project"
 
 
 @pytest.mark.slow

@@ -1,10 +1,11 @@
-"""``creality report --out DIR``: the full study as one offline HTML page.
+"""``creality report --out DIR``: the full study of one spec as one offline HTML page.
 
-Checks the derivations against the generated code, verifies the default
-spec, audits the default lemma registry, solves a random instance with the
-exact and the sampled-Hessian Newton method, sweeps gamma from the precise
-mode (0) to the creative one, and writes ``DIR/index.html`` with its images
-and data files beside it.
+Checks the derivations against the generated code, shows and verifies the
+spec's derivation (the default spec, or ``--spec NAME``), audits the default
+lemma registry on it, solves a random instance with the exact and the
+sampled-Hessian Newton method, sweeps the spec's trade-off weight from the
+precise mode (0) to the creative one, and writes ``DIR/index.html`` with its
+images and data files beside it. ``--param NAME=VALUE`` fixes scalars.
 
 What is checked: the project folder given by ``--root``, else the embedded
 default (the installed ``creality_derivations`` / ``creality_generated``),
@@ -19,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shlex
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from creality_sym.generate import Layout
+from creality_sym.instance import DEFAULT_SPEC, load_model, parse_params, resolve_scalars
 from creality_sym.report.study import Settings, build_report
 from creality_sym.spec import SpecError, embedded_derivations
 
@@ -67,6 +66,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help="seconds of search per lemma (default: 0.3 quick, 3 full)",
+    )
+    parser.add_argument(
+        "--spec",
+        metavar="NAME",
+        default=DEFAULT_SPEC,
+        help=f"the spec the report is about (default {DEFAULT_SPEC})",
+    )
+    parser.add_argument(
+        "--param",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="fix a scalar parameter of the spec (repeatable); scalars without a value take "
+        "the spec's default, or a choice by rule that the page states",
     )
     parser.add_argument(
         "--no-progress",
@@ -148,25 +161,13 @@ def check_out(out: Path, root: Path | None) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _away_from_cwd(root: Path | None) -> Iterator[None]:
-    """Without ``--root``, run from an empty private folder: the checked sources are
-    then the embedded default whatever the current folder holds."""
-    if root is not None:
-        yield
-        return
-    here = Path.cwd()
-    with tempfile.TemporaryDirectory(prefix="creality-report-") as empty:
-        os.chdir(empty)
-        try:
-            yield
-        finally:
-            os.chdir(here)
-
-
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run, for the page."""
     parts = ["creality", "report", "--out", str(args.out)]
+    if args.spec != DEFAULT_SPEC:
+        parts += ["--spec", args.spec]
+    for item in args.param:
+        parts += ["--param", item]
     if args.quick:
         parts.append("--quick")
     if args.seed:
@@ -188,21 +189,33 @@ def run(args: argparse.Namespace) -> int:
     if args.root is not None and not (args.root / "derivations").is_dir():
         print(f"creality report: --root {args.root}: no derivations/ folder there", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        params = parse_params(args.param)
+        resolve_scalars(load_model(args.spec), params)
+    except ValueError as exc:
+        where = "" if str(exc).startswith("--param") else f"--spec {args.spec}: "
+        print(f"creality report: {where}{exc}", file=sys.stderr)
+        return EXIT_USAGE
     problem = check_out(args.out, args.root) or prepare_out(args.out)
     if problem:
         print(f"creality report: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    settings = Settings.make(quick=args.quick, seed=args.seed, audit_budget=args.audit_budget)
+    settings = Settings.make(
+        quick=args.quick,
+        seed=args.seed,
+        audit_budget=args.audit_budget,
+        spec=args.spec,
+        params=params,
+    )
     root = None if args.root is None else args.root.resolve()
     try:
-        with _away_from_cwd(root):
-            result = build_report(
-                args.out.resolve(),
-                settings,
-                root=root,
-                live=False if args.no_progress else None,
-                command=command_line(args),
-            )
+        result = build_report(
+            args.out.resolve(),
+            settings,
+            root=root,
+            live=False if args.no_progress else None,
+            command=command_line(args),
+        )
     except OSError as exc:
         print(f"creality report: cannot write the report into {args.out}: {exc}", file=sys.stderr)
         return EXIT_USAGE

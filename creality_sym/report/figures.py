@@ -6,6 +6,7 @@ PNG file; the data itself is written beside it by :mod:`creality_sym.report.page
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -92,6 +93,12 @@ def convergence_plot(histories: Mapping[str, Mapping[str, Sequence[float]]], pat
     return _save(fig, path)
 
 
+def _pieces(m: int, jumps: Sequence[int]) -> list[slice]:
+    """Index ranges of the curve between its jumps (a jump ``i`` cuts between i and i + 1)."""
+    cuts = [0, *sorted(i + 1 for i in jumps), m]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
 def tradeoff_plot(
     distance: Sequence[float],
     entropy: Sequence[float],
@@ -100,17 +107,50 @@ def tradeoff_plot(
     path: Path,
     *,
     max_entropy: float | None = None,
+    jumps: Sequence[int] = (),
+    alternatives: Sequence[tuple[float, float, float]] = (),
+    axes: tuple[str, str] = (r"reality distance $\|f(x^*) - b\|_2$", r"entropy $H(f(x^*))$"),
+    tradeoff: str = "gamma",
 ) -> Path:
-    """Entropy of ``f(x*)`` against ``||f(x*) - b||`` along the gamma sweep.
+    """The trade-off curve: creativity (entropy) against reality (distance) as gamma sweeps.
 
-    ``modes`` maps ``"precise"``, ``"balanced"``, ``"creative"`` to an index of
-    the sweep; ``max_entropy`` (``log n``) is drawn as a reference line.
+    The curve is drawn in pieces: consecutive points are joined except across
+    a jump (``jumps``: index ``i`` for a jump between points ``i`` and
+    ``i + 1``), which is drawn as a dotted connector and labelled.
+    ``alternatives`` are other local minima, ``(distance, entropy, gamma)``,
+    drawn hollow. ``modes`` maps ``"precise"``, ``"balanced"``, ``"creative"``
+    to an index; ``max_entropy`` (``log n``) is a reference line.
     """
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
     dist = np.asarray(distance, dtype=float)
     ent = np.asarray(entropy, dtype=float)
-    ax.plot(dist, ent, color="0.6", zorder=1)
     g = np.asarray(gammas, dtype=float)
+    for k, piece in enumerate(_pieces(len(dist), jumps)):
+        ax.plot(
+            dist[piece],
+            ent[piece],
+            color="0.55",
+            zorder=1,
+            label=f"x*({tradeoff}), joined" if k == 0 else None,
+        )
+    for n_jump, i in enumerate(jumps):
+        ax.plot(
+            dist[i : i + 2],
+            ent[i : i + 2],
+            color=COLORS["sampled"],
+            linestyle=":",
+            linewidth=1.4,
+            zorder=1,
+            label="jump (not joined)" if n_jump == 0 else None,
+        )
+        ax.annotate(
+            f"jump at {tradeoff} ≈ {math.sqrt(max(g[i], 1e-300) * g[i + 1]):.3g}",
+            ((dist[i] + dist[i + 1]) / 2, (ent[i] + ent[i + 1]) / 2),
+            textcoords="offset points",
+            xytext=(12, -16),
+            fontsize="small",
+            color=COLORS["sampled"],
+        )
     positive = g[g > 0]
     norm = SymLogNorm(
         linthresh=float(positive.min()) if positive.size else 1.0,
@@ -118,7 +158,19 @@ def tradeoff_plot(
         vmax=float(g.max()),
     )
     pts = ax.scatter(dist, ent, c=g, cmap="viridis", norm=norm, zorder=2, s=25)
-    fig.colorbar(pts, ax=ax, label=r"$\gamma$ (symlog scale)")
+    fig.colorbar(pts, ax=ax, label=f"{tradeoff} (symlog scale)")
+    if len(alternatives):
+        alt = np.asarray(alternatives, dtype=float)
+        ax.scatter(
+            alt[:, 0],
+            alt[:, 1],
+            s=40,
+            facecolor="none",
+            edgecolor="k",
+            linewidth=1.0,
+            zorder=2,
+            label="other local minimum",
+        )
     for name, i in modes.items():
         ax.scatter(
             dist[i],
@@ -129,7 +181,7 @@ def tradeoff_plot(
             edgecolor=COLORS[name],
             linewidth=2.2,
             zorder=3,
-            label=rf"{name} ($\gamma$ = {gammas[i]:.3g})",
+            label=f"{name} ({tradeoff} = {gammas[i]:.3g})",
         )
         dx, dy, ha = LABEL_OFFSETS[name]
         ax.annotate(
@@ -145,47 +197,11 @@ def tradeoff_plot(
         ax.axhline(
             max_entropy, color="0.4", linestyle=":", linewidth=1, label=r"$\log n$ (uniform)"
         )
-    ax.set_xlabel(r"reality distance $\|f(x^*) - b\|_2$")
-    ax.set_ylabel(r"entropy $H(f(x^*)) = -\langle f, \log f \rangle$")
-    ax.set_title(r"Creativity vs reality as $\gamma$ sweeps")
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(f"Creativity vs reality as {tradeoff} sweeps (points placed by arc length)")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
-    return _save(fig, path)
-
-
-def sweep_plot(
-    gammas: Sequence[float],
-    distance: Sequence[float],
-    entropy: Sequence[float],
-    modes: Mapping[str, int],
-    path: Path,
-) -> Path:
-    """Entropy and reality distance against gamma (symlog axis, since gamma starts at 0)."""
-    g = np.asarray(gammas, dtype=float)
-    positive = g[g > 0]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(g, entropy, "o-", color=COLORS["entropy"], markersize=4, label="entropy H(f(x*))")
-    ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
-    ax.set_xlabel(r"$\gamma$")
-    ax.set_ylabel(r"entropy $H(f(x^*))$", color=COLORS["entropy"])
-    ax2 = ax.twinx()
-    ax2.plot(g, distance, "s--", color=COLORS["distance"], markersize=4)
-    ax2.set_ylabel(r"reality distance $\|f(x^*) - b\|_2$", color=COLORS["distance"])
-    for name, i in modes.items():
-        ax.axvline(g[i], color=COLORS[name], linestyle="--", linewidth=1)
-        right = name == "creative"  # its curves sit high: label it at the bottom
-        ax.annotate(
-            name,
-            (g[i], 0.0 if right else 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(-3 if right else 3, 4 if right else -12),
-            textcoords="offset points",
-            ha="right" if right else "left",
-            color=COLORS[name],
-            fontsize="small",
-        )
-    ax.set_title(r"The gamma sweep: $x^*(\gamma)$ with warm starts")
-    ax.grid(True, alpha=0.3)
     return _save(fig, path)
 
 

@@ -1,9 +1,9 @@
 """Report sections on the numerical side: the audit and the solver comparison.
 
-Both, like the gamma sweep (:mod:`creality_sym.report.sweep`), run the
-installed generated model of the default spec
-(``creality_generated.creativity_reality``) through :mod:`creality_sym.audit`
-and :mod:`creality_sym.solve`.
+Both, like the trade-off sweep (:mod:`creality_sym.report.sweep`), run the
+installed generated model of the report's spec (``creality_generated.<spec>``,
+the default spec unless ``--spec``) through :mod:`creality_sym.audit` and
+:mod:`creality_sym.solve`, with the scalars of :func:`spec_setup`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from creality_sym.instance import Instance, load_model, resolve_scalars
 from creality_sym.report.figures import convergence_plot, tightness_plot
 from creality_sym.report.page import Cell, Section, Table, write_csv, write_json
 
@@ -25,17 +26,27 @@ if TYPE_CHECKING:
 
 Update = Callable[[str], None]
 
-#: the generated model every numerical step runs
-MODEL = "creality_generated.creativity_reality"
-#: creativity weight of the solver comparison (the solver's own default)
+#: trade-off weight of the solver comparison unless --param sets it
 SOLVE_GAMMA = 0.5
+#: least seconds of trials of a statistical claim (a failure rate near 0.04 needs ~300)
+STATISTICAL_SECONDS = 1.0
 
 
-def model() -> ModuleType:
-    """The generated model of the default spec."""
-    import importlib
+def model(settings: Settings) -> ModuleType:
+    """The generated model of the report's spec."""
+    return load_model(settings.spec)
 
-    return importlib.import_module(MODEL)
+
+def spec_setup(settings: Settings) -> tuple[ModuleType, dict[str, float], list[str]]:
+    """The model, a value for every scalar and notes on the chosen ones.
+
+    ``--param`` values first, the trade-off weight at :data:`SOLVE_GAMMA`,
+    then the spec's defaults and stated choices
+    (:func:`creality_sym.instance.resolve_scalars`).
+    """
+    m = model(settings)
+    scalars, notes = resolve_scalars(m, settings.params, tradeoff=SOLVE_GAMMA)
+    return m, scalars, notes
 
 
 # ----------------------------------------------------------------------------- audit
@@ -53,8 +64,9 @@ def _plot_ratio(v: Any) -> float | None:
 
 def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
     """Audit every lemma of the default registry for ``settings.audit_budget`` s each."""
-    from creality_sym.audit import audit, default_bounds
+    from creality_sym.audit import Space, audit, default_bounds
 
+    space = Space.make(settings.spec, settings.params)
     bounds = default_bounds()
     folder = out / "counterexamples"
     shrink = 0.5 if settings.quick else 2.0
@@ -65,9 +77,11 @@ def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
         update(f"{bound.id} ({i + 1}/{len(bounds)})")
         share = max(budget - (time.monotonic() - start), 0.05 * settings.audit_budget)
         share /= len(bounds) - i
+        if bound.kind == "statistical":  # enough trials for the interval to decide
+            share = max(share, STATISTICAL_SECONDS)
         verdicts += audit(
             [bound],
-            model=MODEL,
+            model=space,
             seed=settings.seed,
             budget=share,
             out=folder,
@@ -82,6 +96,7 @@ def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
             "verdict",
             "tightness",
             "instances",
+            "searched",
             "counterexample",
             "seconds",
         ]
@@ -91,19 +106,24 @@ def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
         ce = ""
         if v.counterexample is not None:
             c = v.counterexample
-            ce = (
-                f"n={c.n}, d={c.d}, R={c.R:.3g}, gamma={c.gamma:.3g}: "
-                f"lhs={v.lhs:.4g} > rhs={v.rhs:.4g}"
+            scalars = "".join(
+                f", {k}={float(val):.3g}" for k, val in c.params.items() if np.ndim(val) == 0
             )
+            ce = f"n={c.n}, d={c.d}, R={c.R:.3g}{scalars}: lhs={v.lhs:.4g} > rhs={v.rhs:.4g}"
         link = Path(v.path).relative_to(out).as_posix() if v.path else ""
         table.rows.append(
             [
                 Cell(v.id, title=v.source),
                 v.statement,
                 v.expect,
-                Cell(v.verdict + ("" if v.ok else " (unexpected)"), "ok" if v.ok else "bad"),
+                Cell(
+                    v.verdict + ("" if v.ok else " (unexpected)"),
+                    "" if v.verdict == "skipped" else ("ok" if v.ok else "bad"),
+                    title="; ".join(v.notes),
+                ),
                 Cell(v.tightness_text(), "num"),
                 Cell(str(v.instances), "num"),
+                v.domain,
                 Cell(ce, title=v.message, href=link),
                 Cell(f"{v.seconds:.2f}", "num"),
             ]
@@ -130,11 +150,20 @@ def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
                 "seconds": v.seconds,
                 "counterexample": link or None,
                 "source": v.source,
+                "domain": v.domain,
+                "notes": v.notes,
             }
         )
     write_json(
         out / "audit.json",
-        {"budget_per_lemma": settings.audit_budget, "seed": settings.seed, "verdicts": rows},
+        {
+            "spec": space.spec,
+            "fixed": dict(space.fixed),
+            "searched": list(space.searched),
+            "budget_per_lemma": settings.audit_budget,
+            "seed": settings.seed,
+            "verdicts": rows,
+        },
     )
     write_csv(
         out / "audit.csv",
@@ -142,6 +171,7 @@ def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
             "id": [r["id"] for r in rows],
             "expect": [r["expect"] for r in rows],
             "verdict": [r["verdict"] for r in rows],
+            "domain": [r["domain"] for r in rows],
             "tightness": [r["tightness"] for r in rows],
             "plot_ratio": [_plot_ratio(v) for v in verdicts],
             "instances": [r["instances"] for r in rows],
@@ -154,24 +184,21 @@ def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
         [v.tightness_text() for v in verdicts],
         out / "audit_tightness.png",
     )
-    unexpected = [v.id for v in verdicts if not v.ok]
-    violated = [v.id for v in verdicts if v.verdict == "violated"]
-    summary = (
-        f"{len(verdicts)} lemmas: {len(verdicts) - len(violated)} hold, "
-        f"{len(violated)} violated ({', '.join(violated) or 'none'})"
-    )
-    summary += f"; UNEXPECTED: {', '.join(unexpected)}" if unexpected else ", all as expected"
+    summary = f"{len(verdicts)} lemmas on spec {space.spec}: " + verdict_counts(verdicts)
     section = Section(
         key="audit",
         title="Audit of the lemmas",
         summary=summary,
-        status="bad" if unexpected else "ok",
+        status="bad" if any(not v.ok for v in verdicts) else "ok",
         intro=(
-            "Every bound of the default registry (derivations/lemmas.py) is attacked on "
-            "random and adversarial instances of its assumption set. Tightness is the worst "
+            f"Every bound of the default registry (derivations/lemmas.py) is attacked on "
+            f"random and adversarial instances of spec {space.spec} in its assumption set "
+            "(the 'searched' column: sizes, radius, the searched trade-off weight and the "
+            "fixed scalars). Tightness is the worst "
             "lhs/rhs found (1 = tight), lhs - rhs for difference bounds, and the failure "
             "frequency with its 95% interval for statistical claims. A violated bound "
-            "comes with a shrunk counterexample saved as .npz."
+            "comes with a shrunk counterexample saved as .npz. Bounds about a term the spec "
+            "lacks, or stated for other specs, are skipped."
         ),
         tables=[("", table)],
         figures=[
@@ -184,12 +211,28 @@ def audit_section(out: Path, settings: Settings, *, update: Update) -> Section:
         ],
         data=["audit.json", "audit.csv"],
     )
+    section.notes += list(space.notes)
     if settings.quick:
         section.notes.append(
             f"Quick run: {settings.audit_budget:g} s of search per lemma; "
             "tightness values are rough lower estimates."
         )
     return section
+
+
+def verdict_counts(verdicts: list[Any]) -> str:
+    """``"9 hold, 1 violated (bcre-psd), 2 skipped, all as expected"``: every verdict counted."""
+    parts = []
+    for name in ("holds", "violated", "undecided", "error", "skipped"):
+        ids = [v.id for v in verdicts if v.verdict == name]
+        if not ids:
+            continue
+        label = "hold" if name == "holds" else name
+        shown = f" ({', '.join(ids)})" if name in ("violated", "undecided", "error") else ""
+        parts.append(f"{len(ids)} {label}{shown}")
+    unexpected = [v.id for v in verdicts if not v.ok]
+    tail = f"UNEXPECTED: {', '.join(unexpected)}" if unexpected else "all as expected"
+    return ", ".join(parts) + ("; " if unexpected else ", ") + tail
 
 
 # ----------------------------------------------------------------------------- solver
@@ -210,18 +253,25 @@ def _history_columns(result: Any) -> dict[str, list[float]]:
     }
 
 
-def solve_section(out: Path, settings: Settings, *, update: Update) -> Section:
-    """Exact and sampled-Hessian Newton on one random instance."""
-    from creality_sym.solve import newton, random_instance
+def solve_instance(settings: Settings, m: ModuleType, scalars: dict[str, float]) -> Instance:
+    """The solver's problem: :meth:`Instance.problem` of size ``solve_n x solve_d``."""
+    rng = np.random.default_rng(settings.seed)
+    return Instance.problem(m, settings.solve_n, settings.solve_d, rng, scalars=scalars)
 
-    m = model()
+
+def solve_section(out: Path, settings: Settings, *, update: Update) -> Section:
+    """Exact and sampled-Hessian Newton on one random instance of the spec."""
+    from creality_sym.solve import newton
+
+    m, scalars, notes = spec_setup(settings)
     n, d = settings.solve_n, settings.solve_d
-    inst = random_instance(n, d, gamma=SOLVE_GAMMA, seed=settings.seed)
-    data = inst.data(tuple(m.PARAMETERS))
+    inst = solve_instance(settings, m, scalars)
     results = {}
     for method in ("exact", "sampled"):
         update(f"{method} Newton, n={n}, d={d}")
-        results[method] = newton(m, inst.x0, method=method, seed=settings.seed, **data)
+        results[method] = newton(
+            m, inst.x, A=inst.A, method=method, seed=settings.seed, **inst.params
+        )
     update("plotting")
     histories = {k: _history_columns(r) for k, r in results.items()}
     convergence_plot(histories, out / "convergence.png")
@@ -231,15 +281,17 @@ def solve_section(out: Path, settings: Settings, *, update: Update) -> Section:
         for key, values in h.items():
             columns.setdefault(key, []).extend(values)
     write_csv(out / "convergence.csv", columns)
+    shown = ", ".join(f"{k} = {v:g}" for k, v in scalars.items())
     write_json(
         out / "solve.json",
         {
             "instance": {
+                "spec": inst.spec,
                 "n": n,
                 "d": d,
-                "gamma": SOLVE_GAMMA,
+                "scalars": scalars,
                 "seed": settings.seed,
-                "generator": "creality_sym.solve.random_instance",
+                "generator": "creality_sym.instance.Instance.problem",
             },
             "results": {
                 k: {key: val for key, val in r.to_dict().items() if key != "x"}
@@ -286,11 +338,12 @@ def solve_section(out: Path, settings: Settings, *, update: Update) -> Section:
         summary=summary,
         status="ok" if ok else "bad",
         intro=(
-            f"Random instance (creality_sym.solve.random_instance) with n = {n}, d = {d}, "
-            f"gamma = {SOLVE_GAMMA}, seed {settings.seed}. Exact mode uses the structured "
-            "Hessian; sampled mode replaces Aᵀ diag(δ) A by a leverage-score row sample and "
-            f"keeps the low-rank part exact. ||x_exact − x_sampled|| = {gap:.2e}."
+            f"Random instance of spec {inst.spec} (creality_sym.instance.Instance.problem) with "
+            f"n = {n}, d = {d}{', ' + shown if shown else ''}, seed {settings.seed}. Exact mode "
+            "uses the structured Hessian; sampled mode replaces Aᵀ diag(δ) A by a leverage-score "
+            f"row sample and keeps the low-rank part exact. ||x_exact − x_sampled|| = {gap:.2e}."
         ),
+        notes=list(notes),
         tables=[("", table)],
         figures=[
             (

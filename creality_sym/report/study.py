@@ -5,12 +5,13 @@ from __future__ import annotations
 import platform
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from creality_sym.instance import DEFAULT_SPEC
 from creality_sym.report import numeric, sweep, symbolic
 from creality_sym.report.page import Section, render_page
 from creality_sym.report.progress import Progress
@@ -20,38 +21,59 @@ Update = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Settings:
-    """Sizes and budgets of one report run."""
+    """Sizes and budgets of one report run, its spec and its fixed scalars (``--param``)."""
 
     quick: bool
     seed: int
     audit_budget: float  # seconds of search per lemma
     solve_n: int  # rows of the solver instance
     solve_d: int
-    sweep_n: int  # rows of the gamma-sweep instance
+    sweep_n: int  # rows of the trade-off sweep instance
     sweep_d: int
-    sweep_points: int  # gammas > 0 (gamma = 0 is always added)
-    gamma_max: float
+    sweep_points: int  # trade-off values in all, 0 included
+    sweep_first: int  # of them on the coarse grid; the rest placed by arc length
+    gamma_max: float  # largest trade-off value
     verify_methods: tuple[str, ...]  # methods of creality_sym.verify to run
+    spec: str = DEFAULT_SPEC
+    params: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def make(cls, *, quick: bool, seed: int = 0, audit_budget: float | None = None) -> Settings:
+    def make(
+        cls,
+        *,
+        quick: bool,
+        seed: int = 0,
+        audit_budget: float | None = None,
+        spec: str = DEFAULT_SPEC,
+        params: Mapping[str, float] | None = None,
+    ) -> Settings:
         """The quick or the full sizes; ``audit_budget`` overrides the default seconds per lemma."""
+        common = {"seed": seed, "gamma_max": 2.0, "spec": spec, "params": dict(params or {})}
         if quick:
             return cls(
-                quick=True, seed=seed, audit_budget=audit_budget or 0.3,
-                solve_n=2000, solve_d=10, sweep_n=200, sweep_d=8, sweep_points=14,
-                gamma_max=2.0, verify_methods=("numeric", "statements"),
-            )  # fmt: skip
+                quick=True,
+                audit_budget=audit_budget or 0.3,
+                solve_n=2000,
+                solve_d=10,
+                sweep_n=200,
+                sweep_d=8,
+                sweep_points=15,
+                sweep_first=6,
+                verify_methods=("numeric", "statements"),
+                **common,
+            )
         return cls(
-            quick=False, seed=seed, audit_budget=audit_budget or 3.0,
-            solve_n=50_000, solve_d=80, sweep_n=2000, sweep_d=20, sweep_points=32,
-            gamma_max=2.0, verify_methods=("symbolic", "numeric", "statements"),
-        )  # fmt: skip
-
-    def gammas(self) -> np.ndarray:
-        """0 (precise), then a log grid from gamma_max * 5e-5 up to gamma_max (creative)."""
-        grid = np.geomspace(self.gamma_max * 5e-5, self.gamma_max, self.sweep_points)
-        return np.concatenate([[0.0], grid])
+            quick=False,
+            audit_budget=audit_budget or 3.0,
+            solve_n=50_000,
+            solve_d=80,
+            sweep_n=2000,
+            sweep_d=20,
+            sweep_points=33,
+            sweep_first=10,
+            verify_methods=("symbolic", "numeric", "statements"),
+            **common,
+        )
 
 
 @dataclass(frozen=True)
@@ -87,9 +109,9 @@ def build_report(
 
     with progress.step("derivations") as step:
         sources = symbolic.locate(root)
-        spec = symbolic.default_spec(sources)
+        spec = symbolic.load_named_spec(sources, settings.spec)
         derivation = symbolic.derivation_of(spec)
-        section, _ = symbolic.check_generated(sources, out)
+        section, _ = symbolic.check_generated(sources, out, spec.name, quick=settings.quick)
         step.update("rendering formulas")
         section.formulas = symbolic.formula_blocks(derivation, out)
         step.summary = section.summary
@@ -103,7 +125,7 @@ def build_report(
          lambda update: numeric.audit_section(out, settings, update=update)),
         ("solve", "solve", "Newton solver: exact vs sampled Hessian",
          lambda update: numeric.solve_section(out, settings, update=update)),
-        ("gamma sweep", "tradeoff", "Creativity vs reality: the gamma sweep",
+        ("trade-off sweep", "tradeoff", sweep.TITLE,
          lambda update: sweep.sweep_section(out, settings, update=update)),
     ]  # fmt: skip
     for name, key, title, make in steps:
@@ -181,10 +203,11 @@ def _meta(
         "spec": f"{spec_name} (sha256 {digest[:16]}…)",
         "mode": "quick" if settings.quick else "full",
         "seed": str(settings.seed),
+        "parameters": ", ".join(f"{k}={v:g}" for k, v in settings.params.items()) or "defaults",
         "sizes": (
             f"solve n={settings.solve_n}, d={settings.solve_d}; "
             f"sweep n={settings.sweep_n}, d={settings.sweep_d}, "
-            f"{settings.sweep_points + 1} gammas in [0, {settings.gamma_max:g}]; "
+            f"{settings.sweep_points} trade-off values in [0, {settings.gamma_max:g}]; "
             f"audit {settings.audit_budget:g} s per lemma"
         ),
         "time to build": f"{seconds:.1f} s (excluding the page)",

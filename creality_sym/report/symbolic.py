@@ -1,12 +1,9 @@
 """Report sections on the symbolic side: the derivation check and the verification.
 
-Which ``derivations/`` and ``generated/`` are checked:
-
-- ``root`` given: that project folder;
-- otherwise the current folder when it is a project (``derivations/`` with
-  spec files and ``generated/manifest.json``);
-- otherwise the installed packages (``creality_derivations``,
-  ``creality_generated``).
+Which ``derivations/`` and ``generated/`` are checked: the project folder
+``root`` when given, otherwise the embedded default (the installed packages
+``creality_derivations`` and ``creality_generated``); never the current
+folder just because it looks like a project.
 
 Nothing is ever written into the checked folders: when ``generated/`` is
 stale, the freshly generated tree goes to ``OUT/generated/`` for inspection
@@ -15,19 +12,22 @@ and the page says so.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from creality_sym.derive import Derivation, TermDerivation, derive
 from creality_sym.generate import Layout, derive_all, render_all, stale_report, write_tree
+from creality_sym.instance import DEFAULT_SPEC as INSTANCE_DEFAULT_SPEC
 from creality_sym.latex import hessian_latex, vector_latex
 from creality_sym.report.figures import render_formula
 from creality_sym.report.page import Cell, Formula, FormulaBlock, Section, Table, write_json
 from creality_sym.spec import Spec, SpecError, embedded_derivations, load_spec
 
-#: the spec every report is about
-DEFAULT_SPEC = "creativity_reality"
+#: the spec a report is about unless ``--spec`` names another
+DEFAULT_SPEC = INSTANCE_DEFAULT_SPEC
 
 
 @dataclass
@@ -46,40 +46,93 @@ def installed_generated() -> Path:
     return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
-def is_project(folder: Path) -> bool:
-    """True when ``folder`` holds ``derivations/`` and ``generated/manifest.json``."""
-    return (folder / "derivations").is_dir() and (folder / "generated" / "manifest.json").is_file()
-
-
 def locate(root: Path | None) -> Sources:
-    """The derivations/generated pair to check (see the module docstring)."""
+    """The derivations/generated pair to check: ``root``'s, else the embedded default."""
     if root is not None:
         if not (Path(root) / "derivations").is_dir():
             raise SpecError(f"--root {root}: no derivations/ folder there")
         return Sources(Layout(root), "project")
-    if is_project(Path.cwd()):
-        return Sources(Layout(Path.cwd()), "project")
     derivations = embedded_derivations()
     layout = Layout(derivations.parent, derivations=derivations, generated=installed_generated())
     return Sources(layout, "installed")
 
 
-def default_spec(sources: Sources) -> Spec:
-    """The default spec as found in the checked ``derivations/``."""
-    path = sources.layout.derivations / f"{DEFAULT_SPEC}.py"
+def load_named_spec(sources: Sources, name: str = DEFAULT_SPEC) -> Spec:
+    """The spec ``name`` as found in the checked ``derivations/``."""
+    path = sources.layout.derivations / f"{name}.py"
     if not path.is_file():
-        raise SpecError(f"the default spec {path} is missing")
+        raise SpecError(f"the spec {name} is missing from {sources.layout.derivations}")
     return load_spec(path)
 
 
-def check_generated(sources: Sources, out: Path) -> tuple[Section, list[str]]:
+def default_spec(sources: Sources) -> Spec:
+    """The default spec as found in the checked ``derivations/``."""
+    return load_named_spec(sources, DEFAULT_SPEC)
+
+
+def derivations_md_section(generated: Path, name: str) -> str | None:
+    """The section of ``generated/DERIVATIONS.md`` about spec ``name`` (None when absent)."""
+    path = generated / "DERIVATIONS.md"
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    head = f"\n## `{name}`\n"
+    start = text.find(head)
+    if start < 0:
+        return None
+    end = text.find("\n## ", start + len(head))
+    return text[start + 1 : end if end >= 0 else len(text)].rstrip() + "\n"
+
+
+def hash_report(layout: Layout) -> list[str]:
+    """Reasons ``generated/`` differs from its manifest (empty when in sync by hashes).
+
+    Every spec file must have the sha256 the manifest records, and every
+    generated file listed there its recorded sha256; nothing is derived.
+    """
+    path = layout.generated / "manifest.json"
+    if not path.is_file():
+        return [f"{path} is missing: run `creality derive`"]
+    try:
+        manifest = json.loads(path.read_text())
+        recorded, files = dict(manifest["specs"]), dict(manifest["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{path} is not a manifest ({exc})"]
+    problems = []
+    current = {p.stem: p for p in layout.spec_files()}
+    for spec, spec_path in current.items():
+        entry = recorded.get(spec)
+        if entry is None:
+            problems.append(f"spec {spec} ({spec_path}) has never been generated")
+        elif entry.get("sha256") != _sha256(spec_path):
+            problems.append(f"spec {spec} is stale: {spec_path} changed since the last derive")
+    problems += [
+        f"spec {s} was removed but is still generated" for s in recorded if s not in current
+    ]
+    for rel, digest in files.items():
+        target = layout.generated / rel
+        if not target.is_file():
+            problems.append(f"generated/{rel} is missing")
+        elif _sha256(target) != digest:
+            problems.append(f"generated/{rel} differs from its manifest entry")
+    return problems
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_generated(
+    sources: Sources, out: Path, name: str = DEFAULT_SPEC, *, quick: bool = False
+) -> tuple[Section, list[str]]:
     """Compare ``generated/`` with what ``derivations/`` generate; returns (section, problems).
 
-    When stale, the fresh tree is written to ``out/generated`` (never into the
-    checked folder).
+    ``quick``: compare hashes with the manifest only (:func:`hash_report`),
+    without deriving. When stale, the fresh tree is written to
+    ``out/generated`` (never into the checked folder).
     """
     layout = sources.layout
-    problems = stale_report(layout)
+    problems = hash_report(layout) if quick else stale_report(layout)
     where = (
         f"project folder {layout.root}"
         if sources.origin == "project"
@@ -90,11 +143,18 @@ def check_generated(sources: Sources, out: Path) -> tuple[Section, list[str]]:
         title="Derivations and generated code",
         summary="",
         intro=(
-            f"Specs: {layout.derivations}. Generated code: {layout.generated} ({where}). "
-            "The gradient and Hessian below are derived by SymPy for symbolic n and d; "
-            "gradient = Aᵀ g, Hessian = Aᵀ B A with B diagonal plus rank two."
+            f"Spec {name}: {layout.derivations / (name + '.py')}. Generated code: "
+            f"{layout.generated} ({where}). The gradient and Hessian below are derived by SymPy "
+            "for symbolic n and d; gradient = Aᵀ g, Hessian = Aᵀ B A with B diagonal plus rank "
+            "two (plus a low-rank part U C Uᵀ for global sums)."
         ),
     )
+    md = derivations_md_section(layout.generated, name)
+    if md is not None:
+        (out / "derivation.md").write_text(md, encoding="utf-8")
+        section.data.append("derivation.md")
+    else:
+        section.notes.append(f"generated/DERIVATIONS.md has no section for spec {name}.")
     running = installed_generated()
     if running != layout.generated.resolve():
         section.notes.append(
@@ -112,10 +172,18 @@ def check_generated(sources: Sources, out: Path) -> tuple[Section, list[str]]:
             "in this report come from the stale installed code. Run `creality derive` to update."
         )
     else:
-        section.summary = "generated/ is in sync with derivations/"
+        section.summary = "generated/ is in sync with derivations/" + (
+            " (by hashes)" if quick else ""
+        )
+    if quick:
+        section.notes.append(
+            "Quick run: generated/ was checked against the sha256 of every spec and generated "
+            "file in its manifest; the full run regenerates everything and compares bytes."
+        )
     write_json(
         out / "derivations.json",
         {
+            "spec": name,
             "origin": sources.origin,
             "derivations": str(layout.derivations),
             "generated": str(layout.generated),
@@ -124,7 +192,7 @@ def check_generated(sources: Sources, out: Path) -> tuple[Section, list[str]]:
             "problems": problems,
         },
     )
-    section.data.append("derivations.json")
+    section.data.insert(0, "derivations.json")
     return section, problems
 
 
