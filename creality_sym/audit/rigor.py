@@ -70,7 +70,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="instead of searching, prove each bound by interval branch and bound over the "
         "whole assumption set at fixed --n, --d, R <= --R-max: proved, violated (certified) "
-        "or undecided",
+        "or undecided; --workers K explores the boxes in K processes",
     )
     parser.add_argument("--n", type=int, default=2, metavar="N", help="--prove: rows of A (2)")
     parser.add_argument("--d", type=int, default=1, metavar="D", help="--prove: columns (1)")
