@@ -139,12 +139,16 @@ def test_a_symbolic_exponent_is_proved_exactly() -> None:
 # ----------------------------------------------------------------------------- numeric
 
 
-def test_instances_where_exp_z_overflows_are_skipped_and_said() -> None:
+def test_instances_where_exp_z_overflows_are_moderated_or_skipped_and_said() -> None:
     spec = _spec("exp_term", Term("growth", sp.exp(z) / 10), Term("entropy", f * sp.log(f)))
     rows = numeric.run(derive(spec))
     assert rows and all(r.verdict == PASS for r in rows), [r.detail for r in rows]
-    assert all("skipped (outside float64)" in r.detail and "overflow" in r.detail for r in rows)
-    assert all("(40,4) spread 400" in r.detail for r in rows)
+    assert all("(40,4 spread 400 -> 100, as 400 overflows)" in r.detail for r in rows)
+    rows = numeric.run(derive(spec), instances=((5, 3, 1.0), (6, 2, 1e5)))
+    assert all(r.verdict == PASS for r in rows), [r.detail for r in rows]
+    assert all("skipped (outside float64): (6,2) spread 100000: overflow" in r.detail for r in rows)
+    rows = numeric.run(derive(spec), instances=((6, 2, 1e5),))
+    assert all(r.verdict == UNDECIDED and "no instance" in r.detail for r in rows)
 
 
 # ----------------------------------------------------------------------------- generated

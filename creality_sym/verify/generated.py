@@ -42,7 +42,6 @@ from creality_sym.verify._entries import (
     as_vector,
     evaluate,
     lowrank_pieces,
-    random_instance,
     softmax_env,
     x_env,
 )
@@ -168,6 +167,11 @@ class _Module:
         return A.T @ np.asarray(B.matvec(A @ v), float) + xh * v  # type: ignore[attr-defined]
 
 
+def probabilities(inst: Instance) -> np.ndarray:
+    """f at the instance's x."""
+    return softmax_env(inst.A @ inst.x, inst.kappa, inst)[f]
+
+
 def _vector(value: object) -> np.ndarray:
     return np.asarray(value, dtype=float).reshape(-1)
 
@@ -247,8 +251,8 @@ def _check_term(
     gv = float(g @ v)
     errors.add("grad.v~mpmath", abs(gv - d1), numeric.MP_TOL * abs(d1) + rg, where)
     h1, h2 = 1e-5, 1e-4
-    fd1 = (mod.loss(x0 + h1 * v) - mod.loss(x0 - h1 * v)) / (2 * h1)
-    allowed = numeric.FD_TOL * abs(gv) + 1e6 * rg + 10 * eps * abs(L0) / h1
+    fd1, t1 = numeric.central_first(lambda h: mod.loss(x0 + h * v), h1)
+    allowed = numeric.FD_TOL * abs(gv) + 1e6 * rg + 20 * eps * abs(L0) / h1 + 2 * t1
     errors.add("grad.v~fd(loss)", abs(fd1 - gv), allowed, where)
     # Hessian
     H = mod.hessian(x0)
@@ -259,12 +263,12 @@ def _check_term(
     errors.add("H~derived", _inf(H - H_der), DERIVED_TOL * _inf(sh) + _inf(bh), where)
     vhv = float(v @ H @ v)
     errors.add("vHv~mpmath", abs(vhv - d2), numeric.MP_TOL * abs(d2) + rh, where)
-    fd2 = (mod.loss(x0 + h2 * v) - 2 * L0 + mod.loss(x0 - h2 * v)) / h2**2
-    allowed = numeric.FD_TOL * abs(vhv) + 1e6 * rh + 10 * eps * abs(L0) / h2**2
+    fd2, t2 = numeric.central_second(lambda h: mod.loss(x0 + h * v), L0, h2)
+    allowed = numeric.FD_TOL * abs(vhv) + 1e6 * rh + 40 * eps * abs(L0) / h2**2 + 2 * t2
     errors.add("vHv~fd(loss)", abs(fd2 - vhv), allowed, where)
-    fdv = (mod.gradient(x0 + h1 * v) - mod.gradient(x0 - h1 * v)) / (2 * h1)
+    fdv, tv = numeric.central_first(lambda h: mod.gradient(x0 + h * v), h1)
     hv = H @ v
-    allowed = numeric.FD_TOL * _norm(hv) + 1e6 * rh + 10 * eps * _norm(g) / h1
+    allowed = numeric.FD_TOL * _norm(hv) + 1e6 * rh + 20 * eps * _norm(g) / h1 + 2 * tv
     errors.add("Hv~fd(grad)", _norm(fdv - hv), allowed, where)
     allowed = 1e-10 * _inf(sh @ np.abs(v2)) + 1e-3 * _inf(bh @ np.abs(v2))
     errors.add("hvp=H@v", _inf(mod.hvp(x0, v2) - H @ v2), allowed, where)
@@ -342,14 +346,12 @@ def run(
     checked, skipped = [], []
     kern, kern_note = _load_kernels(candidate, spec.name) if kernels else (None, "not requested")
     for i, (n, d, spread) in enumerate(instances):
-        rng = np.random.default_rng([seed, 7, i])
-        inst = random_instance(spec, n, d, rng, logit_std=spread)
-        v, v2 = (u / np.linalg.norm(u) for u in rng.normal(size=(2, d)))
-        why = numeric.overflow(spec, inst, v, (1e-5, -1e-5, 1e-4, -1e-4))
-        if why:
+        inst, (v, v2), why = numeric.instance_in_range(spec, n, d, spread, [seed, 7, i], 2)
+        if inst is None:
             skipped.append(f"({n},{d}) spread {spread:g}: {why}")
             continue
-        checked.append(f"({n},{d}{', one-hot f' if spread >= 100 else ''})")
+        onehot = ", one-hot f" if float(np.max(probabilities(inst))) > 1 - 1e-9 else ""
+        checked.append(f"({n},{d}{onehot}{f', spread {why}' if why else ''})")
         values = _values(spec, inst)
         line = numeric.mp_line(spec, inst, v)
         for td in derivation.all:
