@@ -21,6 +21,7 @@ parameter never shadows a field (``A``, ``x``, ``y``, ``R``, ``params``,
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import math
@@ -47,6 +48,7 @@ __all__ = [
     "draw_vector",
     "draw_scalar",
     "check_value",
+    "add_spec_arguments",
 ]
 
 #: the spec every command runs unless told otherwise
@@ -131,6 +133,24 @@ def parse_params(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             raise ValueError(f"--param {name}: {text.strip()!r} is not a number") from None
     return out
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--spec NAME`` and repeatable ``--param NAME=VALUE`` to a command's parser."""
+    parser.add_argument(
+        "--spec",
+        metavar="NAME",
+        default=None,
+        help=f"the {what} spec, a module of {PACKAGE} (default {DEFAULT_SPEC})",
+    )
+    parser.add_argument(
+        "--param",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="set a scalar parameter of the spec (repeatable); a scalar without a value takes "
+        "the spec's default, or a choice by rule that the command states",
+    )
 
 
 def resolve_scalars(

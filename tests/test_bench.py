@@ -41,6 +41,7 @@ def test_quick_run_prints_table_and_writes_json(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert set(doc) >= {"environment", "settings", "results"}
     assert doc["settings"]["sizes"] == [[6, 2], [40, 3]]
+    assert doc["settings"]["spec"] == "creativity_reality"
     results = doc["results"]
     assert [(r["n"], r["d"], r["case"]) for r in results] == [
         (6, 2, "typical"),
@@ -51,6 +52,7 @@ def test_quick_run_prints_table_and_writes_json(tmp_path, capsys):
     for r in results:
         assert 0.0 <= r["negative_fraction"] <= 1.0
         assert r["hessian_x_gemm"] > 0 and r["hessian_peak_copies_of_A"] > 0
+        assert r["gradient_x_matvec"] > 0 and r["gradient_validated_x_matvec"] > 0
         for row in r["rows"]:
             assert set(row) == ROW_KEYS
             assert row["samples"] >= 1 and row["median_s"] > 0
@@ -76,7 +78,7 @@ def test_missing_solver_or_peer_is_a_note_not_an_error(tmp_path, capsys, monkeyp
 def test_sympy_peer_agrees_with_generated_hessian():
     pytest.importorskip("sympy")
     inst = bench_instance(3, 2, case="negative", seed=1)
-    result = bench_one(inst, repeats=1, peers=("sympy",), budget=1.0)
+    result = bench_one(inst, repeats=1, case="negative", peers=("sympy",), budget=1.0)
     row = next(r for r in result["rows"] if r["group"] == "peer")
     assert row["rel_err"] < 1e-10
     too_big = sympy_peer(bench_instance(50, 10))
@@ -84,13 +86,33 @@ def test_sympy_peer_agrees_with_generated_hessian():
 
 
 def test_negative_case_has_negative_curvature_rows():
-    import creality_generated.creativity_reality as model
-
     inst = bench_instance(400, 8, case="negative")
-    delta = model.z_hessian(*inst.args).delta
+    delta = inst.z_hessian_pieces().delta
     assert 0.2 < np.mean(delta < 0) < 0.8
     typical = bench_instance(400, 8, case="typical")
-    assert np.all(model.z_hessian(*typical.args).delta > 0)
+    assert np.all(typical.z_hessian_pieces().delta > 0)
+    assert inst.gamma == 0.5 and inst.spec == "creativity_reality"
+
+
+@pytest.mark.parametrize("spec", ["renyi", "cosine", "ridge_prior", "rescaled"])
+def test_every_spec_benches(spec, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--spec", spec, "--sizes", "30x3", "--repeats", "1", "--json", str(out)]
+    assert main([*argv, "--peers", "jax"]) == 0
+    text = capsys.readouterr().out
+    assert f"spec {spec}" in text.splitlines()[0] and f"{spec}  30x3  case typical" in text
+    doc = json.loads(out.read_text())
+    assert [r["spec"] for r in doc["results"]] == [spec, spec]
+    assert any("write the creativity_reality loss" in n for n in doc["results"][0]["notes"])
+    if spec == "renyi":
+        assert "note: q = 2 (spec renyi gives no default" in text
+
+
+def test_bench_param_errors_name_the_parameter(capsys):
+    assert main(["bench", "--quick", "--spec", "renyi", "--param", "q=1"]) == 2
+    assert "--param q=1: spec renyi is singular there" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--spec", "nope"]) == 2
+    assert "--spec nope: no generated spec 'nope'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

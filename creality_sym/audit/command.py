@@ -25,7 +25,7 @@ from creality_sym.audit.instance import Space, resolve_model
 from creality_sym.audit.limits import DEFAULT_EVAL_TIMEOUT
 from creality_sym.audit.replay import replay
 from creality_sym.audit.runner import DEFAULT_BUDGET, DEFAULT_CAP, Verdict, audit
-from creality_sym.instance import DEFAULT_SPEC, load_model, parse_params
+from creality_sym.instance import DEFAULT_SPEC, add_spec_arguments, load_model, parse_params
 
 __all__ = ["configure", "run", "format_table", "DEFAULT_OUT", "EXIT_MISMATCH", "EXIT_USAGE"]
 
@@ -132,7 +132,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_OUT,
         help=f"folder for counterexample .npz files (default ./{DEFAULT_OUT})",
     )
-    add_spec_options(parser, "audited")
+    add_spec_arguments(parser, "audited")
     parser.add_argument(
         "--model",
         metavar="MODULE",
@@ -142,24 +142,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from creality_sym.audit.rigor import add_options
 
     add_options(parser)  # --certify, --prove (--n, --d, --R-max, --prove-budget, --prove-boxes)
-
-
-def add_spec_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--spec NAME`` and repeatable ``--param NAME=VALUE``."""
-    parser.add_argument(
-        "--spec",
-        metavar="NAME",
-        default=None,
-        help=f"the {what} spec, a module of creality_generated (default {DEFAULT_SPEC})",
-    )
-    parser.add_argument(
-        "--param",
-        metavar="NAME=VALUE",
-        action="append",
-        default=[],
-        help="fix a scalar parameter of the spec (repeatable); scalars without a value take "
-        "the spec's default, or a stated choice by rule",
-    )
 
 
 HEAD = ("id", "expect", "verdict", "instances", "tightness (worst lhs/rhs)", "searched", "time")

@@ -3,6 +3,7 @@
 Examples::
 
     creality bench                                  # default sizes, both cases, all peers
+    creality bench --spec renyi --param q=2         # another spec (peers: the default only)
     creality bench --sizes 20000x400 --json bench.json
     creality bench --quick --peers none             # a smoke run in seconds
     creality bench --solver                         # also Newton vs scipy (time to tolerance)
@@ -19,7 +20,14 @@ import argparse
 import sys
 from typing import Any
 
-from .instance import CASES, bench_instance, parse_sizes
+from creality_sym.instance import (
+    add_spec_arguments,
+    load_model,
+    parse_params,
+    resolve_scalars,
+)
+
+from .instance import BENCH_TRADEOFF, CASES, bench_instance, parse_sizes
 from .peers import PEERS
 from .suite import bench_one
 from .table import LEGEND, environment, format_result, summary, write_json
@@ -43,6 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"timed calls per case (default {DEFAULT_REPEATS}; with --quick {QUICK_REPEATS})",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    add_spec_arguments(parser, "benchmarked")
     parser.add_argument(
         "--cases",
         default=",".join(CASES),
@@ -123,21 +132,31 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--solver-repeats must be >= 1; got {args.solver_repeats}")
         if not cases:
             raise ValueError("--cases must name at least one case")
+        try:
+            model = load_model(args.spec)
+        except ValueError as exc:
+            raise ValueError(f"--spec {args.spec}: {exc}") from None
+        scalars, notes = resolve_scalars(model, parse_params(args.param), tradeoff=BENCH_TRADEOFF)
     except ValueError as exc:
         print(f"creality bench: {exc}", file=sys.stderr)
         return 2
     budget = min(args.budget, 5.0) if args.quick else args.budget
     env = environment()
+    shown = ", ".join(f"{k}={v:g}" for k, v in scalars.items())
     print(
-        f"creality bench: numpy {env['numpy']} ({env['blas']}), {env['cpus']} CPUs, "
-        f"{repeats} repeats, float64"
+        f"creality bench: spec {model.SPEC_NAME}{' (' + shown + ')' if shown else ''}, "
+        f"numpy {env['numpy']} ({env['blas']}), {env['cpus']} CPUs, {repeats} repeats, float64"
     )
+    for note in notes:
+        print(f"note: {note}")
     print(LEGEND)
     results = []
     for n, d in sizes:
         for i, case in enumerate(cases):
-            inst = bench_instance(n, d, case=case, seed=args.seed)
-            result = bench_one(inst, repeats=repeats, peers=peers if i == 0 else (), budget=budget)
+            inst = bench_instance(n, d, case=case, seed=args.seed, model=model, scalars=scalars)
+            result = bench_one(
+                inst, repeats=repeats, case=case, peers=peers if i == 0 else (), budget=budget
+            )
             results.append(result)
             print()
             print(format_result(result), flush=True)
@@ -146,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     document: dict[str, Any] = {
         "environment": env,
         "settings": {
+            "spec": model.SPEC_NAME,
+            "scalars": scalars,
             "repeats": repeats,
             "budget_s": budget,
             "seed": args.seed,

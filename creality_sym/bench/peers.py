@@ -1,4 +1,4 @@
-"""Other ways to get the Hessian of the default loss, timed against the generated one.
+"""Other ways to get the Hessian of the default spec's loss, timed against the generated one.
 
 Each peer writes ``L(x) = 1/2 ||f - b||^2 + gamma <f, log f> + 1/2 ||W A x||^2``
 (``f = softmax(A x)``) in its own library and differentiates it twice:
@@ -10,7 +10,8 @@ Each peer writes ``L(x) = 1/2 ||f - b||^2 + gamma <f, log f> + 1/2 ||W A x||^2``
   the symbolic work grows like ``n^2 d^2``).
 
 The libraries are optional (``pip install -e ".[bench]"``): a peer that cannot
-be imported comes back with ``run=None`` and a note saying why.
+be imported comes back with ``run=None`` and a note saying why. The peers
+take an :class:`~creality_sym.instance.Instance` of the default spec.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .instance import BenchInstance
+from creality_sym.instance import Instance
 
 #: the SymPy peer runs only where n * d is at most this (its set-up grows like n^2 d^2)
 SYMPY_MAX_ENTRIES = 24
@@ -40,13 +41,18 @@ class Peer:
     setup_seconds: float = 0.0
 
 
+def _args(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """``(x, A, b, w, gamma)`` of an instance of the default spec."""
+    return inst.x, inst.A, inst.b, inst.w, float(inst.gamma)
+
+
 def _missing(name: str, module: str) -> Peer | None:
     if importlib.util.find_spec(module) is None:
         return Peer(name, None, f'{module} not installed (pip install -e ".[bench]")')
     return None
 
 
-def jax_peer(inst: BenchInstance) -> Peer:
+def jax_peer(inst: Instance) -> Peer:
     """``jax.jit(jax.hessian(loss))`` in float64; set-up time includes tracing and compiling."""
     name = "JAX jit(hessian)"
     absent = _missing(name, "jax")
@@ -64,7 +70,7 @@ def jax_peer(inst: BenchInstance) -> Peer:
         return 0.5 * jnp.sum((f - b) ** 2) + gamma * jnp.sum(f * logf) + 0.5 * jnp.sum((w * z) ** 2)
 
     hess = jax.jit(jax.hessian(loss))
-    args = [jnp.asarray(a, dtype=jnp.float64) for a in (inst.x, inst.A, inst.b, inst.w)]
+    args = [jnp.asarray(a, dtype=jnp.float64) for a in _args(inst)[:4]]
     gamma = jnp.float64(inst.gamma)
     start = time.perf_counter()
     hess(*args, gamma).block_until_ready()
@@ -73,7 +79,7 @@ def jax_peer(inst: BenchInstance) -> Peer:
     return Peer(name, lambda: hess(*args, gamma).block_until_ready(), note, setup)
 
 
-def torch_peer(inst: BenchInstance) -> Peer:
+def torch_peer(inst: Instance) -> Peer:
     """``torch.func.hessian(loss)`` on float64 CPU tensors."""
     name = "PyTorch func.hessian"
     absent = _missing(name, "torch")
@@ -92,9 +98,9 @@ def torch_peer(inst: BenchInstance) -> Peer:
         )
 
     hess = torch.func.hessian(loss)
-    args = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in inst.args[:4]]
+    args = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in _args(inst)[:4]]
     note = f"torch {torch.__version__}, float64, {torch.get_num_threads()} threads"
-    return Peer(name, lambda: hess(*args, inst.gamma), note)
+    return Peer(name, lambda: hess(*args, float(inst.gamma)), note)
 
 
 @lru_cache(maxsize=4)
@@ -122,10 +128,10 @@ def _sympy_hessian(n: int, d: int) -> Callable[..., Any]:
     return sp.lambdify([xs, a, bs, ws, gamma], H, modules="numpy", cse=True)
 
 
-def sympy_peer(inst: BenchInstance, *, max_entries: int = SYMPY_MAX_ENTRIES) -> Peer:
+def sympy_peer(inst: Instance, *, max_entries: int = SYMPY_MAX_ENTRIES) -> Peer:
     """``lambdify`` of ``sympy.hessian`` of the expanded loss; set-up time is the symbolic work."""
     name = "SymPy lambdify (expanded)"
-    n, d = inst.shape
+    n, d = inst.n, inst.d
     if n * d > max_entries:
         return Peer(
             name, None, f"skipped: n*d = {n * d} > {max_entries} (symbolic set-up ~ n^2 d^2)"
@@ -135,7 +141,7 @@ def sympy_peer(inst: BenchInstance, *, max_entries: int = SYMPY_MAX_ENTRIES) -> 
     start = time.perf_counter()
     fn = _sympy_hessian(n, d)
     setup = time.perf_counter() - start
-    x, A, b, w, gamma = inst.args
+    x, A, b, w, gamma = _args(inst)
     flat = A.ravel()
     return Peer(
         name,
@@ -145,7 +151,7 @@ def sympy_peer(inst: BenchInstance, *, max_entries: int = SYMPY_MAX_ENTRIES) -> 
     )
 
 
-PEERS: dict[str, Callable[[BenchInstance], Peer]] = {
+PEERS: dict[str, Callable[[Instance], Peer]] = {
     "jax": jax_peer,
     "torch": torch_peer,
     "sympy": sympy_peer,

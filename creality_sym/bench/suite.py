@@ -12,45 +12,41 @@ The *floors* are what any implementation must at least pay:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .instance import BenchInstance
+from creality_sym.instance import DEFAULT_SPEC, Instance
+
 from .peers import PEERS
 from .timing import Samples, peak_bytes, time_interleaved
 
-SPEC = "creativity_reality"
+#: the spec the peers write by hand (they are timed for it only)
+PEER_SPEC = DEFAULT_SPEC
 GEMM = "floor: (A*delta[:,None]).T @ A"
 SYRK = "floor: A.T @ A"
 MATVEC = "floor: A @ x, A.T @ g"
 HESSIAN = "hessian"
+GRADIENT = "gradient"
 
 
-def default_model() -> ModuleType:
-    """The generated module of the default spec (the peers write the same loss)."""
-    return importlib.import_module(f"creality_generated.{SPEC}")
-
-
-def _generated(model: ModuleType, inst: BenchInstance) -> dict[str, Callable[[], Any]]:
-    x, A, b, w, gamma = inst.args
+def _generated(inst: Instance) -> dict[str, Callable[[], Any]]:
+    model, x, A, kw = inst.model, inst.x, inst.A, dict(inst.params)
     v = np.random.default_rng(1).standard_normal(x.shape[0])
     return {
-        HESSIAN: lambda: model.hessian(x, A, b, w, gamma, validate=False),
-        "hessian (validate=True)": lambda: model.hessian(x, A, b, w, gamma),
-        "gradient": lambda: model.gradient(x, A, b, w, gamma, validate=False),
-        "gradient (validate=True)": lambda: model.gradient(x, A, b, w, gamma),
-        "hvp": lambda: model.hvp(x, v, A, b, w, gamma, validate=False),
+        HESSIAN: lambda: model.hessian(x, A, **kw, validate=False),
+        "hessian (validate=True)": lambda: model.hessian(x, A, **kw),
+        GRADIENT: lambda: model.gradient(x, A, **kw, validate=False),
+        "gradient (validate=True)": lambda: model.gradient(x, A, **kw),
+        "hvp": lambda: model.hvp(x, v, A, **kw, validate=False),
     }
 
 
-def _floors(model: ModuleType, inst: BenchInstance) -> dict[str, Callable[[], Any]]:
-    x, A, b, w, gamma = inst.args
-    delta = np.asarray(model.z_hessian(x, A, b, w, gamma).delta)
-    g = np.asarray(model.z_gradient(x, A, b, w, gamma))
+def _floors(inst: Instance) -> dict[str, Callable[[], Any]]:
+    x, A = inst.x, inst.A
+    delta = np.asarray(inst.z_hessian_pieces().delta)
+    g = np.asarray(inst.z_gradient())
     return {
         GEMM: lambda: (A * delta[:, None]).T @ A,
         SYRK: lambda: A.T @ A,
@@ -83,31 +79,33 @@ def _rel_err(got: Any, ref: np.ndarray) -> float:
 
 
 def bench_one(
-    inst: BenchInstance,
+    inst: Instance,
     *,
     repeats: int,
+    case: str = "typical",
     peers: Sequence[str] = tuple(PEERS),
     budget: float = 30.0,
-    model: ModuleType | None = None,
 ) -> dict[str, Any]:
-    """Time the generated functions, the floors and ``peers`` on ``inst``.
+    """Time the generated functions of ``inst.model``, the floors and ``peers`` on ``inst``.
 
     The floors and generated functions are timed round-robin together; each
     peer afterwards, round-robin with the GEMM-form floor again (its ``x_gemm``
-    is against that paired floor). Returns a dict with ``n, d, case,
-    negative_fraction``, ``rows`` (one dict per timed case: ``name, group,
-    median_s, best_s, samples, x_gemm, x_matvec``,
+    is against that paired floor); peers write the :data:`PEER_SPEC` loss and
+    are skipped, with a note, for any other spec. Returns a dict with ``spec,
+    n, d, case, negative_fraction, low_rank_columns``, ``rows`` (one dict per
+    timed case: ``name, group, median_s, best_s, samples, x_gemm, x_matvec``,
     ``peak_copies_of_A`` where tracemalloc can see it, ``rel_err`` of a peer's
-    Hessian against the generated one, ``setup_s`` and ``note``), ``notes`` and
-    ``hessian_x_gemm`` / ``hessian_peak_copies_of_A`` (the headline figures).
+    Hessian against the generated one, ``setup_s`` and ``note``), ``notes``
+    and the headline figures ``hessian_x_gemm``, ``hessian_x_syrk``,
+    ``hessian_peak_copies_of_A``, ``gradient_x_matvec`` (validate off) and
+    ``gradient_validated_x_matvec``.
     """
-    model = model or default_model()
-    n, d = inst.shape
-    x, A, b, w, gamma = inst.args
-    generated = _generated(model, inst)
-    floors = _floors(model, inst)
+    n, d = inst.n, inst.d
+    A = inst.A
+    generated = _generated(inst)
+    floors = _floors(inst)
     H = np.asarray(generated[HESSIAN]())
-    delta = np.asarray(model.z_hessian(x, A, b, w, gamma).delta)
+    delta = np.asarray(inst.z_hessian_pieces().delta)
     cases: dict[str, Callable[[], Any]] = {**floors, **generated}
     samples = time_interleaved(cases, repeats=repeats, budget=budget)
     gemm, matvec = samples[GEMM].median, samples[MATVEC].median
@@ -119,6 +117,11 @@ def bench_one(
     # floor: their thread pools (which may spin after a call) cannot slow the
     # numpy timings above.
     notes: list[str] = []
+    if peers and inst.spec != PEER_SPEC:
+        notes.append(
+            f"peers ({', '.join(peers)}) write the {PEER_SPEC} loss; not timed for spec {inst.spec}"
+        )
+        peers = ()
     for key in peers:
         peer = PEERS[key](inst)
         if peer.run is None:
@@ -134,13 +137,17 @@ def bench_one(
         rows.append(row)
     by_name = {row["name"]: row for row in rows}
     return {
+        "spec": inst.spec,
         "n": n,
         "d": d,
-        "case": inst.case,
+        "case": case,
         "negative_fraction": float(np.mean(delta < 0)),
+        "low_rank_columns": int(getattr(inst.model, "LOW_RANK_COLUMNS", 0)),
         "rows": rows,
         "notes": notes,
         "hessian_x_gemm": by_name[HESSIAN]["x_gemm"],
         "hessian_x_syrk": samples[HESSIAN].median / samples[SYRK].median,
         "hessian_peak_copies_of_A": by_name[HESSIAN]["peak_copies_of_A"],
+        "gradient_x_matvec": by_name[GRADIENT]["x_matvec"],
+        "gradient_validated_x_matvec": by_name["gradient (validate=True)"]["x_matvec"],
     }

@@ -15,6 +15,8 @@ import numpy as np
 
 #: the generated Hessian must cost at most this many GEMM-form floors ...
 HESSIAN_MAX_X_GEMM = 1.0
+#: ... or this many for a spec whose global sums add a low-rank part (LOW_RANK_COLUMNS > 0)
+HESSIAN_MAX_X_GEMM_LOW_RANK = 1.1
 #: ... and allocate less than this many copies of A at its peak
 HESSIAN_MAX_COPIES = 4.0
 #: ... at sizes with at least this many entries in A (below it, call overhead dominates)
@@ -38,8 +40,9 @@ def _ratio(value: float | None) -> str:
 def format_result(result: dict[str, Any]) -> str:
     """One size/case of :func:`creality_sym.bench.suite.bench_one` as a text table."""
     title = (
-        f"{result['n']}x{result['d']}  case {result['case']}  "
-        f"(delta < 0 on {100 * result['negative_fraction']:.1f}% of rows)"
+        f"{result['spec']}  {result['n']}x{result['d']}  case {result['case']}  "
+        f"(delta < 0 on {100 * result['negative_fraction']:.1f}% of rows; "
+        f"{result['low_rank_columns']} low-rank columns)"
     )
     head = (
         f"  {'':<32} {'median ms':>10} {'best ms':>10} {'x GEMM':>7} {'x 2 mv':>7} "
@@ -61,19 +64,28 @@ def format_result(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def target(result: dict[str, Any]) -> float:
+    """The Hessian's cost target in GEMM-form floors for the result's spec."""
+    low_rank = result.get("low_rank_columns", 0)
+    return HESSIAN_MAX_X_GEMM_LOW_RANK if low_rank else HESSIAN_MAX_X_GEMM
+
+
 def headline(result: dict[str, Any]) -> str:
-    """The Hessian's cost and memory against the targets, in one line."""
+    """The Hessian's and the gradient's cost (and memory) against the targets, in one line."""
     x_gemm, copies = result["hessian_x_gemm"], result["hessian_peak_copies_of_A"]
+    goal = target(result)
     if result["n"] * result["d"] < TARGET_MIN_ENTRIES:
         verdict = f"targets apply from n*d >= {TARGET_MIN_ENTRIES:.0e}"
-    elif x_gemm <= HESSIAN_MAX_X_GEMM and copies < HESSIAN_MAX_COPIES:
+    elif x_gemm <= goal and copies < HESSIAN_MAX_COPIES:
         verdict = "ok"
     else:
         verdict = "MISSED"
     return (
-        f"generated hessian: {x_gemm:.2f}x the GEMM-form floor (target <= {HESSIAN_MAX_X_GEMM:g}), "
+        f"generated hessian: {x_gemm:.2f}x the GEMM-form floor (target <= {goal:g}), "
         f"{result['hessian_x_syrk']:.2f}x A.T @ A, peak {copies:.2f} copies of A "
-        f"(target < {HESSIAN_MAX_COPIES:g}): {verdict}"
+        f"(target < {HESSIAN_MAX_COPIES:g}): {verdict}; gradient "
+        f"{result['gradient_x_matvec']:.2f}x two mat-vecs "
+        f"({result['gradient_validated_x_matvec']:.2f}x validated)"
     )
 
 
@@ -115,4 +127,4 @@ def write_json(path: str | Path, document: dict[str, Any]) -> None:
 
 def summary(results: Sequence[dict[str, Any]]) -> str:
     """One headline per size/case."""
-    return "\n".join(f"{r['n']}x{r['d']} {r['case']:<9} {headline(r)}" for r in results)
+    return "\n".join(f"{r['spec']} {r['n']}x{r['d']} {r['case']:<9} {headline(r)}" for r in results)

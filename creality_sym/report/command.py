@@ -25,7 +25,13 @@ import sys
 from pathlib import Path
 
 from creality_sym.generate import Layout
-from creality_sym.instance import DEFAULT_SPEC, load_model, parse_params, resolve_scalars
+from creality_sym.instance import (
+    DEFAULT_SPEC,
+    add_spec_arguments,
+    load_model,
+    parse_params,
+    resolve_scalars,
+)
 from creality_sym.report.study import Settings, build_report
 from creality_sym.spec import SpecError, embedded_derivations
 
@@ -67,20 +73,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds of search per lemma (default: 0.3 quick, 3 full)",
     )
-    parser.add_argument(
-        "--spec",
-        metavar="NAME",
-        default=DEFAULT_SPEC,
-        help=f"the spec the report is about (default {DEFAULT_SPEC})",
-    )
-    parser.add_argument(
-        "--param",
-        metavar="NAME=VALUE",
-        action="append",
-        default=[],
-        help="fix a scalar parameter of the spec (repeatable); scalars without a value take "
-        "the spec's default, or a choice by rule that the page states",
-    )
+    add_spec_arguments(parser, "reported")
     parser.add_argument(
         "--no-progress",
         action="store_true",
@@ -164,7 +157,7 @@ def check_out(out: Path, root: Path | None) -> str | None:
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run, for the page."""
     parts = ["creality", "report", "--out", str(args.out)]
-    if args.spec != DEFAULT_SPEC:
+    if args.spec not in (None, DEFAULT_SPEC):
         parts += ["--spec", args.spec]
     for item in args.param:
         parts += ["--param", item]
@@ -193,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         params = parse_params(args.param)
         resolve_scalars(load_model(args.spec), params)
     except ValueError as exc:
-        where = "" if str(exc).startswith("--param") else f"--spec {args.spec}: "
+        where = "" if str(exc).startswith("--param") else f"--spec {args.spec or DEFAULT_SPEC}: "
         print(f"creality report: {where}{exc}", file=sys.stderr)
         return EXIT_USAGE
     problem = check_out(args.out, args.root) or prepare_out(args.out)
@@ -204,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         seed=args.seed,
         audit_budget=args.audit_budget,
-        spec=args.spec,
+        spec=args.spec or DEFAULT_SPEC,
         params=params,
     )
     root = None if args.root is None else args.root.resolve()
