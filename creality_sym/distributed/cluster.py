@@ -97,7 +97,7 @@ def connect(address: Any, *, processes: bool = True, timeout: float = 30.0) -> I
                 n_workers=value,
                 threads_per_worker=1,
                 processes=processes,
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=40,
             )
             stack.enter_context(cluster)

@@ -27,7 +27,11 @@ from .sampling import SAMPLE_CONSTANT
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``solve`` options to ``parser``."""
     src = parser.add_argument_group("instance")
-    src.add_argument("--data", type=Path, help="load A, b, w (gamma, x0 optional) from an .npz")
+    src.add_argument(
+        "--data",
+        type=Path,
+        help="load A, b, w (gamma, x0 optional) from an .npz or a Zarr store (.zarr)",
+    )
     src.add_argument("--n", type=int, default=10_000, help="rows of the random A (default 10000)")
     src.add_argument("--d", type=int, default=100, help="columns of the random A (default 100)")
     src.add_argument("--gamma", type=float, default=None, help="creativity weight (default 0.5)")
@@ -65,6 +69,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--sample-constant", type=float, default=SAMPLE_CONSTANT)
     parser.add_argument("--out", type=Path, help="save x and history to OUT.npz and OUT.json")
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
+    from creality_sym.distributed.command import add_solve_options
+
+    add_solve_options(parser)  # --scheduler, --write-zarr, --chunk-rows (creality_sym.distributed)
 
 
 def load_model(spec: str) -> ModuleType:
@@ -167,6 +174,10 @@ def save(path: Path, results: dict[str, NewtonResult], meta: dict[str, Any]) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Solve, print, save; 0 when every requested method converged, 1 otherwise, 2 on bad input."""
+    from creality_sym.distributed.command import run_solve, wants_cluster
+
+    if wants_cluster(args):  # --scheduler, --write-zarr or a Zarr store as --data
+        return run_solve(args)
     try:
         model = load_model(args.spec)
         inst = build_instance(args)
