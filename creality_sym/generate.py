@@ -137,7 +137,9 @@ def render_all(
         files.update(cuda_backend.render(d, spec_file=spec_file))
     files.update(numpy_backend.render_runtime([d.spec.name for d in derivations]))
     files.update(cuda_backend.render_runtime([d.spec.name for d in derivations]))
-    files["DERIVATIONS.md"] = derivations_markdown(derivations)
+    recorded = verification or {}
+    status = {d.spec.name: verification_summary(recorded.get(d.spec.name)) for d in derivations}
+    files["DERIVATIONS.md"] = derivations_markdown(derivations, status)
     files[MANIFEST] = manifest_text(derivations, files, verification)
     return dict(sorted(files.items()))
 

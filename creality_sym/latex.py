@@ -7,6 +7,8 @@ entrywise product ``\\circ``, functions and powers act entrywise, and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
@@ -81,8 +83,14 @@ def hessian_latex(td: TermDerivation) -> list[str]:
     return lines
 
 
-def derivations_markdown(derivations: list[Derivation]) -> str:
-    """The ``generated/DERIVATIONS.md`` document (deterministic)."""
+def derivations_markdown(
+    derivations: list[Derivation], status: Mapping[str, str] | None = None
+) -> str:
+    """The ``generated/DERIVATIONS.md`` document (deterministic).
+
+    ``status`` maps spec names to one line about their recorded verification.
+    """
+    status = status or {}
     out = [
         "# Derivations",
         "",
@@ -99,6 +107,7 @@ def derivations_markdown(derivations: list[Derivation]) -> str:
         spec = d.spec
         out += [f"## `{spec.name}`", "", spec.description, ""]
         out += [f"Spec file: `derivations/{spec.name}.py` (sha256 `{spec.digest[:16]}…`).", ""]
+        out += [f"Verification: {status.get(spec.name, 'unverified')}.", ""]
         loss = " + ".join(
             (vector_latex(t.weight) + r"\," if t.weight != 1 else "") + (t.latex or t.name)
             for t in spec.terms
