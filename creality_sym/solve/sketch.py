@@ -20,17 +20,21 @@ independent estimate ``G_1, G_2`` of the rest: ``G = G_0 + (G_1 + G_2) / 2``. Th
     error = ||L^-1 (G_1 - G_2) L^-T||_2 / 2,   M = L L^T,
 
 estimates the spectral error ``||M^-1/2 (M - H) M^-1/2||`` at no extra pass
-over ``A`` (a ``d x d`` eigenvalue problem). The first build draws a pilot
-of ``pilot_rows(n, d)`` rows by ``|delta|``, measures its error and, if the
-rows look coherent (error well above that of incoherent rows), estimates
+over ``A`` (power iteration, O(d^2) a step). The first build draws a pilot
+of ``pilot_rows(n, d)`` rows by ``|delta|`` (a share :data:`UNIFORM_SHARE`
+uniform), measures its error and, if the rows look coherent (error well
+above that of incoherent rows) or ``M`` is not positive definite, estimates
 leverage scores of ``|D|^1/2 A`` against the pilot's factor (one
-``(n, d) x (d, k)`` product, :func:`creality_sym.solve.sampling.leverage_estimates`).
-The sample size is then chosen from the measured error (``error^2 s`` is
-about constant) to minimize a cost model: CG products (two passes over
-``A`` each, memory bound) against the Gram product (compute bound), capped at
-``n / 8`` rows. A later build whose measured error exceeds
-:data:`REFRESH_ERROR` (or after a slow CG solve) recomputes the leverage
-scores and redraws the sample.
+``(n, d) x (d, k)`` product, :func:`creality_sym.solve.sampling.leverage_estimates`),
+then samples by an even mix of leverage and ``|delta|``. The sample size is
+chosen from the measured error (``error^2 s`` is about constant) to minimize
+a cost model: CG products (two passes over ``A`` each, memory bound) against
+the Gram product (compute bound), capped at ``n / 8`` rows. A later build
+whose measured error exceeds :data:`REFRESH_ERROR`, whose ``M`` needs damping
+before any leverage scores exist, or that follows a slow CG solve recomputes
+the leverage scores and redraws the sample. A damped ``M`` still
+preconditions the undamped Newton system; only CG decides whether ``H``
+itself needs damping (:mod:`creality_sym.solve.steps`).
 """
 
 from __future__ import annotations
