@@ -1,11 +1,9 @@
 """One numeric data model for every spec: ``A``, ``x`` and the parameters by name.
 
-An :class:`Instance` holds the data of one generated model (a module of
-``creality_generated``): ``A (n, d)``, a point ``x (d,)`` and a value for
-every entry of the module's ``PARAMETERS``, by name (``(n,)`` vectors,
-``(d,)`` vectors, scalars). Its methods evaluate the model there, for any
-spec: probabilities, loss, gradient, the ``(d, d)`` Hessian and the dense
-``(n, n)`` z-Hessian of one term (small ``n``).
+An :class:`Instance` holds ``A (n, d)``, a point ``x (d,)`` and a value for
+every entry of a generated module's ``PARAMETERS``, by name; its methods
+evaluate the model there, for any spec (the ``(d, d)`` Hessian, the dense
+``(n, n)`` z-Hessian of one term for small ``n``...).
 
     >>> import numpy as np
     >>> from creality_sym.instance import Instance, load_model
@@ -14,9 +12,9 @@ spec: probabilities, loss, gradient, the ``(d, d)`` Hessian and the dense
     >>> inst.z_hessian(inst.x, "creativity").shape
     (6, 6)
 
-The parameters are also attributes (``inst.b``, ``inst.gamma``); a spec's
-parameter never shadows a field (``A``, ``x``, ``y``, ``R``, ``params``,
-``model``).
+The parameters are also attributes (``inst.b``, ``inst.gamma``); they never
+shadow a field. :func:`resolve_scalars` gives every scalar a value
+(``--param``, the spec's default, or a stated choice by rule).
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ import argparse
 import ast
 import importlib
 import math
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
@@ -42,7 +39,6 @@ __all__ = [
     "spec_names",
     "load_model",
     "model_name",
-    "scalar_parameters",
     "resolve_scalars",
     "parse_params",
     "draw_vector",
@@ -69,19 +65,9 @@ def spec_names() -> tuple[str, ...]:
 
 
 def load_model(spec: str | ModuleType | None = None) -> ModuleType:
-    """The generated module of ``spec``.
-
-    Parameters
-    ----------
-    spec : str, module or None
-        A spec name (``"renyi"``), a dotted module name, a module, or None
-        (:data:`DEFAULT_SPEC`).
-
-    Raises
-    ------
-    ValueError
-        One line naming the spec and the installed ones, when it cannot be imported.
-    """
+    """The generated module of ``spec``: a spec name (``"renyi"``), a dotted module name,
+    a module, or None (:data:`DEFAULT_SPEC`); ``ValueError`` (one line, naming the
+    installed specs) when it cannot be imported."""
     if isinstance(spec, ModuleType):
         return spec
     name = DEFAULT_SPEC if spec is None else str(spec)
@@ -98,11 +84,6 @@ def load_model(spec: str | ModuleType | None = None) -> ModuleType:
 def model_name(model: Any) -> str:
     """The spec name of a generated module (its ``SPEC_NAME``), else its module name."""
     return str(getattr(model, "SPEC_NAME", getattr(model, "__name__", model)))
-
-
-def scalar_parameters(model: Any) -> list[Any]:
-    """The scalar entries of ``model.PARAMETERS``, in order."""
-    return [p for p in model.PARAMETERS if p.kind == "scalar"]
 
 
 def check_value(name: str, rule: str, value: float) -> float:
@@ -156,24 +137,18 @@ def add_spec_arguments(parser: argparse.ArgumentParser, what: str) -> None:
 def resolve_scalars(
     model: Any, given: Mapping[str, float] | None = None, *, tradeoff: float | None = None
 ) -> tuple[dict[str, float], list[str]]:
-    """A value for every scalar parameter of ``model``, and notes on the chosen ones.
-
-    Order of precedence: ``given`` (``--param``), then ``tradeoff`` for the
-    trade-off scalar (``model.TRADEOFF``, when not None), the spec's default,
-    and :data:`SCALAR_CHOICES` by rule (with a note saying so).
-
-    Raises
-    ------
-    ValueError
-        One line naming the parameter: not a parameter of the spec, a vector,
-        a value breaking its rule, or values where the loss is not finite.
+    """A value for every scalar of ``model`` and notes on the chosen ones: ``given``
+    (``--param``), else ``tradeoff`` for ``model.TRADEOFF``, the spec's default, or
+    :data:`SCALAR_CHOICES` by rule (noted). ``ValueError``, one line naming the
+    parameter: not the spec's, a vector, breaking its rule, or the loss singular there.
     """
     given = dict(given or {})
     by_name = {p.name: p for p in model.PARAMETERS}
     spec = model_name(model)
+    scalar_params = [p for p in model.PARAMETERS if p.kind == "scalar"]
     for name in given:
         if name not in by_name:
-            scalars = ", ".join(p.name for p in scalar_parameters(model)) or "none"
+            scalars = ", ".join(p.name for p in scalar_params) or "none"
             raise ValueError(
                 f"--param {name}: spec {spec} has no parameter {name!r} (scalars: {scalars})"
             )
@@ -184,7 +159,7 @@ def resolve_scalars(
     values: dict[str, float] = {}
     notes: list[str] = []
     trade = getattr(model, "TRADEOFF", None)
-    for p in scalar_parameters(model):
+    for p in scalar_params:
         if p.name in given:
             values[p.name] = check_value(f"--param {p.name}", p.rule, given[p.name])
         elif p.name == trade and tradeoff is not None:
@@ -217,11 +192,8 @@ def _probe(model: Any, scalars: Mapping[str, float], given: Mapping[str, float])
 
 
 def draw_vector(rule: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random ``(size,)`` vector obeying ``rule``.
-
-    ``probability``: flat Dirichlet; ``positive``: U(0.5, 1.5); ``nonnegative``:
-    U(0, 1); ``real`` (or anything else): N(0, 1).
-    """
+    """A random ``(size,)`` vector by ``rule``: flat Dirichlet (probability), U(0.5, 1.5)
+    (positive), U(0, 1) (nonnegative), N(0, 1) (real)."""
     if rule == "probability":
         return rng.dirichlet(np.ones(size))
     if rule == "positive":
@@ -240,42 +212,38 @@ def draw_scalar(rule: str, rng: np.random.Generator) -> float:
     return float(rng.standard_normal())
 
 
-_OPS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
-    ast.USub: operator.neg,
-    ast.UAdd: operator.pos,
-}
+#: the only syntax :func:`arithmetic` evaluates
+_ARITHMETIC = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Load)
+_ARITHMETIC += (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
 
 
-def _arith(node: ast.AST, names: Mapping[str, float]) -> float:
-    """Value of a plain arithmetic expression over ``names`` (no calls, no attributes)."""
-    if isinstance(node, ast.Expression):
-        return _arith(node.body, names)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return float(node.value)
-    if isinstance(node, ast.Name) and node.id in names:
-        return float(names[node.id])
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_arith(node.left, names), _arith(node.right, names))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_arith(node.operand, names))
-    raise ValueError(f"not plain arithmetic: {ast.dump(node)[:60]}")
+def arithmetic(text: str, names: Mapping[str, float]) -> float:
+    """Value of a plain arithmetic expression (``"1/tau"``) over ``names``; ``ValueError``
+    for anything else (calls, attributes, unknown names)."""
+    tree = ast.parse(text, mode="eval")
+    for node in ast.walk(tree):
+        bad = not isinstance(node, _ARITHMETIC) or (
+            isinstance(node, ast.Name) and node.id not in names
+        )
+        if bad or (isinstance(node, ast.Constant) and not isinstance(node.value, (int, float))):
+            raise ValueError(f"not plain arithmetic in the scalars: {text!r}")
+    return float(eval(compile(tree, "<logit scale>", "eval"), {"__builtins__": {}}, dict(names)))
+
+
+def _scalar(p: Any, scalars: Mapping[str, float], rng: np.random.Generator) -> float:
+    """``scalars[p.name]``, else the spec's default, else :func:`draw_scalar`."""
+    value = scalars.get(p.name, p.default)
+    return draw_scalar(p.rule, rng) if value is None else float(value)
 
 
 @dataclass(frozen=True, eq=False)
 class Instance:
     """Data of one generated model: ``A (n, d)``, ``x (d,)``, parameters by name.
 
-    ``params`` maps every name of ``model.PARAMETERS`` to its value: ``(n,)``
-    or ``(d,)`` arrays and floats. ``y (d,)`` is an optional second point and
-    ``R`` the radius of an assumption set (both used by the auditor).
-    ``model`` is the generated module (None: the default spec, imported on
-    first use). The methods take a point ``x (d,)`` (default: ``self.x``);
-    dense ``(n, n)`` matrices are for small ``n``.
+    ``params``: every name of ``model.PARAMETERS`` -> ``(n,)``/``(d,)`` array or
+    float; ``y (d,)`` a second point and ``R`` a radius (for the auditor);
+    ``model`` the generated module (None: the default spec). Methods take a
+    point ``x (d,)`` (default ``self.x``); dense ``(n, n)`` results are for small n.
     """
 
     A: np.ndarray
@@ -307,13 +275,9 @@ class Instance:
         vectors: Mapping[str, np.ndarray] | None = None,
         logit_std: float = 1.0,
     ) -> Instance:
-        """A random instance: ``A`` with N(0, logit_std^2 / d) entries, ``x ~ N(0, I_d)``.
-
-        The logits ``A x`` are then of size ``logit_std``. Vector parameters
-        are drawn by :func:`draw_vector` at their shape (``n`` or ``d``) unless
-        ``vectors`` gives them; scalars come from ``scalars``, else the spec's
-        default, else :func:`draw_scalar`.
-        """
+        """``A`` with N(0, logit_std^2 / d) entries and ``x ~ N(0, I_d)`` (logits of size
+        ``logit_std``); vectors from ``vectors`` or :func:`draw_vector` at their shape,
+        scalars from ``scalars``, the spec's default or :func:`draw_scalar`."""
         model = load_model(model)
         A = rng.standard_normal((n, d)) * (logit_std / math.sqrt(d))
         x = rng.standard_normal(d)
@@ -321,12 +285,7 @@ class Instance:
         params: dict[str, Any] = {}
         for p in model.PARAMETERS:
             if p.kind == "scalar":
-                if p.name in scalars:
-                    params[p.name] = float(scalars[p.name])
-                elif p.default is not None:
-                    params[p.name] = float(p.default)
-                else:
-                    params[p.name] = draw_scalar(p.rule, rng)
+                params[p.name] = _scalar(p, scalars, rng)
             elif p.name in vectors:
                 params[p.name] = np.asarray(vectors[p.name], dtype=np.float64)
             else:
@@ -347,15 +306,13 @@ class Instance:
     ) -> Instance:
         """A well-scaled optimization problem; ``x (d,)`` is the start ``N(0, I_d)``.
 
-        ``A = G diag(c) / sqrt(d)`` with ``G`` i.i.d. ``N(0, 1)`` and column
-        scales ``c`` geometric from 1 to ``1 / condition`` (mean ``c^2 = 1``):
-        rows of norm about 1, logits of order 1. Then, in parameter order,
-        probability vectors are flat Dirichlet draws (normalized exponentials),
-        positive and nonnegative vectors are weights ``w_scale / sqrt(n) *
-        U(0.5, 1.5)`` per logit (shape ``n``) or ``w_scale * U(0.5, 1.5)`` per
-        coordinate (shape ``d``), real ones ``N(0, 1)``; scalars as in
-        :meth:`random`. For the default spec this is the solver's
-        ``random_instance`` draw for draw.
+        ``A = G diag(c) / sqrt(d)``, ``G`` i.i.d. ``N(0, 1)``, column scales ``c``
+        geometric from 1 to ``1 / condition`` (mean ``c^2 = 1``): logits of order
+        1. Then, in parameter order: probability vectors flat Dirichlet,
+        positive and nonnegative ones weights ``w_scale / sqrt(n) U(0.5, 1.5)``
+        (shape ``n``) or ``w_scale U(0.5, 1.5)`` (shape ``d``), real ones
+        ``N(0, 1)``; scalars as in :meth:`random`. For the default spec, the
+        solver's ``random_instance`` draw for draw.
         """
         model = load_model(model)
         A = rng.standard_normal((n, d))
@@ -366,8 +323,7 @@ class Instance:
         for p in model.PARAMETERS:
             size = n if p.shape == "n" else d
             if p.kind == "scalar":
-                default = scalars.get(p.name, p.default)
-                params[p.name] = draw_scalar(p.rule, rng) if default is None else float(default)
+                params[p.name] = _scalar(p, scalars, rng)
             elif p.rule == "probability":
                 v = rng.exponential(size=size)
                 params[p.name] = v / v.sum()
@@ -430,10 +386,9 @@ class Instance:
     def logit_scale(self) -> float | None:
         """The value of ``model.LOGIT_SCALE`` (the softmax is of ``scale * A x``); None
         when that text is not plain arithmetic in the scalars."""
-        text = str(getattr(self._m, "LOGIT_SCALE", "1"))
         scalars = {k: v for k, v in self.params.items() if np.ndim(v) == 0}
         try:
-            return float(_arith(ast.parse(text, mode="eval"), scalars))
+            return arithmetic(str(getattr(self._m, "LOGIT_SCALE", "1")), scalars)
         except (SyntaxError, ValueError, ZeroDivisionError, OverflowError):
             return None
 
@@ -492,10 +447,7 @@ class Instance:
         return self._call("z_hessian", x, term=term)
 
     def z_hessian(self, x: np.ndarray | None = None, term: str | None = None) -> np.ndarray:
-        """Dense z-Hessian ``B (n, n)`` of one unweighted ``term`` (None: the total).
-
-        ``grad = A^T g`` and ``hess = A^T B A`` (plus the x-space diagonal).
-        """
+        """Dense z-Hessian ``B (n, n)`` of ``term`` (None: the total): hess = A^T B A + x-part."""
         return np.asarray(self.z_hessian_pieces(x, term).dense())
 
     def B_real(self, x: np.ndarray | None = None) -> np.ndarray:
@@ -517,8 +469,8 @@ class Instance:
 
     # -- files and text ------------------------------------------------------
     def arrays(self) -> dict[str, Any]:
-        """Every field and parameter as an array (for ``.npz``): ``A, x, [y, R], n, d``,
-        each parameter under its name, ``spec`` and ``parameters`` (names, comma-separated)."""
+        """Fields and parameters for ``.npz``: ``A, x, [y, R], n, d``, each parameter by name,
+        ``spec`` and ``parameters`` (the names, comma-separated)."""
         out: dict[str, Any] = {"A": self.A, "x": self.x}
         if self.y is not None:
             out["y"] = self.y

@@ -105,3 +105,13 @@ def test_counterexamples_of_another_spec_replay_with_its_name(
     assert main(["audit", "--replay", v.path]) == 2
     assert "pass --spec ridge_prior" in capsys.readouterr().err
     assert main(["audit", "--replay", v.path, "--spec", "ridge_prior"]) == 0
+
+
+def test_files_written_before_specs_were_recorded_replay_as_the_default(tmp_path: Path) -> None:
+    (v,) = audit(select(default_bounds(), ["bcre-psd"]), budget=1.0, out=tmp_path)
+    with np.load(v.path) as data:
+        legacy = {k: data[k] for k in data.files if k not in ("spec", "parameters")}
+    old = tmp_path / "old.npz"
+    np.savez(old, **legacy)
+    r = replay(old)
+    assert r.reproduced and r.exact and r.instance.spec == "creativity_reality"
