@@ -72,7 +72,7 @@ def peak_rss_bytes() -> int:
 
 
 def _mb(n: float) -> str:
-    return f"{n / 2**20:.0f} MB"
+    return f"{n / 1e6:.0f} MB"
 
 
 def _fail(message: str) -> int:

@@ -217,7 +217,7 @@ class RowMatrix:
         rows = chunk_rows or default_chunk_rows(A.shape[1])
         starts = range(0, A.shape[0], rows)
         parts = [np.ascontiguousarray(A[i : i + rows], dtype=np.float64) for i in starts]
-        blocks = client.scatter(parts)
+        blocks = client.scatter(parts, hash=False)
         return cls(client, blocks, [p.shape[0] for p in parts], A.shape[1])
 
     @property
@@ -261,7 +261,7 @@ class RowMatrix:
             np.ascontiguousarray(value[lo:hi], dtype=np.float64)
             for lo, hi in zip(self.offsets[:-1], self.offsets[1:], strict=True)
         ]
-        return RowVector(self, self.client.scatter(parts))
+        return RowVector(self, self.client.scatter(parts, hash=False))
 
     def locate(self, k: int) -> tuple[int, int]:
         """``(chunk, offset in the chunk)`` of row ``k``."""

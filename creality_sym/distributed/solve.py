@@ -29,11 +29,10 @@ from creality_sym.solve.inputs import _MAX, option, real_array, real_scalar
 from creality_sym.solve.newton import _iterate, _rng, _variant
 from creality_sym.solve.oracle import parameters
 from creality_sym.solve.result import NewtonResult
-from creality_sym.solve.steps import ExactSteps
 
 from .oracle import ClusterOracle
 from .rows import RowMatrix, RowVector
-from .steps import ClusterPaperSteps, ClusterSketchPCGSteps
+from .steps import ClusterExactSteps, ClusterPaperSteps, ClusterSketchPCGSteps
 
 __all__ = ["cluster_data", "newton"]
 
@@ -136,7 +135,7 @@ def cluster_data(
     a = _matrix_stats(A)
     if a["bad"]:
         raise ValueError(f"A must be finite; got {a['bad']} non-finite entries")
-    if a["abs"] ** 2 * n > limit:
+    if a["abs"] * a["abs"] * n > limit:
         raise ValueError(
             f"A has entries up to {a['abs']:.3g}: the Hessian A^T B A (sums of n = {n} products "
             "of two rows) would overflow float64; rescale A"
@@ -250,7 +249,7 @@ def newton(
         n, d = A.shape
         s = sampling.sample_size(n, d, epsilon=epsilon, delta=delta, constant=sample_constant)
         if variant == "exact":
-            steps: Any = ExactSteps(oracle)  # type: ignore[arg-type]
+            steps: Any = ClusterExactSteps(oracle)  # type: ignore[arg-type]
         elif variant == "paper":
             steps = ClusterPaperSteps(oracle, rng, s)
         else:

@@ -1,8 +1,8 @@
 """The sampled Newton steps with ``A`` on a Dask cluster: sketch-PCG and the paper's variant.
 
-The exact step needs nothing new (:class:`creality_sym.solve.steps.ExactSteps`
-runs on :class:`~creality_sym.distributed.oracle.ClusterOracle` as it is).
-The sampled steps follow :mod:`creality_sym.solve.steps` and
+The exact step is :class:`creality_sym.solve.steps.ExactSteps` on
+:class:`~creality_sym.distributed.oracle.ClusterOracle` (its gradient pass
+also prepares the Hessian pieces). The sampled steps follow :mod:`creality_sym.solve.steps` and
 :mod:`creality_sym.solve.sketch` with every pass over ``A`` on the workers:
 
 - the row sample of the sketch preconditioner is drawn per row chunk
@@ -36,6 +36,7 @@ from creality_sym.solve.sketch import SketchPreconditioner
 from creality_sym.solve.steps import (
     MAX_CG_PRODUCTS,
     MAX_DAMPING_RETRIES,
+    ExactSteps,
     PaperSteps,
     SketchPCGSteps,
     Step,
@@ -48,7 +49,12 @@ from creality_sym.solve.steps import (
 from .oracle import ClusterHessianOperator, ClusterOracle
 from .rows import RowMatrix, RowVector
 
-__all__ = ["ClusterPaperSteps", "ClusterSketchPCGSteps", "ClusterSketchPreconditioner"]
+__all__ = [
+    "ClusterExactSteps",
+    "ClusterPaperSteps",
+    "ClusterSketchPCGSteps",
+    "ClusterSketchPreconditioner",
+]
 
 
 def _seeds(rng: np.random.Generator, count: int) -> list[tuple[int]]:
@@ -234,6 +240,23 @@ class ClusterSketchPreconditioner(SketchPreconditioner):
 
 
 # ----------------------------------------------------------------------------- steps
+
+
+class ClusterExactSteps(ExactSteps):
+    """:class:`ExactSteps` whose gradient pass computes the Hessian pieces too (one pass fewer).
+
+    The z-space pieces of order 2 cost little more than those of order 1,
+    and the step's Hessian then reuses them (the oracle caches the pieces of
+    the current point); a step that is likely the last asks for order 1 only.
+    """
+
+    def gradient(
+        self, x: np.ndarray, z: RowVector, *, likely_last: bool = False
+    ) -> tuple[np.ndarray, int]:  # type: ignore[override]
+        oracle: ClusterOracle = self.oracle  # type: ignore[assignment]
+        g = oracle.pieces(x, z, 1 if likely_last else 2).g
+        assert g is not None
+        return oracle.A.products([g])[0] + oracle.x_gradient(x), oracle.A.shape[0]
 
 
 class ClusterSketchPCGSteps(SketchPCGSteps):
