@@ -387,48 +387,51 @@ def _low_rank_factors(xp: Any, A: Array, zp: ZPieces) -> tuple[Array, Array] | N
 
 # ----------------------------------------------------------------------------- Hessian
 
-#: bytes of the shifted-and-scaled row block built per step (fits in the last-level cache)
-_BLOCK_BYTES = 8 << 20
+#: bytes of the shifted-and-scaled row block built per step (about the last-level cache)
+_BLOCK_BYTES = 12 << 20
 
 
 def _signed_gram_numpy(A: np.ndarray, k: int, delta: np.ndarray) -> np.ndarray:
     """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) by blocks of rows, no n x d work array.
 
-    Each block of rows is shifted by the dominant row, scaled by sqrt|delta|
-    and ordered by the sign of delta inside one reused buffer (one visit of A),
-    then added by a symmetric rank-k update per sign (syrk): n d^2 flops in
-    all, whatever the mix of signs, and memory for one block only.
+    The rows are visited once in the order "delta >= 0 first" (one index
+    permutation, no copy of A); each block is gathered, shifted by the dominant
+    row and scaled by sqrt|delta| inside one reused buffer, and added by one
+    symmetric rank-k update (syrk) into the Gram of its sign (only the block
+    on the boundary holds both signs). n d^2 flops in all, for any mix of signs,
+    and memory for one block.
     """
     n, d = A.shape
     a_k = A[k]
     root = np.sqrt(np.abs(delta))
     negative = delta < 0
+    n_neg = int(np.count_nonzero(negative))
+    n_pos = n - n_neg
+    order = None
+    if 0 < n_neg < n:
+        order = np.concatenate([np.flatnonzero(~negative), np.flatnonzero(negative)])
     step = max(64, _BLOCK_BYTES // (8 * d))
     buffer = np.empty((min(step, n), d))
-    H = np.zeros((d, d))
-    H_neg = np.zeros((d, d))
+    grams = {True: np.zeros((d, d)), False: np.zeros((d, d))}  # keyed by "delta >= 0"
     for i in range(0, n, step):
         j = min(i + step, n)
         block = buffer[: j - i]
-        neg = negative[i:j]
-        n_neg = int(np.count_nonzero(neg))
-        if 0 < n_neg < j - i:
-            order = np.concatenate([np.flatnonzero(~neg), np.flatnonzero(neg)])
-            np.take(A[i:j], order, axis=0, out=block)
-            block -= a_k
-            block *= root[i:j][order, None]
-            split = j - i - n_neg
-            pos_rows, neg_rows = block[:split], block[split:]
-            H += pos_rows.T @ pos_rows
-            H_neg += neg_rows.T @ neg_rows
-            continue
-        np.subtract(A[i:j], a_k, out=block)
-        block *= root[i:j, None]
-        if n_neg:
-            H_neg += block.T @ block
+        if order is None:
+            np.subtract(A[i:j], a_k, out=block)
+            block *= root[i:j, None]
         else:
-            H += block.T @ block
-    H -= H_neg
+            rows = order[i:j]
+            np.take(A, rows, axis=0, out=block)
+            block -= a_k
+            block *= root[rows, None]
+        split = min(max(n_pos - i, 0), j - i)  # rows of the block with delta >= 0
+        if order is None:
+            split = j - i if n_neg == 0 else 0
+        for positive, part in ((True, block[:split]), (False, block[split:])):
+            if part.shape[0]:
+                grams[positive] += part.T @ part
+    H = grams[True]
+    H -= grams[False]
     return H
 
 
@@ -458,12 +461,13 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
     With A~ = A - 1 a_k^T (k the dominant logit) and ``ones`` = B 1_n:
     A^T B A = A~^T B A~ + A~^T(B1) a_k^T + a_k (B1)^T A~ + <1, B1> a_k a_k^T.
     The diagonal part is one symmetric rank-n update per sign of delta over
-    the scaled rows of A~; the rank-2 part and the shift corrections are one
-    d x 2 by 2 x d product added as L + L^T, so the result is exactly
-    symmetric (with numpy). Cost: n d^2 flops (one syrk) and one n x d work
-    array. Accurate relative to the result when f is one-hot. The low-rank
-    part adds ``(A^T U) C (A^T U)^T`` (columns with their dominant entries set
-    from their known sums).
+    the scaled rows of A~; the thin products with A (``p``, ``f``, ``B1`` and
+    the low-rank columns) are one (3 + K) x n by n x d product; the rank-2
+    part and the shift corrections are one d x 2 by 2 x d product added as
+    L + L^T, so the result is exactly symmetric (with numpy). Cost: n d^2
+    flops (one syrk) plus n d (3 + K). Accurate relative to the result when f
+    is one-hot: every row of the thin product has its dominant entry set from
+    its exactly known sum. The low-rank part adds ``(A^T U) C (A^T U)^T``.
     """
     f = zp.f
     k = zp.softmax.k
@@ -473,22 +477,26 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
     delta = zero_if_none(xp, zp.delta, f)
     p = zero_if_none(xp, zp.p, f)
     ones = zero_if_none(xp, zp.ones, f)
-    V = _sum_zero_rows(xp, xp.stack([p, f, ones]), is_k)  # V @ A = V @ A~
-    PFM = V @ A
-    P, F, M = PFM[0, :], PFM[1, :], PFM[2, :]
+    rows = _sum_zero_rows(xp, xp.stack([p, f, ones]), is_k)  # rows @ A = rows @ A~
+    if zp.columns:
+        columns = [
+            set_dominant_total(xp, u, is_k, total)
+            for u, total in zip(zp.columns, zp.totals, strict=True)
+        ]
+        rows = xp.concat([rows, xp.stack(columns)], axis=0)
+    thin = rows @ A  # one pass over A for every thin product
+    P, F, M = thin[0, :], thin[1, :], thin[2, :]
     if zp.delta is None:
         H = xp.zeros((d, d), dtype=A.dtype)
     else:
         H = _signed_gram(xp, A, k, delta)
     U = xp.stack([0.5 * float(zp.c) * F - P, M + 0.5 * float(zp.ones_total) * a_k], axis=1)
     L = U @ xp.stack([F, a_k])
-    H = H + (L + L.T)
-    factors = _low_rank_factors(xp, A, zp)
-    if factors is not None:
-        AU, core = factors
-        W = AU @ core
-        H = H + 0.5 * (W @ AU.T + AU @ W.T)
-    return H
+    if zp.columns:
+        AU = thin[3:, :].T
+        core = xp.asarray([[float(c) for c in row] for row in zp.core], dtype=A.dtype)
+        L = L + 0.5 * (AU @ core) @ AU.T
+    return H + (L + L.T)
 
 
 def hvp_from(xp: Any, A: Array, v: Array, zp: ZPieces) -> Array:
