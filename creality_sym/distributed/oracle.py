@@ -40,17 +40,30 @@ def _hessian_chunk(
     """``(S^T diag(delta) S (d, d), [p, f, ones] @ S (3, d))`` for the shifted ``S = a - a_k``.
 
     The dominant row itself shifts to zero, so ``V @ S`` is the runtime's
-    ``V @ A~`` with the rows of ``V`` summing to zero.
+    ``V @ A~`` with the rows of ``V`` summing to zero. As the runtime's
+    ``_scaled_rows_numpy``: one scaled copy of the rows, those with
+    ``delta >= 0`` first, and one symmetric rank update per sign.
     """
-    S = a - a_k
-    V = np.stack([p, f, ones]) @ S
+    V = np.stack([p, f, ones])
+    VS = V @ a - np.outer(V.sum(axis=1), a_k)
     negative = delta < 0.0
+    n_negative = int(np.count_nonzero(negative))
     root = np.sqrt(np.abs(delta))
+    if 0 < n_negative < delta.shape[0]:
+        order = np.concatenate([np.flatnonzero(~negative), np.flatnonzero(negative)])
+        S = np.take(a, order, axis=0)
+        root = root[order]
+    else:
+        S = np.array(a, dtype=float, copy=True)
+    S -= a_k
     S *= root[:, None]
-    if np.any(negative):
-        pos, neg = S[~negative], S[negative]
-        return pos.T @ pos - neg.T @ neg, V
-    return S.T @ S, V
+    n_pos = delta.shape[0] - n_negative
+    if n_negative == delta.shape[0]:
+        return -(S.T @ S), VS
+    H = S[:n_pos].T @ S[:n_pos]
+    if n_negative:
+        H -= S[n_pos:].T @ S[n_pos:]
+    return H, VS
 
 
 def _hvp_sums(
