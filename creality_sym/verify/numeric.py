@@ -100,6 +100,10 @@ def loss(spec: Spec, name: str, inst: Instance, xv: np.ndarray) -> float:
     return out
 
 
+#: largest magnitude whose square (a term of a norm) stays finite in float64
+_SQUARE_LIMIT = 1e150
+
+
 def overflow(spec: Spec, inst: Instance, v: np.ndarray, steps: Sequence[float] = ()) -> str:
     """Why ``inst`` lies outside float64's reach ("" when it does not).
 
@@ -117,6 +121,9 @@ def overflow(spec: Spec, inst: Instance, v: np.ndarray, steps: Sequence[float] =
                 return f"overflow in float64 evaluating the loss of {name}"
             if not np.isfinite(value):
                 return f"the loss of {name} is {value} in float64"
+            if abs(float(value)) > _SQUARE_LIMIT:
+                # norms of derivatives (sums of squares of loss-sized numbers) must fit too
+                return f"the loss of {name} is {float(value):.3g}: its square overflows float64"
     return ""
 
 
