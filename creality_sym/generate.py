@@ -183,9 +183,11 @@ def verification_summary(status: object) -> str:
     status = _status(status)
     if not isinstance(status, dict):
         return "unverified (written with creality derive --no-verify)"
-    failed = [m for m, v in status.items() if v == "FAIL"]
+    order = ("symbolic", "numeric", "statements", "generated", "generated-c")
+    methods = sorted(status, key=lambda m: (order.index(m) if m in order else len(order), m))
+    failed = [m for m in methods if status[m] == "FAIL"]
     head = "verification FAILED" if failed else "verified"
-    return f"{head}: " + ", ".join(f"{m} {v}" for m, v in status.items())
+    return f"{head}: " + ", ".join(f"{m} {status[m]}" for m in methods)
 
 
 def read_manifest(layout: Layout) -> dict[str, object]:
