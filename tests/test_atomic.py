@@ -270,7 +270,7 @@ def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
 
 def _run_slowed(cmd: list[str], poll_path: Path, cwd: Path) -> tuple[Poller, str]:
     assert STRACE is not None
-    log = cwd / "strace.log"
+    log = poll_path.parent.parent / "strace.log"  # beside the tree, never in the checkout
     full = [STRACE, "-f", "-qq", "-o", str(log), "-e", "trace=rename,renameat,renameat2"]
     full += ["-e", SLOW_RENAMES, *cmd]
     with Poller(poll_path) as poll:
