@@ -48,7 +48,7 @@ def test_rank_deficient_A_never_raises(method, variant):
             assert "singular or indefinite" in r.reason
         # the step never moves along the null direction e_1 - e_3 (beyond rounding)
         null = (r.x[1] - r.x[3]) - (inst.x0[1] - inst.x0[3])
-        assert abs(null) <= 1e-6 * max(1.0, float(np.linalg.norm(r.x))), null
+        assert abs(null) <= 1e-4 * max(1.0, float(np.linalg.norm(r.x))), null
 
 
 @pytest.mark.parametrize("method", ["exact", "sampled"])

@@ -89,7 +89,7 @@ def test_measured_error_tracks_the_true_spectral_error():
     index = pre.index.copy()
     again = pre.build(pieces.delta, rest)
     assert np.array_equal(pre.index, index) and again.note == "sample reused"
-    assert again.error == pytest.approx(built.error)
+    assert again.error == pytest.approx(built.error, rel=1e-2)  # power iteration: random start
 
 
 def test_coherent_rows_get_leverage_scores():

@@ -61,6 +61,11 @@ UNIFORM_SHARE = 0.1
 COHERENCE_FACTOR = 1.5
 
 
+def _incoherent_error(d: int, rows: int) -> float:
+    """Spectral error ``sqrt(d log d / rows)`` expected from ``rows`` incoherent rows."""
+    return math.sqrt(d * math.log(max(d, 2)) / max(rows, 1))
+
+
 def pilot_rows(n: int, d: int) -> int:
     """Pilot sample size ``2 d log(10 d)`` (at least ``2 d``, at most ``n``)."""
     return min(n, max(2 * d, math.ceil(2 * d * math.log(10 * d))))
@@ -123,6 +128,54 @@ def _spectral_norm(inverse: np.ndarray, X: np.ndarray, rng: np.random.Generator)
     return value
 
 
+def keep_probabilities(q: np.ndarray, s: int) -> np.ndarray:
+    """``pi = min(1, t q)`` with ``t`` such that ``sum(pi) = s``: about ``s`` rows kept.
+
+    ``q (n,)`` is a probability vector. Rows whose ``t q_i`` reaches 1 are kept
+    surely and the rest of the budget is spread over the others (a few O(n)
+    passes); ``min(1, s q)`` alone keeps far fewer than ``s`` rows when ``q``
+    is concentrated.
+    """
+    n = q.shape[0]
+    if s >= n:
+        return np.ones(n)
+    t = float(s)
+    for _ in range(20):
+        capped = t * q >= 1.0
+        k = int(np.count_nonzero(capped))
+        free = float(q[~capped].sum())
+        if free <= 0.0 or k >= s:
+            break
+        t_next = (s - k) / free
+        if t_next <= t * (1.0 + 1e-12):
+            t = max(t, t_next)
+            break
+        t = t_next
+    return np.minimum(1.0, t * q)
+
+
+def _gather(
+    A: np.ndarray, index: np.ndarray, sure: int, dtype: type
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(A[index[:sure]] (float64), A[index[sure:]] (dtype))``, copied in blocks."""
+    head = np.take(A, index[:sure], axis=0)
+    rest = index[sure:]
+    if dtype == np.float64:
+        return head, np.take(A, rest, axis=0)
+    out = np.empty((rest.size, A.shape[1]), dtype=dtype)
+    step = max(1, (1 << 22) // (8 * A.shape[1]))
+    for i in range(0, rest.size, step):
+        out[i : i + step] = A[rest[i : i + step]]
+    return head, out
+
+
+def _signed_gram(S: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """``S^T diag(sign) S`` with ``sign = -1`` where ``negative``: one syrk when no sign is."""
+    if np.any(negative):
+        return S.T @ (np.where(negative, -1.0, 1.0).astype(S.dtype)[:, None] * S)
+    return S.T @ S
+
+
 @dataclass(frozen=True)
 class Built:
     """A preconditioner: its ``factor`` (of ``M + mu I``), measured ``error``, ``rows`` kept.
@@ -155,8 +208,10 @@ class SketchPreconditioner:
         self.index: np.ndarray | None = None
         self.inv_prob = np.empty(0)
         self.bounds = (0, 0)  # rows [0, b0) kept surely, [b0, b1) half 1, [b1, end) half 2
-        self.rows = np.empty((0, d))
+        self.rows: tuple[np.ndarray, np.ndarray] = (np.empty((0, d)), np.empty((0, d)))
         self._buffer = np.empty((0, d))
+        #: dtype of the randomly kept rows: float32 until a CG solve is slow, then float64
+        self.dtype: type = np.float32
         self.planned = 0
         self.stale = False
         self.exact = pilot_rows(n, d) > self.max_rows  # too few rows to sample: keep all
@@ -180,7 +235,7 @@ class SketchPreconditioner:
             if np.isfinite(lev_total) and lev_total > 0.0:
                 q = 0.5 * q + 0.5 * (lev / lev_total)
         q = (1.0 - UNIFORM_SHARE) * q + UNIFORM_SHARE / n  # defensive: every row may be drawn
-        pi = np.minimum(1.0, s * q)
+        pi = keep_probabilities(q, s)
         kept = np.flatnonzero(self.rng.random(n) < pi)
         sure = pi[kept] >= 1.0
         group = np.where(sure, 0, np.where(self.rng.random(kept.size) < 0.5, 1, 2))
@@ -189,7 +244,7 @@ class SketchPreconditioner:
         self.inv_prob = 1.0 / pi[self.index]
         counts = np.bincount(group, minlength=3)
         self.bounds = (int(counts[0]), int(counts[0] + counts[1]))
-        self.rows = np.take(self.A, self.index, axis=0)
+        self.rows = _gather(self.A, self.index, self.bounds[0], self.dtype)
         self.planned = s
 
     def _all_rows(self) -> None:
@@ -197,7 +252,7 @@ class SketchPreconditioner:
         self.index = np.arange(n)
         self.inv_prob = np.ones(n)
         self.bounds = (n, n)
-        self.rows = self.A
+        self.rows = (self.A, self.A[:0])
         self.planned = n
 
     def _refresh_leverage(self, factor: Factor) -> None:
@@ -211,25 +266,28 @@ class SketchPreconditioner:
     # -- building ---------------------------------------------------------------
 
     def _grams(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(G, G_1 - G_2)`` from the kept rows weighted by the current ``delta``."""
+        """``(G, G_1 - G_2)`` (float64) from the kept rows weighted by the current ``delta``.
+
+        The surely kept rows are float64; the halves may be float32 (their
+        sampling error, not the rounding, limits the preconditioner).
+        """
         w = delta[self.index] * self.inv_prob
         if self.exact:
             return self.A.T @ (self.A * w[:, None]), None
-        if self._buffer.shape != self.rows.shape:
-            self._buffer = np.empty_like(self.rows)
+        sure, random = self.rows
         b0, b1 = self.bounds
-        scale = np.abs(w)
-        scale[b0:] *= 2.0  # each half alone estimates the randomly kept part
-        S = np.multiply(self.rows, np.sqrt(scale)[:, None], out=self._buffer)
+        scale = np.sqrt(np.abs(w))
+        scale[b0:] *= math.sqrt(2.0)  # each half alone estimates the randomly kept part
         negative = w < 0.0
-        parts = []
-        for lo, hi in ((0, b0), (b0, b1), (b1, S.shape[0])):
-            block, signs = S[lo:hi], negative[lo:hi]
-            if np.any(signs):
-                parts.append(block.T @ (np.where(signs, -1.0, 1.0)[:, None] * block))
-            else:
-                parts.append(block.T @ block)
-        return parts[0] + 0.5 * (parts[1] + parts[2]), parts[1] - parts[2]
+        S0 = sure * scale[:b0, None]
+        G0 = _signed_gram(S0, negative[:b0])
+        if self._buffer.shape != random.shape or self._buffer.dtype != random.dtype:
+            self._buffer = np.empty_like(random)
+        S = np.multiply(random, scale[b0:, None].astype(random.dtype), out=self._buffer)
+        m = b1 - b0
+        G1 = _signed_gram(S[:m], negative[b0:b1]).astype(float)
+        G2 = _signed_gram(S[m:], negative[b1:]).astype(float)
+        return G0 + 0.5 * (G1 + G2), G1 - G2
 
     def _assemble(self, delta: np.ndarray, rest: np.ndarray) -> tuple[Factor, float]:
         """Factor of ``M = G + rest`` (damped if needed) and its measured error."""
@@ -250,7 +308,7 @@ class SketchPreconditioner:
         delta : (n,) array
             Diagonal of the z-Hessian at the iterate (any sign).
         rest : (d, d) array
-            The exact part: ``-P F^T - F P^T + c F F^T + diag(h)``.
+            The exact part (:func:`creality_sym.solve.steps.exact_part`).
 
         Returns
         -------
@@ -262,32 +320,47 @@ class SketchPreconditioner:
                 self._all_rows()
             factor, _ = self._assemble(delta, rest)
             return Built(factor, 0.0, n, "all rows (n too small to sample)")
-        note = "sample reused"
         if self.index is None:
-            pilot = pilot_rows(n, d)
-            self._draw(delta, pilot)
-            factor, error = self._assemble(delta, rest)
-            incoherent = math.sqrt(d * math.log(max(d, 2)) / max(self.index.size, 1))
-            if factor.mu > 0.0 or not error <= COHERENCE_FACTOR * incoherent:
-                self._refresh_leverage(factor)
-            s = plan_rows(n, d, max(self.index.size, 1), error, max_rows=self.max_rows)
-            self._draw(delta, s)
-            note = f"pilot {pilot} rows, error {error:.2f}; drew {s}"
-            if self.leverage is not None:
-                note += " by leverage"
-        elif self.stale:
-            note = "redrawn after slow CG"
+            return self._first(delta, rest)
+        note = "sample reused"
         factor, error = self._assemble(delta, rest)
         indefinite = factor.mu > 0.0 and self.leverage is None
         if self.stale or error > REFRESH_ERROR or indefinite:
             why = "slow CG" if self.stale else "not PD" if indefinite else "error"
+            if self.stale:
+                self.dtype = np.float64  # rule out float32 rounding as the cause
             self._refresh_leverage(factor)
-            s = plan_rows(n, d, max(self.index.size, 1), error, max_rows=self.max_rows)
+            s = plan_rows(n, d, max(self.planned, 1), error, max_rows=self.max_rows)
             s = max(s, min(self.max_rows, 2 * self.planned)) if self.stale else s
             self._draw(delta, s)
             factor, error = self._assemble(delta, rest)
             note = f"redrawn {s} rows by leverage ({why})"
             self.stale = False
+        return Built(factor, error, int(self.index.size), note)
+
+    def _first(self, delta: np.ndarray, rest: np.ndarray) -> Built:
+        """The first build: a size predicted for incoherent rows, checked by its measured error.
+
+        The prediction takes ``error^2 s = d log d``; the sample is redrawn
+        (with leverage scores) when its measured error says the rows are
+        coherent or ``M`` is not positive definite, and redrawn at the size the
+        measurement plans when that is more than twice the prediction.
+        """
+        n, d = self.A.shape
+        pilot = pilot_rows(n, d)
+        guess = plan_rows(n, d, pilot, _incoherent_error(d, pilot), max_rows=self.max_rows)
+        self._draw(delta, guess)
+        assert self.index is not None
+        factor, error = self._assemble(delta, rest)
+        coherent = factor.mu > 0.0 or not error <= COHERENCE_FACTOR * _incoherent_error(d, guess)
+        s = plan_rows(n, d, guess, error, max_rows=self.max_rows)
+        note = f"drew {guess} rows (error {error:.2f})"
+        if coherent or s > 2 * guess:
+            if coherent:
+                self._refresh_leverage(factor)
+            self._draw(delta, s)
+            factor, error = self._assemble(delta, rest)
+            note += f"; redrew {s}" + (" by leverage" if coherent else "")
         return Built(factor, error, int(self.index.size), note)
 
     def report(self, products: int, error: float, reduction: float) -> None:

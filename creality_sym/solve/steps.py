@@ -208,7 +208,7 @@ class SketchPCGSteps:
             note = _join(note, f"preconditioner damped by {built.factor.mu:.1e}")
         factor = built.factor
         mu = 0.0  # damping of the Newton system itself: only where CG meets negative curvature
-        norm = float(np.linalg.norm(grad))
+        truncated: Step | None = None
         for _ in range(MAX_DAMPING_RETRIES):
             if factor.L is None:
                 break
@@ -221,23 +221,33 @@ class SketchPCGSteps:
                 max_iter=MAX_CG_PRODUCTS,
                 mu=mu,
             )
-            if result.products and not result.negative_curvature:
-                self.preconditioner.report(result.products, built.error, target / norm)
-            moved = bool(np.any(result.dx != 0.0))
-            if not result.negative_curvature or moved:
-                if result.negative_curvature:
-                    note = _join(note, "CG stopped at negative curvature")
-                if not result.converged and not result.negative_curvature:
+            if not result.negative_curvature:
+                if result.products:
+                    reduction = target / float(np.linalg.norm(grad))
+                    self.preconditioner.report(result.products, built.error, reduction)
+                if not result.converged:
                     note = _join(note, f"CG stopped at {result.products} products")
                 return Step(
                     result.dx, result.u, mu, operator.products, built.error, note, built.rows
                 )
-            # the first direction has non-positive curvature: damp past it and retry
-            mu = max(10.0 * mu, 2.0 * max(0.0, -result.curvature), 1e-8 * factor.scale)
+            if np.any(result.dx != 0.0):  # Steihaug's truncated step: a descent direction
+                truncated = Step(result.dx, result.u, mu, 0, built.error, "", built.rows)
+            # H + mu I is not positive definite: damp past the curvature CG met (a Rayleigh
+            # quotient of H), trusting the preconditioner's damping (its estimate of
+            # -lambda_min, noisy where delta < 0) up to ten times that
+            bump = max(2.0 * max(0.0, -result.curvature), 1e-8 * factor.scale)
+            if mu == 0.0:
+                mu = max(bump, min(built.factor.mu, 10.0 * bump))
+            else:
+                mu = max(10.0 * mu, bump)
             if mu > factor.mu:
                 matrix = _preconditioner_matrix(factor) + (mu - factor.mu) * np.eye(grad.shape[0])
                 extra = damped_cholesky(matrix)
                 factor = Factor(extra.L, mu + extra.mu, factor.scale)
+        if truncated is not None:
+            truncated.products = operator.products
+            truncated.note = _join(note, "CG stopped at negative curvature")
+            return truncated
         step = -factor.solve(grad)
         return Step(step, None, math.inf, operator.products, built.error, note, built.rows)
 
