@@ -125,35 +125,55 @@ def _max_abs(a: np.ndarray) -> float:
     return out
 
 
+def _frobenius_squared(A: np.ndarray) -> float:
+    """``||A||_F^2`` in one pass (BLAS dot of the flat array; row blocks if not contiguous)."""
+    if A.flags.c_contiguous:
+        flat = A.reshape(-1)
+        return float(np.dot(flat, flat))
+    total = 0.0
+    step = max(1, (1 << 22) // max(1, A.shape[1]))
+    for i in range(0, A.shape[0], step):
+        block = np.ascontiguousarray(A[i : i + step]).reshape(-1)
+        total += float(np.dot(block, block))
+    return total
+
+
 def check_magnitudes(A: np.ndarray, x0: np.ndarray, params: dict[str, Any]) -> None:
     """Refuse data whose products would overflow float64, naming the argument.
 
-    The solver forms ``A x`` (``d`` products per entry), ``A^T B A`` (sums
-    of ``n`` products of two rows) and squares of the vector parameters
-    (e.g. ``(w z)^2``). Each is bounded here from the largest magnitudes;
-    ``ValueError`` names the argument whose size makes a bound exceed the
-    float64 range (with a margin of 1e-8 of it).
+    The solver forms ``A x`` (``|a_i . x| <= ||A||_F ||x||``), ``A^T B A``
+    (entries at most ``max |B| ||A||_F^2``) and squares of the vector
+    parameters (e.g. ``(w z)^2``). Each is bounded here; ``ValueError`` names
+    the argument whose size makes a bound exceed the float64 range (with a
+    margin of 1e-8 of it). Non-finite values are left to the model's own
+    validation, which names them.
 
     Parameters
     ----------
     A : (n, d) float64 array
     x0 : (d,) float64 array
     params : dict
-        The model's parameters (vectors ``(n,)`` and scalars), already checked finite.
+        The model's parameters (vectors ``(n,)`` or ``(d,)``, and scalars).
     """
     n, d = A.shape
     limit = 1e-8 * _MAX
-    a_max = _max_abs(A)
-    if a_max * a_max * n > limit:
+    with np.errstate(over="ignore", invalid="ignore"):
+        frobenius2 = _frobenius_squared(A)
+    if math.isnan(frobenius2):
+        return  # NaN in A: the model's validation names it
+    if frobenius2 > limit:
+        a_max = _max_abs(A)
         raise ValueError(
-            f"A has entries up to {a_max:.3g}: the Hessian A^T B A (sums of n = {n} products "
-            "of two rows) would overflow float64; rescale A"
+            f"A has entries up to {a_max:.3g} (||A||_F^2 = {frobenius2:.3g}): the Hessian "
+            "A^T B A would overflow float64; rescale A"
         )
     x_max = _max_abs(x0)
-    if a_max * x_max * d > math.sqrt(limit):
+    x_norm = math.sqrt(float(np.dot(x0, x0))) if math.isfinite(x_max) else 0.0
+    if math.sqrt(frobenius2) * x_norm > math.sqrt(limit):
         raise ValueError(
-            f"x0 has entries up to {x_max:.3g}: the logits A @ x0 (max |A| = {a_max:.3g}, "
-            f"d = {d}) would be too large for float64 squares; start closer to 0"
+            f"x0 has entries up to {x_max:.3g}: the logits A @ x0 (||A||_F = "
+            f"{math.sqrt(frobenius2):.3g}) would be too large for float64 squares; "
+            "start closer to 0"
         )
     for name, value in params.items():
         if isinstance(value, np.ndarray):

@@ -164,8 +164,11 @@ def _gather(
         return head, np.take(A, rest, axis=0)
     out = np.empty((rest.size, A.shape[1]), dtype=dtype)
     step = max(1, (1 << 22) // (8 * A.shape[1]))
+    block = np.empty((min(step, rest.size), A.shape[1]))
     for i in range(0, rest.size, step):
-        out[i : i + step] = A[rest[i : i + step]]
+        j = min(i + step, rest.size)
+        np.take(A, rest[i:j], axis=0, out=block[: j - i])
+        out[i:j] = block[: j - i]
     return head, out
 
 
