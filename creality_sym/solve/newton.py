@@ -235,10 +235,15 @@ def _iterate(
     status, reason, damped = "", "", 0
     previous, eta = None, FIRST_FORCING
     best, since_best, best_loss = math.inf, 0, loss
-    finishing = False  # the last step aimed below tol: the gradient alone first
+    finishing = False  # the last step aimed below tol: the model's own gradient first
+    certified: np.ndarray | None = None  # the x at which grad is model.gradient's
     for k in range(max_iter + 1):
         start = time.perf_counter()
-        grad, rows = steps.gradient(x, z, likely_last=finishing)
+        if finishing:  # likely the last check: model.gradient both tests and certifies
+            grad, rows, certified = oracle.gradient(x), 0, x
+            steps.forget()
+        else:
+            grad, rows = steps.gradient(x, z)
         norm = float(np.linalg.norm(grad))
         row = Iteration(k, loss, norm, rows=rows)
         history.append(row)
@@ -304,7 +309,7 @@ def _iterate(
             f"; Hessian not positive definite (singular or indefinite) at {damped} "
             "iterate(s), damped"
         )
-    final_grad = oracle.gradient(x)
+    final_grad = grad if certified is x else oracle.gradient(x)
     final_loss = loss if math.isfinite(loss) else oracle.loss(x, z)
     return NewtonResult(
         x=x,

@@ -1,9 +1,9 @@
 """The Newton step of each variant: exact Hessian, the paper's sampled Hessian, sketch-PCG.
 
-Every variant offers ``gradient(x, z, likely_last) -> (grad, rows)`` (the
-gradient at ``x``, logits ``z``; a variant may prepare its Hessian in the
-same pass over ``A`` unless ``likely_last`` says the solve probably stops
-here) and ``step(x, z, grad, target) -> Step``:
+Every variant offers ``gradient(x, z) -> (grad, rows)`` (the gradient at
+``x``, logits ``z``; a variant may prepare its Hessian in the same pass over
+``A``), ``forget()`` (drop what it prepared: the driver took the gradient
+elsewhere) and ``step(x, z, grad, target) -> Step``:
 
 - ``"exact"``: the model's structured Hessian, damped Cholesky solve;
 - ``"paper"``: the paper's sampled Hessian (``A^T diag(delta) A`` from
@@ -63,12 +63,13 @@ class ExactSteps:
     def __init__(self, oracle: Oracle) -> None:
         self.oracle = oracle
 
-    def gradient(
-        self, x: np.ndarray, z: np.ndarray, *, likely_last: bool = False
-    ) -> tuple[np.ndarray, int]:
+    def gradient(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, int]:
         """``(grad (d,), rows)``: ``A^T g + x_gradient`` over all ``n`` rows."""
         g = self.oracle.pieces(x, z, 1).g
         return g @ self.oracle.A + self.oracle.x_gradient(x), self.oracle.A.shape[0]
+
+    def forget(self) -> None:
+        """Nothing is prepared ahead of the step."""
 
     def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
         """Damped Cholesky solve with ``model.hessian(x)``."""
@@ -108,21 +109,26 @@ class PaperSteps:
         n = oracle.A.shape[0]
         self.A_low = oracle.A.astype(np.float32) if s < n else oracle.A
         self.H: np.ndarray | None = None
+        self.rows = 0
 
-    def gradient(
-        self, x: np.ndarray, z: np.ndarray, *, likely_last: bool = False
-    ) -> tuple[np.ndarray, int]:
+    def gradient(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, int]:
         """``(grad (d,), rows kept)``; the sampled Hessian is built in the same pass over ``A``."""
-        grad, self.H, rows = sampled_hessian(
+        grad, self.H, self.rows = sampled_hessian(
             self.oracle, x, z, s=self.s, A_low=self.A_low, rng=self.rng
         )
-        return grad, rows
+        return grad, self.rows
+
+    def forget(self) -> None:
+        """Drop the sampled Hessian (the next step samples anew)."""
+        self.H = None
 
     def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
         """Damped Cholesky solve with the sampled Hessian."""
+        if self.H is None:
+            self.gradient(x, z)
         assert self.H is not None
         dx, mu = damped_cholesky_solve(self.H, -grad)
-        return Step(dx, damping=mu)
+        return Step(dx, damping=mu, rows=self.rows)
 
 
 def sampled_hessian(
@@ -176,22 +182,17 @@ class SketchPCGSteps:
         self._pieces: Pieces | None = None
         self._Y: np.ndarray | None = None
 
-    def gradient(
-        self, x: np.ndarray, z: np.ndarray, *, likely_last: bool = False
-    ) -> tuple[np.ndarray, int]:
-        """``(grad (d,), rows)``; ``A^T [p, f, U]`` come from the same pass over ``A``.
-
-        With ``likely_last`` only ``A^T g`` is formed (the rest later if a step follows).
-        """
-        A = self.oracle.A
-        pieces = self.oracle.pieces(x, z, 1 if likely_last else 2)
+    def gradient(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, int]:
+        """``(grad (d,), rows)``; ``A^T [p, f, U]`` come from the same pass over ``A``."""
+        pieces = self.oracle.pieces(x, z, 2)
         assert pieces.g is not None
-        if likely_last:
-            self._pieces, self._Y = None, None
-            return pieces.g @ A + self.oracle.x_gradient(x), 0
-        Y = stacked_products(np.stack([pieces.g, *_hessian_columns(pieces)]), A)
+        Y = stacked_products(np.stack([pieces.g, *_hessian_columns(pieces)]), self.oracle.A)
         self._pieces, self._Y = pieces, Y[1:]
         return Y[0] + self.oracle.x_gradient(x), 0
+
+    def forget(self) -> None:
+        """Drop the pieces prepared for the step (the step recomputes them)."""
+        self._pieces, self._Y = None, None
 
     def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
         """PCG to ``||H dx + grad|| <= target``, damped where ``H`` is not positive definite."""
