@@ -112,10 +112,10 @@ def _print_program(
             ("fc", "sm.fc"),
             ("is_k", "sm.is_k"),
         ):
-            if re.search(rf"\b{name}\b", body):
+            if re.search(rf"(?<![\w.]){name}\b", body):  # not the attribute sm.{name}
                 prelude.append(f"{name} = {source}")
         for local, source in _dominant_locals(dominant or {}):
-            if re.search(rf"\b{local}\b", body):
+            if re.search(rf"(?<![\w.]){local}\b", body):
                 prelude.append(f"{local} = {source}")
     return prelude + lines, results
 
