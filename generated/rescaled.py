@@ -109,7 +109,6 @@ def _z_gradient_reality(xp, sm, z, b, w):
 
 def _z_hessian_reality(xp, sm, z, b, w):
     """z-space hessian pieces of term 'reality' (unweighted). (ops: 31)"""
-    f = sm.f
     # stage 1 of 3: reductions (ops: 5)
     t0_0 = xp.exp(z)
     sum0 = xp.sum(b * b)
@@ -165,7 +164,6 @@ def _z_gradient_regularizer(xp, sm, z, b, w):
 
 def _z_hessian_regularizer(xp, sm, z, b, w):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
-    f = sm.f
     # stage 1 of 2: reductions (ops: 1)
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
@@ -209,7 +207,6 @@ def _z_gradient_total(xp, sm, z, b, w):
 
 def _z_hessian_total(xp, sm, z, b, w):
     """z-space hessian pieces of the weighted total. (ops: 35)"""
-    f = sm.f
     # stage 1 of 3: reductions (ops: 6)
     t0_0 = xp.exp(z)
     sum0 = xp.sum(b * b)

@@ -214,7 +214,6 @@ def _z_gradient_regularizer(xp, sm, z, b, w, gamma, tau):
 
 def _z_hessian_regularizer(xp, sm, z, b, w, gamma, tau):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
-    f = sm.f
     # stage 1 of 2: reductions (ops: 1)
     sum0 = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
