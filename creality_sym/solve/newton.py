@@ -284,9 +284,7 @@ def _iterate(
         if not np.all(np.isfinite(step.dx)):
             status, reason = _bad_number("the Newton step", step.dx, k)
             break
-        t, new_loss, z_new, overflowed = _line_search(
-            oracle, x, z, loss, grad, step.dx, step.u, order=0 if finishing else steps.order
-        )
+        t, new_loss, u, overflowed = _line_search(oracle, x, z, loss, grad, step.dx, step.u)
         if t == 0.0:
             row.seconds = time.perf_counter() - start
             if overflowed:
@@ -302,7 +300,7 @@ def _iterate(
                 reason = _stagnated(oracle, x, z, grad, tol, "the line search found no decrease")
             break
         x = x + t * step.dx
-        z = z_new
+        z = z + t * u
         loss = new_loss
         row.step, row.step_norm = t, t * float(np.linalg.norm(step.dx))
         row.seconds = time.perf_counter() - start
@@ -335,38 +333,33 @@ def _line_search(
     grad: np.ndarray,
     dx: np.ndarray,
     u: np.ndarray | None = None,
-    *,
-    order: int = 0,
 ) -> tuple[float, float, np.ndarray, bool]:
-    """Backtracking Armijo search along ``dx``: ``(t, loss(x + t dx), z + t A dx, overflowed)``.
+    """Backtracking Armijo search along ``dx``; returns ``(t, loss(x + t dx), A dx, overflowed)``.
 
     ``u = A dx`` is computed unless given. When the predicted decrease
     ``-grad . dx`` is below the loss's resolution, the loss cannot arbitrate
     and the full step is taken. ``t = 0`` means no acceptable step (or
     ``dx`` is not a descent direction); ``overflowed`` says whether a trial
-    point was non-finite. The full step's trial computes the oracle's pieces
-    to ``order`` (kept for the next iteration when it is accepted).
+    point was non-finite.
     """
     if u is None:
         u = oracle.A @ dx
     slope = float(grad @ dx)
     if not (math.isfinite(slope) and slope < 0.0):
-        return 0.0, loss, z, not math.isfinite(slope)
+        return 0.0, loss, u, not math.isfinite(slope)
     resolution = LOSS_RESOLUTION_ULPS * np.finfo(float).eps * max(1.0, abs(loss))
     overflowed = False
-    z_full = z + u
-    full = oracle.loss(x + dx, z_full, order=order)
-    if math.isfinite(full) and (slope >= -resolution or full <= loss + ARMIJO * slope):
-        return 1.0, full, z_full, False
-    overflowed = not math.isfinite(full)
-    t = BACKTRACK
-    for _ in range(MAX_BACKTRACKS - 1):
-        z_trial = z + t * u
-        trial = oracle.loss(x + t * dx, z_trial)
+    if slope >= -resolution:
+        trial = oracle.loss(x + dx, z + u)
+        if math.isfinite(trial):
+            return 1.0, trial, u, False
+    t = 1.0
+    for _ in range(MAX_BACKTRACKS):
+        trial = oracle.loss(x + t * dx, z + t * u)
         if math.isfinite(trial):
             if trial <= loss + ARMIJO * t * slope:
-                return t, trial, z_trial, overflowed
+                return t, trial, u, overflowed
         else:
             overflowed = True
         t *= BACKTRACK
-    return 0.0, loss, z, overflowed
+    return 0.0, loss, u, overflowed

@@ -116,7 +116,6 @@ class Oracle:
         float(model.loss(x0, A, **params, validate=True))
         #: the logits ``A @ x0`` of the start
         self.z0 = A @ x0
-        self._last: tuple[np.ndarray, int, Pieces] | None = None
         self.via_pieces = hasattr(model, "z_pieces")
         self.via_pieces = self.via_pieces and self._pieces_agree(x0, self.z0)
         self.has_x_terms = self._detect_x_terms(x0)
@@ -166,20 +165,7 @@ class Oracle:
         return not self.via_pieces
 
     def pieces(self, x: np.ndarray, z: np.ndarray, order: int) -> Pieces:
-        """z-space pieces at ``x`` (logits ``z``): loss (order 0), ``g`` (1), Hessian (2).
-
-        The last result is kept: asking again with the same ``z`` object (and
-        an order it covers) costs nothing, so the line search's accepted trial
-        (see :meth:`loss`) serves the next iteration.
-        """
-        cached = self._last
-        if cached is not None and cached[0] is z and cached[1] >= order:
-            return cached[2]
-        out = self._pieces(x, z, order)
-        self._last = (z, order, out)
-        return out
-
-    def _pieces(self, x: np.ndarray, z: np.ndarray, order: int) -> Pieces:
+        """z-space pieces at ``x`` (logits ``z``): loss (order 0), ``g`` (1), Hessian (2)."""
         if self._direct:
             return self._direct_pieces(x, z, order)
         zp = self.model.z_pieces(z, **self._z_params, order=order, validate=False)
@@ -243,11 +229,11 @@ class Oracle:
         )
         return 0.0, grad, hess
 
-    def loss(self, x: np.ndarray, z: np.ndarray, *, order: int = 0) -> float:
-        """L(x), a float; ``order > 0`` computes (and keeps) the gradient pieces at ``z`` too."""
+    def loss(self, x: np.ndarray, z: np.ndarray) -> float:
+        """L(x), a float."""
         if self._direct:
             return float(self.model.loss(x, self.A, **self.params, validate=False))
-        value = self.pieces(x, z, order).loss
+        value = self.pieces(x, z, 0).loss
         if self.has_x_terms:
             value += self._x_pieces(x, 0)[0]
         return value

@@ -59,8 +59,6 @@ class ExactSteps:
     """Newton steps with the model's structured Hessian."""
 
     variant = "exact"
-    #: pieces order the gradient needs (the line search prepares it)
-    order = 1
 
     def __init__(self, oracle: Oracle) -> None:
         self.oracle = oracle
@@ -103,7 +101,6 @@ class PaperSteps:
     """The paper's sampled-Hessian Newton step (sketch recomputed at every iterate)."""
 
     variant = "paper"
-    order = 2
 
     def __init__(self, oracle: Oracle, rng: np.random.Generator, s: int) -> None:
         self.oracle = oracle
@@ -178,7 +175,6 @@ class SketchPCGSteps:
     """Inexact Newton steps: CG on exact Hessian-vector products, sketch preconditioner."""
 
     variant = "sketch-pcg"
-    order = 2
 
     def __init__(self, oracle: Oracle, rng: np.random.Generator) -> None:
         self.oracle = oracle
