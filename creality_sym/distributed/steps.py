@@ -334,6 +334,7 @@ class ClusterPaperSteps(PaperSteps):
         self.rng = rng
         self.s = s
         self.H = None
+        self.rows = 0
 
     def gradient(
         self, x: np.ndarray, z: RowVector, *, likely_last: bool = False
@@ -364,4 +365,5 @@ class ClusterPaperSteps(PaperSteps):
             rows = int(counts[0])
         grad = Y[0] + oracle.x_gradient(x)
         self.H = 0.5 * (K + K.T) + exact_part(pieces, Y[1:], oracle.x_hessian_diag(x))
+        self.rows = rows
         return grad, rows
