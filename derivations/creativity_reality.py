@@ -2,7 +2,7 @@
 
     L(x) = 1/2 ||f - b||^2 + gamma <f, log f> + 1/2 ||W A x||^2,   f = softmax(A x)
 
-The statements below are the paper-style closed forms (DESIGN section 2.3);
+The statements below are the paper-style closed forms (docs/mathematics.md);
 the derivation engine checks each against its own derivation.
 """
 

@@ -43,7 +43,7 @@ def reference(x, A, b, w, gamma):
             + g * mp.fsum(f[j] * logf[j] for j in range(n))
             + mp.fsum((wm[j] * z[j]) ** 2 for j in range(n)) / 2
         )
-        # DESIGN section 2.3: c = f - b, s = <f, c>, q = f o (2f - b), m = <f, z>, v = f o (z - m)
+        # paper notation: c = f - b, s = <f, c>, q = f o (2f - b), m = <f, z>, v = f o (z - m)
         c = [f[j] - bm[j] for j in range(n)]
         s_ = mp.fsum(f[j] * c[j] for j in range(n))
         q = [f[j] * (2 * f[j] - bm[j]) for j in range(n)]

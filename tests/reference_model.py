@@ -1,7 +1,7 @@
 """A plain, dense numpy implementation of the default spec, for cross-checks.
 
 Independent of the derivation engine and of ``generated/``: written from
-DESIGN section 2 by hand, forming n x n matrices freely (small n only).
+the formulas of docs/mathematics.md by hand, forming n x n matrices freely (small n only).
 It mirrors the generated module's API for ``creativity_reality``.
 """
 
@@ -56,7 +56,7 @@ def gradient(x, A, b, w, gamma, *, validate=True):
 
 
 def z_hessian_dense(x, A, b, w, gamma, *, term=None):
-    """n x n z-Hessian by the textbook formulas (DESIGN section 2.3)."""
+    """n x n z-Hessian by the textbook formulas (docs/mathematics.md)."""
     f = probabilities(x, A, b, w, gamma)
     z = A @ x
     c = f - b

@@ -48,8 +48,6 @@ class Stage:
     reductions: frozenset[str] = frozenset()
     variants: Mapping[str, sp.Expr] = field(default_factory=dict)
     entry_temporaries: frozenset[sp.Symbol] = frozenset()
-    #: the outputs before CSE (in terms of earlier reductions only).
-    full: tuple[tuple[str, sp.Expr], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,5 +231,4 @@ def _cse_stage(
         reductions=reductions,
         variants=variants,
         entry_temporaries=frozenset(entry_temps),
-        full=tuple((k, named[k]) for k in names),
     )
