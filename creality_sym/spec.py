@@ -82,7 +82,7 @@ GENERATED_NAMES = frozenset(
     hessian_diag""".split()
 )
 #: generated local names (reductions, temporaries, low-rank pieces, values at the dominant entry)
-GENERATED_PATTERN = re.compile(r"(sum\d+|t\d+_\d+|lr\d+(_total)?|core\d+_\d+|\w+_k|\w+c_k)")
+GENERATED_PATTERN = re.compile(r"(sum\d+|sum_\w+|t\d+_\w+|lr\d+(_total)?|core\d+_\d+|\w+_k|\w+c_k)")
 #: spec names taken by the generated package's own files.
 RESERVED_SPEC_NAMES = frozenset({"cuda_loader", "cuda", "manifest", "DERIVATIONS"})
 

@@ -278,7 +278,8 @@ def softmax(xp: Any, t: Array) -> Softmax:
     e = xp.where(is_k, xp.zeros_like(shifted), xp.exp(shifted))
     rest = xp.sum(e)
     logf = shifted - xp.log1p(rest)
-    return Softmax(xp.exp(logf), logf, k, rest / (1.0 + rest), is_k)
+    scale = 1.0 / (1.0 + rest)
+    return Softmax(at_dominant(xp, is_k, scale, e * scale), logf, k, rest * scale, is_k)
 
 
 def at_dominant(xp: Any, is_k: Array, value_k: Any, values: Array) -> Array:
@@ -389,52 +390,96 @@ def _low_rank_factors(xp: Any, A: Array, zp: ZPieces) -> tuple[Array, Array] | N
 
 # ----------------------------------------------------------------------------- Hessian
 
-#: bytes of the shifted-and-scaled row block built per step (about the last-level cache)
+#: bytes of the shifted-and-scaled row block handed to one syrk (a fraction of the last-level cache)
 _BLOCK_BYTES = 12 << 20
+#: bytes of the row chunk gathered, shifted and scaled in one go (it stays in the core's L2 cache)
+_CHUNK_BYTES = 256 << 10
+#: bytes of the row block of A that one Hessian-vector product reuses from cache
+_PASS_BYTES = 4 << 20
 
 
 def _signed_gram_numpy(A: np.ndarray, k: int, delta: np.ndarray) -> np.ndarray:
     """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) by blocks of rows, no n x d work array.
 
-    The rows are visited once in the order "delta >= 0 first" (one index
-    permutation, no copy of A); each block is gathered, shifted by the dominant
-    row and scaled by sqrt|delta| inside one reused buffer, and added by one
-    symmetric rank-k update (syrk) into the Gram of its sign (only the block
-    on the boundary holds both signs). n d^2 flops in all, for any mix of signs,
-    and memory for one block.
+    The rows are visited once in the order "delta >= 0 first" (an index
+    permutation, no copy of A). Each block is gathered, shifted by the
+    dominant row and scaled by sqrt|delta| chunk by chunk (each chunk while
+    it sits in L2) inside one reused buffer, then added by one symmetric
+    rank-k update (syrk) into the Gram of its sign; only the block on the
+    boundary holds both signs. n d^2 flops for any mix of signs, memory for
+    one block.
     """
     n, d = A.shape
     a_k = A[k]
     root = np.sqrt(np.abs(delta))
     negative = delta < 0
-    n_neg = int(np.count_nonzero(negative))
-    n_pos = n - n_neg
+    n_pos = n - int(np.count_nonzero(negative))
     order = None
-    if 0 < n_neg < n:
+    if 0 < n_pos < n:
         order = np.concatenate([np.flatnonzero(~negative), np.flatnonzero(negative)])
     step = max(64, _BLOCK_BYTES // (8 * d))
+    sub = max(16, _CHUNK_BYTES // (8 * d))
     buffer = np.empty((min(step, n), d))
     grams = {True: np.zeros((d, d)), False: np.zeros((d, d))}  # keyed by "delta >= 0"
     for i in range(0, n, step):
         j = min(i + step, n)
+        for lo in range(i, j, sub):
+            hi = min(lo + sub, j)
+            out = buffer[lo - i : hi - i]
+            if order is None:
+                np.subtract(A[lo:hi], a_k, out=out)
+                out *= root[lo:hi, None]
+            else:
+                index = order[lo:hi]
+                np.take(A, index, axis=0, out=out, mode="clip")
+                out -= a_k
+                out *= root[index, None]
         block = buffer[: j - i]
-        if order is None:
-            np.subtract(A[i:j], a_k, out=block)
-            block *= root[i:j, None]
-        else:
-            rows = order[i:j]
-            np.take(A, rows, axis=0, out=block)
-            block -= a_k
-            block *= root[rows, None]
         split = min(max(n_pos - i, 0), j - i)  # rows of the block with delta >= 0
-        if order is None:
-            split = j - i if n_neg == 0 else 0
         for positive, part in ((True, block[:split]), (False, block[split:])):
             if part.shape[0]:
                 grams[positive] += part.T @ part
     H = grams[True]
     H -= grams[False]
     return H
+
+
+def shifted_row_pass(
+    A: np.ndarray, v: np.ndarray, k: int, weights: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray | None]:
+    """One pass over A (numpy) for the shifted product with ``v (d,)``.
+
+    Returns ``(s, u_k, y, R)``: ``u_k = a_k . v``, ``s = A v - u_k`` (n,)
+    with ``s_k = 0`` exactly, ``y = A~^T (weights * s)`` (d,) and, when
+    ``rows (m, n)`` is given, ``R = rows @ A~`` (m, d), where A~ = A - 1 a_k^T.
+    Each block of rows serves ``A v`` and then, still in cache, the
+    transposed products; the shift is applied as ``- a_k sum(...)`` at the
+    end. Half the memory traffic of separate products.
+    """
+    n, d = A.shape
+    a_k = A[k]
+    u_k = float(a_k @ v)
+    m = 0 if rows is None else rows.shape[0]
+    s = np.empty(n)
+    acc = np.zeros((1 + m, d))
+    sums = np.zeros(1 + m)
+    coefficients = np.empty((1 + m, max(16, _PASS_BYTES // (8 * d))))
+    step = coefficients.shape[1]
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        block = A[i:j]
+        part = np.matmul(block, v, out=s[i:j])
+        part -= u_k
+        if i <= k < j:
+            part[k - i] = 0.0
+        c = coefficients[:, : j - i]
+        np.multiply(part, weights[i:j], out=c[0])
+        if m:
+            c[1:] = rows[:, i:j]
+        sums += np.sum(c, axis=1)
+        acc += c @ block
+    acc -= sums[:, None] * a_k[None, :]
+    return s, u_k, acc[0], (acc[1:] if m else None)
 
 
 def _signed_gram(xp: Any, A: Array, k: int, delta: Array) -> Array:
@@ -487,11 +532,11 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
         ]
         rows = xp.concat([rows, xp.stack(columns)], axis=0)
     thin = rows @ A  # one pass over A for every thin product
-    P, F, M = thin[0, :], thin[1, :], thin[2, :]
     if zp.delta is None:
         H = xp.zeros((d, d), dtype=A.dtype)
     else:
         H = _signed_gram(xp, A, k, delta)
+    P, F, M = thin[0, :], thin[1, :], thin[2, :]
     U = xp.stack([0.5 * float(zp.c) * F - P, M + 0.5 * float(zp.ones_total) * a_k], axis=1)
     L = U @ xp.stack([F, a_k])
     if zp.columns:
@@ -502,22 +547,38 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
 
 
 def hvp_from(xp: Any, A: Array, v: Array, zp: ZPieces) -> Array:
-    """``A^T B A v`` (d,) in O(n d): two passes over A.
+    """``A^T B A v`` (d,) in O(n d): one pass over A with numpy, two otherwise.
 
     u = A v is shifted by its dominant entry (B u = B (u - u_k 1) + u_k B 1),
-    and the dominant entry of the result is set from its exactly known total.
+    and the dominant entry of ``B u`` is set from its exactly known total,
+    i.e. ``A^T y = A~^T y + a_k total`` with A~ = A - 1 a_k^T.
     """
     f = zp.f
     is_k = zp.softmax.is_k
-    u = A @ v
-    u_k = u[zp.softmax.k]
-    u = u - u_k
+    k = zp.softmax.k
     delta = zero_if_none(xp, zp.delta, f)
     p = zero_if_none(xp, zp.p, f)
     ones = zero_if_none(xp, zp.ones, f)
+    c = float(zp.c)
+    if xp is np:
+        rows = np.stack([p, f, ones, *zp.columns])
+        u, u_k, out, R = shifted_row_pass(A, v, k, delta, rows)
+        fu = float(f @ u)
+        pu = float(p @ u)
+        total = float(ones @ u) + u_k * float(zp.ones_total)
+        out = out - fu * R[0] + (c * fu - pu) * R[1] + u_k * R[2] + total * A[k]
+        if zp.columns:
+            totals = np.asarray([float(t) for t in zp.totals])
+            AU = (R[3:] + totals[:, None] * A[k][None, :]).T
+            core = np.asarray([[float(x) for x in row] for row in zp.core])
+            out = out + AU @ (core @ (AU.T @ v))
+        return out
+    u = A @ v
+    u_k = u[k]
+    u = u - u_k
     fu = xp.sum(f * u)
     pu = xp.sum(p * u)
-    y = delta * u - p * fu + f * (float(zp.c) * fu - pu) + u_k * ones
+    y = delta * u - p * fu + f * (c * fu - pu) + u_k * ones
     y = set_dominant_total(xp, y, is_k, xp.sum(ones * u) + u_k * float(zp.ones_total))
     out = A.T @ y
     factors = _low_rank_factors(xp, A, zp)
@@ -634,13 +695,26 @@ class Model:
         t = z if self.logit_scale is None else self.logit_scale(*scalars) * z
         return softmax(xp, t)
 
-    def z_pieces(self, xp: Any, z: Array, values: Sequence[Any], term: str, order: int) -> ZPieces:
-        """Loss (order 0), gradient (1) and Hessian (2) pieces of ``term`` at logits z."""
+    def z_pieces(
+        self,
+        xp: Any,
+        z: Array,
+        values: Sequence[Any],
+        term: str,
+        order: int,
+        *,
+        only: bool = False,
+    ) -> ZPieces:
+        """Loss (order 0), gradient (1) and Hessian (2) pieces of ``term`` at logits z.
+
+        All orders up to ``order``, or with ``only`` just that one (each piece
+        function computes its own reductions).
+        """
         zv, _, sv = self._split(values)
         sm = self.softmax(xp, z, sv)
         out = ZPieces(sm)
         functions = self.z_functions.get(term, (None, None, None))
-        for fn in functions[: order + 1]:
+        for fn in functions[order if only else 0 : order + 1]:
             if fn is not None:
                 set_pieces(out, fn(xp, sm, z, *zv, *sv))
         return out
@@ -680,7 +754,9 @@ class Model:
     def z_gradient(self, args: Arguments, term: str | None) -> Array:
         xp = args.xp
         with quiet(xp):
-            zp = self.z_pieces(xp, self._logits(args), args.values, self.term_name(term), 1)
+            zp = self.z_pieces(
+                xp, self._logits(args), args.values, self.term_name(term), 1, only=True
+            )
             g = z_gradient_vector(xp, zp)
         return finish(args, "z-gradient", g)
 
@@ -694,7 +770,7 @@ class Model:
         name = self.term_name(term)
         xp = args.xp
         with quiet(xp):
-            zp = self.z_pieces(xp, self._logits(args), args.values, name, 1)
+            zp = self.z_pieces(xp, self._logits(args), args.values, name, 1, only=True)
             out = gradient_from(xp, args.A, zp)
             xg = self.x_pieces(xp, args.x, args.values, name, 1).gradient
             if xg is not None:
@@ -704,7 +780,9 @@ class Model:
     def z_hessian(self, args: Arguments, term: str | None) -> ZHessian:
         xp = args.xp
         with quiet(xp):
-            zp = self.z_pieces(xp, self._logits(args), args.values, self.term_name(term), 2)
+            zp = self.z_pieces(
+                xp, self._logits(args), args.values, self.term_name(term), 2, only=True
+            )
         return ZHessian(zp, xp)
 
     def x_hessian_diag(self, args: Arguments, term: str | None) -> Array:
@@ -717,7 +795,7 @@ class Model:
         name = self.term_name(term)
         xp = args.xp
         with quiet(xp):
-            zp = self.z_pieces(xp, self._logits(args), args.values, name, 2)
+            zp = self.z_pieces(xp, self._logits(args), args.values, name, 2, only=True)
             H = hessian_from(xp, args.A, zp)
             xh = self.x_pieces(xp, args.x, args.values, name, 2).hessian_diag
             if xh is not None:
@@ -729,7 +807,7 @@ class Model:
         name = self.term_name(term)
         xp = args.xp
         with quiet(xp):
-            zp = self.z_pieces(xp, self._logits(args), args.values, name, 2)
+            zp = self.z_pieces(xp, self._logits(args), args.values, name, 2, only=True)
             out = hvp_from(xp, args.A, args.v, zp)
             xh = self.x_pieces(xp, args.x, args.values, name, 2).hessian_diag
             if xh is not None:

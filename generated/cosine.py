@@ -92,12 +92,12 @@ def _z_loss_reality(xp, sm, z, b, w, gamma):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 7)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum2 = xp.sum(at_dominant(xp, is_k, t0_0 * (1 - bc_k), b * f))
+    t0_one_minus_fc = 1 - fc
+    sum_b_sq = xp.sum(b * b)
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_b_f = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (1 - bc_k), b * f))
     # stage 2 of 2: outputs (ops: 7)
-    loss = -sum2 / (xp.sqrt(sum0) * xp.sqrt(sum1))
+    loss = -sum_b_f / (xp.sqrt(sum_b_sq) * xp.sqrt(sum_f_sq))
     return {"loss": loss}
 
 
@@ -108,84 +108,101 @@ def _z_gradient_reality(xp, sm, z, b, w, gamma):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 3: reductions (ops: 7)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum2 = xp.sum(at_dominant(xp, is_k, t0_0 * (1 - bc_k), b * f))
+    t0_one_minus_fc = 1 - fc
+    sum_b_sq = xp.sum(b * b)
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_b_f = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (1 - bc_k), b * f))
     # stage 2 of 3: reductions (ops: 25)
-    t1_0 = 1 / xp.sqrt(sum0)
-    t1_1 = t1_0 / xp.sqrt(sum1)
-    t1_2 = sum1 ** (-3 / 2)
-    t1_3 = 1 - fc
+    t1_0 = 1 / xp.sqrt(sum_b_sq)
+    t1_1 = t1_0 / xp.sqrt(sum_f_sq)
+    t1_2 = sum_f_sq ** (-3 / 2)
+    t1_one_minus_fc = 1 - fc
     sum3 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            sum2 * t1_0 * t1_2 * (t1_3 * t1_3) - t1_1 * t1_3 * (1 - bc_k),
-            -b * f * t1_1 + sum2 * t1_0 * t1_2 * (f * f),
+            sum_b_f * t1_0 * t1_2 * (t1_one_minus_fc * t1_one_minus_fc)
+            - t1_1 * t1_one_minus_fc * (1 - bc_k),
+            -b * f * t1_1 + sum_b_f * t1_0 * t1_2 * (f * f),
         )
     )
     # stage 3 of 3: outputs (ops: 29)
-    t2_0 = 1 / xp.sqrt(sum0)
-    t2_1 = t2_0 / xp.sqrt(sum1)
-    t2_2 = sum1 ** (-3 / 2)
-    t2_3 = 1 - fc
+    t2_0 = 1 / xp.sqrt(sum_b_sq)
+    t2_1 = t2_0 / xp.sqrt(sum_f_sq)
+    t2_2 = sum_f_sq ** (-3 / 2)
+    t2_one_minus_fc = 1 - fc
     g = at_dominant(
         xp,
         is_k,
-        sum2 * t2_0 * t2_2 * (t2_3 * t2_3) - sum3 * t2_3 - t2_1 * t2_3 * (1 - bc_k),
-        -b * f * t2_1 - f * sum3 + sum2 * t2_0 * t2_2 * (f * f),
+        -sum3 * t2_one_minus_fc
+        + sum_b_f * t2_0 * t2_2 * (t2_one_minus_fc * t2_one_minus_fc)
+        - t2_1 * t2_one_minus_fc * (1 - bc_k),
+        -b * f * t2_1 - f * sum3 + sum_b_f * t2_0 * t2_2 * (f * f),
     )
     return {"g": g}
 
 
 def _z_hessian_reality(xp, sm, z, b, w, gamma):
-    """z-space hessian pieces of term 'reality' (unweighted). (ops: 89)"""
+    """z-space hessian pieces of term 'reality' (unweighted). (ops: 86)"""
     f = sm.f
     fc = sm.fc
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 3: reductions (ops: 9)
-    t0_0 = f * f
-    t0_1 = 1 - fc
-    t0_2 = t0_1 * t0_1
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_2, t0_0))
-    sum2 = xp.sum(at_dominant(xp, is_k, 2 * t0_2, 2 * t0_0))
-    sum3 = xp.sum(at_dominant(xp, is_k, t0_1 * (1 - bc_k), b * f))
-    # stage 2 of 3: reductions (ops: 29)
-    t1_0 = f * f
-    t1_1 = 1 / xp.sqrt(sum0)
-    t1_2 = sum1 ** (-3 / 2)
-    t1_3 = sum3 * t1_1 * t1_2
-    t1_4 = t1_1 / xp.sqrt(sum1)
-    t1_5 = 1 - fc
-    t1_6 = t1_5 * t1_5
-    sum4 = xp.sum(at_dominant(xp, is_k, t1_3 * t1_6, t1_0 * t1_3))
+    t0_f_sq = f * f
+    t0_one_minus_fc = 1 - fc
+    t0_one_minus_fc_sq = t0_one_minus_fc * t0_one_minus_fc
+    sum_b_sq = xp.sum(b * b)
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_sq, t0_f_sq))
+    sum_f_sq_2 = xp.sum(at_dominant(xp, is_k, 2 * t0_one_minus_fc_sq, 2 * t0_f_sq))
+    sum_b_f = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (1 - bc_k), b * f))
+    # stage 2 of 3: reductions (ops: 26)
+    t1_f_sq = f * f
+    t1_1 = 1 / xp.sqrt(sum_b_sq)
+    t1_2 = sum_f_sq ** (-3 / 2)
+    t1_b_f_t1_1_t1_2 = sum_b_f * t1_1 * t1_2
+    t1_4 = t1_1 / xp.sqrt(sum_f_sq)
+    t1_one_minus_fc = 1 - fc
+    t1_6 = t1_b_f_t1_1_t1_2 * (t1_one_minus_fc * t1_one_minus_fc)
+    sum4 = xp.sum(at_dominant(xp, is_k, t1_6, t1_b_f_t1_1_t1_2 * t1_f_sq))
     sum5 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            sum3 * t1_1 * t1_2 * t1_6 - t1_4 * t1_5 * (1 - bc_k),
-            -b * f * t1_4 + sum3 * t1_0 * t1_1 * t1_2,
+            -t1_4 * t1_one_minus_fc * (1 - bc_k) + t1_6,
+            -b * f * t1_4 + sum_b_f * t1_1 * t1_2 * t1_f_sq,
         )
     )
     # stage 3 of 3: outputs (ops: 51)
-    t2_0 = b * f
-    t2_1 = 1 / xp.sqrt(sum0)
-    t2_2 = t2_1 / xp.sqrt(sum1)
-    t2_3 = f * f
-    t2_4 = sum1 ** (-3 / 2)
-    t2_5 = -f * sum5 + 2 * sum3 * t2_1 * t2_3 * t2_4 - t2_0 * t2_2
-    t2_6 = 1 - fc
-    t2_7 = t2_6 * t2_6
-    t2_8 = 1 - bc_k
-    t2_9 = 2 * sum3 * t2_1 * t2_4 * t2_7 - sum5 * t2_6 - t2_2 * t2_6 * t2_8
+    t2_b_f = b * f
+    t2_1 = 1 / xp.sqrt(sum_b_sq)
+    t2_2 = t2_1 / xp.sqrt(sum_f_sq)
+    t2_f_sq = f * f
+    t2_4 = sum_f_sq ** (-3 / 2)
+    t2_5 = -f * sum5 + 2 * sum_b_f * t2_1 * t2_4 * t2_f_sq - t2_2 * t2_b_f
+    t2_one_minus_fc = 1 - fc
+    t2_one_minus_fc_sq = t2_one_minus_fc * t2_one_minus_fc
+    t2_one_minus_bc_k = 1 - bc_k
+    t2_9 = (
+        -sum5 * t2_one_minus_fc
+        + 2 * sum_b_f * t2_1 * t2_4 * t2_one_minus_fc_sq
+        - t2_2 * t2_one_minus_bc_k * t2_one_minus_fc
+    )
     delta = at_dominant(xp, is_k, t2_9, t2_5)
     c = sum4
-    lr0 = at_dominant(xp, is_k, -sum2 * t2_6 + 2 * t2_7, -f * sum2 + 2 * t2_3)
-    lr1 = at_dominant(xp, is_k, -sum3 * t2_6 + t2_6 * t2_8, -f * sum3 + t2_0)
-    core0_0 = -3 / 4 * sum3 * t2_1 / sum1 ** (5 / 2)
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_sq_2 * t2_one_minus_fc + 2 * t2_one_minus_fc_sq,
+        -f * sum_f_sq_2 + 2 * t2_f_sq,
+    )
+    lr1 = at_dominant(
+        xp,
+        is_k,
+        -sum_b_f * t2_one_minus_fc + t2_one_minus_bc_k * t2_one_minus_fc,
+        -f * sum_b_f + t2_b_f,
+    )
+    core0_0 = -3 / 4 * sum_b_f * t2_1 / sum_f_sq ** (5 / 2)
     core0_1 = (1 / 2) * t2_1 * t2_4
     return {
         "delta": delta,
@@ -206,9 +223,9 @@ def _z_loss_creativity(xp, sm, z, b, w, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 3)
-    sum0 = xp.sum(at_dominant(xp, is_k, logf_k * (1 - fc), f * logf))
+    sum_f_logf = xp.sum(at_dominant(xp, is_k, logf_k * (1 - fc), f * logf))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_f_logf
     return {"loss": loss}
 
 
@@ -220,10 +237,15 @@ def _z_gradient_creativity(xp, sm, z, b, w, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
+    sum_f_logf_plus_1 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
     # stage 2 of 2: outputs (ops: 9)
-    t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (logf_k + 1), -f * sum0 + f * (logf + 1))
+    t1_one_minus_fc = 1 - fc
+    g = at_dominant(
+        xp,
+        is_k,
+        -sum_f_logf_plus_1 * t1_one_minus_fc + t1_one_minus_fc * (logf_k + 1),
+        -f * sum_f_logf_plus_1 + f * (logf + 1),
+    )
     return {"g": g}
 
 
@@ -235,12 +257,12 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
+    sum_f_logf_plus_1 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
     # stage 2 of 2: outputs (ops: 12)
-    t1_0 = -f * sum0 + f * (logf + 1) + f
-    t1_1 = fc - 1
-    t1_2 = -t1_1
-    t1_3 = -sum0 * t1_2 - t1_1 + t1_2 * (logf_k + 1)
+    t1_0 = -f * sum_f_logf_plus_1 + f * (logf + 1) + f
+    t1_fc_minus_1 = fc - 1
+    t1_neg_fc_minus_1 = -t1_fc_minus_1
+    t1_3 = -sum_f_logf_plus_1 * t1_neg_fc_minus_1 - t1_fc_minus_1 + t1_neg_fc_minus_1 * (logf_k + 1)
     delta = at_dominant(xp, is_k, t1_3, t1_0)
     c = 1
     return {"delta": delta, "p": delta, "c": c}
@@ -249,31 +271,31 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma):
 def _z_loss_regularizer(xp, sm, z, b, w, gamma):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum((1 / 2) * (w * w) * (z * z))
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * (w * w) * (z * z))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_half_w_sq_z_sq
     return {"loss": loss}
 
 
 def _z_gradient_regularizer(xp, sm, z, b, w, gamma):
     """z-space gradient pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 2)
-    sum0 = xp.sum(z * (w * w))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 2: outputs (ops: 2)
     g = z * (w * w)
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_regularizer(xp, sm, z, b, w, gamma):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
     # stage 1 of 2: reductions (ops: 1)
-    sum0 = xp.sum(w * w)
+    sum_w_sq = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
-    t1_0 = w * w
-    delta = full(xp, sm.f, t1_0)
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
+    t1_w_sq = w * w
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
@@ -288,20 +310,20 @@ def _z_loss_total(xp, sm, z, b, w, gamma):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 21)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum2 = xp.sum(at_dominant(xp, is_k, t0_0 * (1 - bc_k), b * f))
+    t0_one_minus_fc = 1 - fc
+    sum_b_sq = xp.sum(b * b)
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_b_f = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (1 - bc_k), b * f))
     sum3 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            gamma * logf_k * t0_0 + (1 / 2) * (w_k * w_k) * (z_k * z_k),
+            gamma * logf_k * t0_one_minus_fc + (1 / 2) * (w_k * w_k) * (z_k * z_k),
             f * gamma * logf + (1 / 2) * (w * w) * (z * z),
         )
     )
     # stage 2 of 2: outputs (ops: 7)
-    loss = sum3 - sum2 / (xp.sqrt(sum0) * xp.sqrt(sum1))
+    loss = sum3 - sum_b_f / (xp.sqrt(sum_b_sq) * xp.sqrt(sum_f_sq))
     return {"loss": loss}
 
 
@@ -316,40 +338,42 @@ def _z_gradient_total(xp, sm, z, b, w, gamma):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 3: reductions (ops: 9)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum2 = xp.sum(at_dominant(xp, is_k, t0_0 * (1 - bc_k), b * f))
-    sum3 = xp.sum(z * (w * w))
+    t0_one_minus_fc = 1 - fc
+    sum_b_sq = xp.sum(b * b)
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_b_f = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (1 - bc_k), b * f))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 3: reductions (ops: 30)
-    t1_0 = 1 / xp.sqrt(sum0)
-    t1_1 = t1_0 / xp.sqrt(sum1)
-    t1_2 = sum2 * t1_0 / sum1 ** (3 / 2)
-    t1_3 = 1 - fc
+    t1_0 = 1 / xp.sqrt(sum_b_sq)
+    t1_1 = t1_0 / xp.sqrt(sum_f_sq)
+    t1_2 = sum_b_f * t1_0 / sum_f_sq ** (3 / 2)
+    t1_one_minus_fc = 1 - fc
     sum4 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            gamma * t1_3 * (logf_k + 1) - t1_1 * t1_3 * (1 - bc_k) + t1_2 * (t1_3 * t1_3),
+            gamma * t1_one_minus_fc * (logf_k + 1)
+            - t1_1 * t1_one_minus_fc * (1 - bc_k)
+            + t1_2 * (t1_one_minus_fc * t1_one_minus_fc),
             -b * f * t1_1 + f * gamma * (logf + 1) + t1_2 * (f * f),
         )
     )
     # stage 3 of 3: outputs (ops: 40)
-    t2_0 = 1 / xp.sqrt(sum0)
-    t2_1 = t2_0 / xp.sqrt(sum1)
-    t2_2 = sum2 * t2_0 / sum1 ** (3 / 2)
-    t2_3 = 1 - fc
+    t2_0 = 1 / xp.sqrt(sum_b_sq)
+    t2_1 = t2_0 / xp.sqrt(sum_f_sq)
+    t2_2 = sum_b_f * t2_0 / sum_f_sq ** (3 / 2)
+    t2_one_minus_fc = 1 - fc
     g = at_dominant(
         xp,
         is_k,
-        gamma * t2_3 * (logf_k + 1)
-        - sum4 * t2_3
-        - t2_1 * t2_3 * (1 - bc_k)
-        + t2_2 * (t2_3 * t2_3)
+        gamma * t2_one_minus_fc * (logf_k + 1)
+        - sum4 * t2_one_minus_fc
+        - t2_1 * t2_one_minus_fc * (1 - bc_k)
+        + t2_2 * (t2_one_minus_fc * t2_one_minus_fc)
         + z_k * (w_k * w_k),
         -b * f * t2_1 + f * gamma * (logf + 1) - f * sum4 + t2_2 * (f * f) + z * (w * w),
     )
-    g_total = sum3
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
@@ -363,53 +387,73 @@ def _z_hessian_total(xp, sm, z, b, w, gamma):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 3: reductions (ops: 10)
-    t0_0 = f * f
-    t0_1 = 1 - fc
-    t0_2 = t0_1 * t0_1
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_2, t0_0))
-    sum2 = xp.sum(at_dominant(xp, is_k, 2 * t0_2, 2 * t0_0))
-    sum3 = xp.sum(w * w)
-    sum4 = xp.sum(at_dominant(xp, is_k, t0_1 * (1 - bc_k), b * f))
+    t0_f_sq = f * f
+    t0_one_minus_fc = 1 - fc
+    t0_one_minus_fc_sq = t0_one_minus_fc * t0_one_minus_fc
+    sum_b_sq = xp.sum(b * b)
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_sq, t0_f_sq))
+    sum_f_sq_2 = xp.sum(at_dominant(xp, is_k, 2 * t0_one_minus_fc_sq, 2 * t0_f_sq))
+    sum_w_sq = xp.sum(w * w)
+    sum_b_f = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (1 - bc_k), b * f))
     # stage 2 of 3: reductions (ops: 30)
-    t1_0 = 1 / xp.sqrt(sum0)
-    t1_1 = sum4 * t1_0 / sum1 ** (3 / 2)
-    t1_2 = t1_1 * (f * f)
-    t1_3 = t1_0 / xp.sqrt(sum1)
-    t1_4 = 1 - fc
-    t1_5 = t1_1 * (t1_4 * t1_4)
-    sum5 = xp.sum(at_dominant(xp, is_k, t1_5, t1_2))
+    t1_0 = 1 / xp.sqrt(sum_b_sq)
+    t1_1 = sum_b_f * t1_0 / sum_f_sq ** (3 / 2)
+    t1_f_sq_t1_1 = t1_1 * (f * f)
+    t1_3 = t1_0 / xp.sqrt(sum_f_sq)
+    t1_one_minus_fc = 1 - fc
+    t1_one_minus_fc_sq_t1_1 = t1_1 * (t1_one_minus_fc * t1_one_minus_fc)
+    sum5 = xp.sum(at_dominant(xp, is_k, t1_one_minus_fc_sq_t1_1, t1_f_sq_t1_1))
     sum6 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            gamma * t1_4 * (logf_k + 1) - t1_3 * t1_4 * (1 - bc_k) + t1_5,
-            -b * f * t1_3 + f * gamma * (logf + 1) + t1_2,
+            gamma * t1_one_minus_fc * (logf_k + 1)
+            - t1_3 * t1_one_minus_fc * (1 - bc_k)
+            + t1_one_minus_fc_sq_t1_1,
+            -b * f * t1_3 + f * gamma * (logf + 1) + t1_f_sq_t1_1,
         )
     )
     # stage 3 of 3: outputs (ops: 61)
-    t2_0 = w * w
-    t2_1 = f * gamma
-    t2_2 = b * f
-    t2_3 = 1 / xp.sqrt(sum0)
-    t2_4 = t2_3 / xp.sqrt(sum1)
-    t2_5 = 2 * (f * f)
-    t2_6 = t2_3 / sum1 ** (3 / 2)
-    t2_7 = sum4 * t2_6
-    t2_8 = -f * sum6 + t2_1 * (logf + 1) + t2_1 - t2_2 * t2_4 + t2_5 * t2_7
-    t2_9 = 1 - fc
-    t2_10 = gamma * t2_9
-    t2_11 = t2_9 * t2_9
-    t2_12 = 1 - bc_k
-    t2_13 = -sum6 * t2_9 + t2_10 * (logf_k + 1) + t2_10 + 2 * t2_11 * t2_7 - t2_12 * t2_4 * t2_9
-    delta = at_dominant(xp, is_k, t2_13 + w_k * w_k, t2_0 + t2_8)
+    t2_w_sq = w * w
+    t2_f_gamma = f * gamma
+    t2_b_f = b * f
+    t2_3 = 1 / xp.sqrt(sum_b_sq)
+    t2_4 = t2_3 / xp.sqrt(sum_f_sq)
+    t2_f_sq_2 = 2 * (f * f)
+    t2_6 = t2_3 / sum_f_sq ** (3 / 2)
+    t2_b_f_t2_6 = sum_b_f * t2_6
+    t2_8 = (
+        -f * sum6 - t2_4 * t2_b_f + t2_b_f_t2_6 * t2_f_sq_2 + t2_f_gamma * (logf + 1) + t2_f_gamma
+    )
+    t2_one_minus_fc = 1 - fc
+    t2_gamma_one_minus_fc = gamma * t2_one_minus_fc
+    t2_one_minus_fc_sq = t2_one_minus_fc * t2_one_minus_fc
+    t2_one_minus_bc_k = 1 - bc_k
+    t2_13 = (
+        -sum6 * t2_one_minus_fc
+        - t2_4 * t2_one_minus_bc_k * t2_one_minus_fc
+        + 2 * t2_b_f_t2_6 * t2_one_minus_fc_sq
+        + t2_gamma_one_minus_fc * (logf_k + 1)
+        + t2_gamma_one_minus_fc
+    )
+    delta = at_dominant(xp, is_k, t2_13 + w_k * w_k, t2_8 + t2_w_sq)
     p = at_dominant(xp, is_k, t2_13, t2_8)
     c = gamma + sum5
-    ones = full(xp, sm.f, t2_0)
-    ones_total = sum3
-    lr0 = at_dominant(xp, is_k, -sum2 * t2_9 + 2 * t2_11, -f * sum2 + t2_5)
-    lr1 = at_dominant(xp, is_k, -sum4 * t2_9 + t2_12 * t2_9, -f * sum4 + t2_2)
-    core0_0 = -3 / 4 * sum4 * t2_3 / sum1 ** (5 / 2)
+    ones = full(xp, sm.f, t2_w_sq)
+    ones_total = sum_w_sq
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_sq_2 * t2_one_minus_fc + 2 * t2_one_minus_fc_sq,
+        -f * sum_f_sq_2 + t2_f_sq_2,
+    )
+    lr1 = at_dominant(
+        xp,
+        is_k,
+        -sum_b_f * t2_one_minus_fc + t2_one_minus_bc_k * t2_one_minus_fc,
+        -f * sum_b_f + t2_b_f,
+    )
+    core0_0 = -3 / 4 * sum_b_f * t2_3 / sum_f_sq ** (5 / 2)
     core0_1 = (1 / 2) * t2_6
     return {
         "delta": delta,

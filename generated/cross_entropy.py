@@ -92,9 +92,9 @@ def _z_loss_reality(xp, sm, z, b, w, gamma):
     logf_k = sm.logf[sm.k]
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, -logf_k * (1 - bc_k), -b * logf))
+    sum_neg_b_logf = xp.sum(at_dominant(xp, is_k, -logf_k * (1 - bc_k), -b * logf))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_neg_b_logf
     return {"loss": loss}
 
 
@@ -115,8 +115,8 @@ def _z_hessian_reality(xp, sm, z, b, w, gamma):
     fc = sm.fc
     is_k = sm.is_k
     # stage 1 of 1: outputs (ops: 1)
-    t0_0 = 1 - fc
-    delta = at_dominant(xp, is_k, t0_0, f)
+    t0_one_minus_fc = 1 - fc
+    delta = at_dominant(xp, is_k, t0_one_minus_fc, f)
     c = 1
     return {"delta": delta, "p": delta, "c": c}
 
@@ -129,9 +129,9 @@ def _z_loss_creativity(xp, sm, z, b, w, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 3)
-    sum0 = xp.sum(at_dominant(xp, is_k, logf_k * (1 - fc), f * logf))
+    sum_f_logf = xp.sum(at_dominant(xp, is_k, logf_k * (1 - fc), f * logf))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_f_logf
     return {"loss": loss}
 
 
@@ -143,10 +143,15 @@ def _z_gradient_creativity(xp, sm, z, b, w, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
+    sum_f_logf_plus_1 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
     # stage 2 of 2: outputs (ops: 9)
-    t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (logf_k + 1), -f * sum0 + f * (logf + 1))
+    t1_one_minus_fc = 1 - fc
+    g = at_dominant(
+        xp,
+        is_k,
+        -sum_f_logf_plus_1 * t1_one_minus_fc + t1_one_minus_fc * (logf_k + 1),
+        -f * sum_f_logf_plus_1 + f * (logf + 1),
+    )
     return {"g": g}
 
 
@@ -158,12 +163,12 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
+    sum_f_logf_plus_1 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
     # stage 2 of 2: outputs (ops: 12)
-    t1_0 = -f * sum0 + f * (logf + 1) + f
-    t1_1 = fc - 1
-    t1_2 = -t1_1
-    t1_3 = -sum0 * t1_2 - t1_1 + t1_2 * (logf_k + 1)
+    t1_0 = -f * sum_f_logf_plus_1 + f * (logf + 1) + f
+    t1_fc_minus_1 = fc - 1
+    t1_neg_fc_minus_1 = -t1_fc_minus_1
+    t1_3 = -sum_f_logf_plus_1 * t1_neg_fc_minus_1 - t1_fc_minus_1 + t1_neg_fc_minus_1 * (logf_k + 1)
     delta = at_dominant(xp, is_k, t1_3, t1_0)
     c = 1
     return {"delta": delta, "p": delta, "c": c}
@@ -172,31 +177,31 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma):
 def _z_loss_regularizer(xp, sm, z, b, w, gamma):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum((1 / 2) * (w * w) * (z * z))
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * (w * w) * (z * z))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_half_w_sq_z_sq
     return {"loss": loss}
 
 
 def _z_gradient_regularizer(xp, sm, z, b, w, gamma):
     """z-space gradient pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 2)
-    sum0 = xp.sum(z * (w * w))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 2: outputs (ops: 2)
     g = z * (w * w)
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_regularizer(xp, sm, z, b, w, gamma):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
     # stage 1 of 2: reductions (ops: 1)
-    sum0 = xp.sum(w * w)
+    sum_w_sq = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
-    t1_0 = w * w
-    delta = full(xp, sm.f, t1_0)
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
+    t1_w_sq = w * w
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
@@ -235,18 +240,24 @@ def _z_gradient_total(xp, sm, z, b, w, gamma):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 9)
-    sum0 = xp.sum(z * (w * w))
-    sum1 = xp.sum(at_dominant(xp, is_k, gamma * (1 - fc) * (logf_k + 1), f * gamma * (logf + 1)))
+    sum_w_sq_z = xp.sum(z * (w * w))
+    sum_f_gamma_logf_plus_1 = xp.sum(
+        at_dominant(xp, is_k, gamma * (1 - fc) * (logf_k + 1), f * gamma * (logf + 1))
+    )
     # stage 2 of 2: outputs (ops: 21)
-    t1_0 = sum1 - 1
-    t1_1 = 1 - fc
+    t1_0 = sum_f_gamma_logf_plus_1 - 1
+    t1_one_minus_fc = 1 - fc
     g = at_dominant(
         xp,
         is_k,
-        bc_k + gamma * t1_1 * (logf_k + 1) - t1_0 * t1_1 + z_k * (w_k * w_k) - 1,
+        bc_k
+        + gamma * t1_one_minus_fc * (logf_k + 1)
+        - t1_0 * t1_one_minus_fc
+        + z_k * (w_k * w_k)
+        - 1,
         -b + f * gamma * (logf + 1) - f * t1_0 + z * (w * w),
     )
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
@@ -259,21 +270,23 @@ def _z_hessian_total(xp, sm, z, b, w, gamma):
     logf_k = sm.logf[sm.k]
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 8)
-    sum0 = xp.sum(w * w)
-    sum1 = xp.sum(at_dominant(xp, is_k, gamma * (1 - fc) * (logf_k + 1), f * gamma * (logf + 1)))
+    sum_w_sq = xp.sum(w * w)
+    sum_f_gamma_logf_plus_1 = xp.sum(
+        at_dominant(xp, is_k, gamma * (1 - fc) * (logf_k + 1), f * gamma * (logf + 1))
+    )
     # stage 2 of 2: outputs (ops: 19)
-    t1_0 = w * w
-    t1_1 = f * gamma
-    t1_2 = sum1 - 1
-    t1_3 = -f * t1_2 + t1_1 * (logf + 1) + t1_1
-    t1_4 = 1 - fc
-    t1_5 = gamma * t1_4
-    t1_6 = -t1_2 * t1_4 + t1_5 * (logf_k + 1) + t1_5
-    delta = at_dominant(xp, is_k, t1_6 + w_k * w_k, t1_0 + t1_3)
+    t1_w_sq = w * w
+    t1_f_gamma = f * gamma
+    t1_2 = sum_f_gamma_logf_plus_1 - 1
+    t1_3 = -f * t1_2 + t1_f_gamma * (logf + 1) + t1_f_gamma
+    t1_one_minus_fc = 1 - fc
+    t1_gamma_one_minus_fc = gamma * t1_one_minus_fc
+    t1_6 = -t1_2 * t1_one_minus_fc + t1_gamma_one_minus_fc * (logf_k + 1) + t1_gamma_one_minus_fc
+    delta = at_dominant(xp, is_k, t1_6 + w_k * w_k, t1_3 + t1_w_sq)
     p = at_dominant(xp, is_k, t1_6, t1_3)
     c = gamma + 1
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "p": p, "c": c, "ones": ones, "ones_total": ones_total}
 
 

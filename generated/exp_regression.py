@@ -91,56 +91,56 @@ def _z_loss_reality(xp, sm, z, b, w):
 def _z_gradient_reality(xp, sm, z, b, w):
     """z-space gradient pieces of term 'reality' (unweighted). (ops: 8)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum(b * xp.exp(z))
-    sum1 = xp.sum(xp.exp(2 * z))
+    sum_b_exp_z = xp.sum(b * xp.exp(z))
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
     # stage 2 of 2: outputs (ops: 4)
-    t1_0 = xp.exp(z)
-    g = t1_0 * (-b + t1_0)
-    g_total = -sum0 + sum1
+    t1_exp_z = xp.exp(z)
+    g = t1_exp_z * (-b + t1_exp_z)
+    g_total = -sum_b_exp_z + sum_exp_z_2
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_reality(xp, sm, z, b, w):
     """z-space hessian pieces of term 'reality' (unweighted). (ops: 15)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum(b * xp.exp(z))
-    sum1 = xp.sum(xp.exp(2 * z))
+    sum_b_exp_z = xp.sum(b * xp.exp(z))
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
     # stage 2 of 2: outputs (ops: 11)
-    t1_0 = xp.exp(z)
-    delta = t1_0 * (-b + 2 * t1_0)
-    ones = -b * t1_0 + 2 * xp.exp(2 * z)
-    ones_total = -sum0 + 2 * sum1
+    t1_exp_z = xp.exp(z)
+    delta = t1_exp_z * (-b + 2 * t1_exp_z)
+    ones = -b * t1_exp_z + 2 * xp.exp(2 * z)
+    ones_total = -sum_b_exp_z + 2 * sum_exp_z_2
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
 def _z_loss_regularizer(xp, sm, z, b, w):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum((1 / 2) * (w * w) * (z * z))
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * (w * w) * (z * z))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_half_w_sq_z_sq
     return {"loss": loss}
 
 
 def _z_gradient_regularizer(xp, sm, z, b, w):
     """z-space gradient pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 2)
-    sum0 = xp.sum(z * (w * w))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 2: outputs (ops: 2)
     g = z * (w * w)
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_regularizer(xp, sm, z, b, w):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
     # stage 1 of 2: reductions (ops: 1)
-    sum0 = xp.sum(w * w)
+    sum_w_sq = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
-    t1_0 = w * w
-    delta = full(xp, sm.f, t1_0)
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
+    t1_w_sq = w * w
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
@@ -156,28 +156,28 @@ def _z_loss_total(xp, sm, z, b, w):
 def _z_gradient_total(xp, sm, z, b, w):
     """z-space gradient pieces of the weighted total. (ops: 14)"""
     # stage 1 of 2: reductions (ops: 6)
-    sum0 = xp.sum(b * xp.exp(z))
-    sum1 = xp.sum(z * (w * w))
-    sum2 = xp.sum(xp.exp(2 * z))
+    sum_b_exp_z = xp.sum(b * xp.exp(z))
+    sum_w_sq_z = xp.sum(z * (w * w))
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
     # stage 2 of 2: outputs (ops: 8)
-    t1_0 = xp.exp(z)
-    g = t1_0 * (-b + t1_0) + z * (w * w)
-    g_total = -sum0 + sum1 + sum2
+    t1_exp_z = xp.exp(z)
+    g = t1_exp_z * (-b + t1_exp_z) + z * (w * w)
+    g_total = -sum_b_exp_z + sum_exp_z_2 + sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_total(xp, sm, z, b, w):
     """z-space hessian pieces of the weighted total. (ops: 20)"""
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(w * w)
-    sum1 = xp.sum(b * xp.exp(z))
-    sum2 = xp.sum(xp.exp(2 * z))
+    sum_w_sq = xp.sum(w * w)
+    sum_b_exp_z = xp.sum(b * xp.exp(z))
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
     # stage 2 of 2: outputs (ops: 15)
-    t1_0 = w * w
-    t1_1 = xp.exp(z)
-    delta = t1_0 + t1_1 * (-b + 2 * t1_1)
-    ones = -b * t1_1 + t1_0 + 2 * xp.exp(2 * z)
-    ones_total = sum0 - sum1 + 2 * sum2
+    t1_w_sq = w * w
+    t1_exp_z = xp.exp(z)
+    delta = t1_exp_z * (-b + 2 * t1_exp_z) + t1_w_sq
+    ones = -b * t1_exp_z + t1_w_sq + 2 * xp.exp(2 * z)
+    ones_total = -sum_b_exp_z + 2 * sum_exp_z_2 + sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 

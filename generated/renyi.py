@@ -94,13 +94,13 @@ def _z_loss_reality(xp, sm, z, b, w, gamma, q):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 8)
-    sum0 = xp.sum(
+    sum_f_minus_b_sq_half = xp.sum(
         at_dominant(
             xp, is_k, (1 / 2) * ((bc_k - fc) * (bc_k - fc)), (1 / 2) * ((-b + f) * (-b + f))
         )
     )
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_f_minus_b_sq_half
     return {"loss": loss}
 
 
@@ -111,10 +111,15 @@ def _z_gradient_reality(xp, sm, z, b, w, gamma, q):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
+    sum_f_f_minus_b = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
     # stage 2 of 2: outputs (ops: 9)
-    t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (bc_k - fc), -f * sum0 + f * (-b + f))
+    t1_one_minus_fc = 1 - fc
+    g = at_dominant(
+        xp,
+        is_k,
+        -sum_f_f_minus_b * t1_one_minus_fc + t1_one_minus_fc * (bc_k - fc),
+        -f * sum_f_f_minus_b + f * (-b + f),
+    )
     return {"g": g}
 
 
@@ -125,15 +130,19 @@ def _z_hessian_reality(xp, sm, z, b, w, gamma, q):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 7)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_0 * (bc_k - fc), f * (-b + f)))
+    t0_one_minus_fc = 1 - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_f_f_minus_b = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (bc_k - fc), f * (-b + f)))
     # stage 2 of 2: outputs (ops: 13)
-    t1_0 = -f * sum1 + f * (-b + f) + f * f
-    t1_1 = 1 - fc
-    t1_2 = -sum1 * t1_1 + t1_1 * (bc_k - fc) + t1_1 * t1_1
+    t1_0 = -f * sum_f_f_minus_b + f * (-b + f) + f * f
+    t1_one_minus_fc = 1 - fc
+    t1_2 = (
+        -sum_f_f_minus_b * t1_one_minus_fc
+        + t1_one_minus_fc * (bc_k - fc)
+        + t1_one_minus_fc * t1_one_minus_fc
+    )
     delta = at_dominant(xp, is_k, t1_2, t1_0)
-    c = sum0
+    c = sum_f_sq
     return {"delta": delta, "p": delta, "c": c}
 
 
@@ -143,9 +152,9 @@ def _z_loss_creativity(xp, sm, z, b, w, gamma, q):
     fc = sm.fc
     is_k = sm.is_k
     # stage 1 of 2: reductions (ops: 3)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
     # stage 2 of 2: outputs (ops: 4)
-    loss = xp.log(sum0) * 1 / (q - 1)
+    loss = xp.log(sum_f_pow_q) * 1 / (q - 1)
     return {"loss": loss}
 
 
@@ -155,16 +164,19 @@ def _z_gradient_creativity(xp, sm, z, b, w, gamma, q):
     fc = sm.fc
     is_k = sm.is_k
     # stage 1 of 3: reductions (ops: 3)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
     # stage 2 of 3: reductions (ops: 10)
-    t1_0 = q * 1 / (sum0) * 1 / (q - 1)
+    t1_0 = q * 1 / (sum_f_pow_q) * 1 / (q - 1)
     sum1 = xp.sum(at_dominant(xp, is_k, t1_0 * (1 - fc) ** q, f**q * t1_0))
     # stage 3 of 3: outputs (ops: 16)
-    t2_0 = 1 / (sum0)
-    t2_1 = 1 / (q - 1)
-    t2_2 = 1 - fc
+    t2_inv_f_pow_q = 1 / (sum_f_pow_q)
+    t2_inv_q_minus_1 = 1 / (q - 1)
+    t2_one_minus_fc = 1 - fc
     g = at_dominant(
-        xp, is_k, q * t2_0 * t2_1 * t2_2**q - sum1 * t2_2, -f * sum1 + f**q * q * t2_0 * t2_1
+        xp,
+        is_k,
+        q * t2_inv_f_pow_q * t2_inv_q_minus_1 * t2_one_minus_fc**q - sum1 * t2_one_minus_fc,
+        -f * sum1 + f**q * q * t2_inv_f_pow_q * t2_inv_q_minus_1,
     )
     return {"g": g}
 
@@ -175,62 +187,67 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma, q):
     fc = sm.fc
     is_k = sm.is_k
     # stage 1 of 3: reductions (ops: 5)
-    t0_0 = f**q
-    t0_1 = (1 - fc) ** q
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_1, t0_0))
-    sum1 = xp.sum(at_dominant(xp, is_k, q * t0_1, q * t0_0))
+    t0_f_pow_q = f**q
+    t0_one_minus_fc_pow_q = (1 - fc) ** q
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_pow_q, t0_f_pow_q))
+    sum_f_pow_q_q = xp.sum(at_dominant(xp, is_k, q * t0_one_minus_fc_pow_q, q * t0_f_pow_q))
     # stage 2 of 3: reductions (ops: 11)
-    t1_0 = q * 1 / (sum0)
-    t1_1 = f**q * t1_0
-    t1_2 = 1 / (q - 1)
-    t1_3 = t1_0 * (1 - fc) ** q
+    t1_inv_f_pow_q_q = q * 1 / (sum_f_pow_q)
+    t1_1 = f**q * t1_inv_f_pow_q_q
+    t1_inv_q_minus_1 = 1 / (q - 1)
+    t1_3 = t1_inv_f_pow_q_q * (1 - fc) ** q
     sum2 = xp.sum(at_dominant(xp, is_k, t1_3, t1_1))
-    sum3 = xp.sum(at_dominant(xp, is_k, t1_2 * t1_3, t1_1 * t1_2))
+    sum3 = xp.sum(at_dominant(xp, is_k, t1_3 * t1_inv_q_minus_1, t1_1 * t1_inv_q_minus_1))
     # stage 3 of 3: outputs (ops: 27)
-    t2_0 = 1 / (sum0)
-    t2_1 = f**q
-    t2_2 = q * t2_0 * t2_1
-    t2_3 = 1 / (q - 1)
-    t2_4 = -f * sum3 + t2_2 * t2_3 + t2_2
-    t2_5 = 1 - fc
-    t2_6 = q * t2_5**q
-    t2_7 = t2_0 * t2_6
-    t2_8 = -sum3 * t2_5 + t2_3 * t2_7 + t2_7
+    t2_inv_f_pow_q = 1 / (sum_f_pow_q)
+    t2_f_pow_q = f**q
+    t2_2 = q * t2_f_pow_q * t2_inv_f_pow_q
+    t2_inv_q_minus_1 = 1 / (q - 1)
+    t2_4 = -f * sum3 + t2_2 * t2_inv_q_minus_1 + t2_2
+    t2_one_minus_fc = 1 - fc
+    t2_one_minus_fc_pow_q_q = q * t2_one_minus_fc**q
+    t2_7 = t2_inv_f_pow_q * t2_one_minus_fc_pow_q_q
+    t2_8 = -sum3 * t2_one_minus_fc + t2_7 * t2_inv_q_minus_1 + t2_7
     delta = at_dominant(xp, is_k, t2_8, t2_4)
     c = sum2
-    lr0 = at_dominant(xp, is_k, -sum1 * t2_5 + t2_6, -f * sum1 + q * t2_1)
-    core0_0 = -t2_3 * 1 / (sum0 * sum0)
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_pow_q_q * t2_one_minus_fc + t2_one_minus_fc_pow_q_q,
+        -f * sum_f_pow_q_q + q * t2_f_pow_q,
+    )
+    core0_0 = -t2_inv_q_minus_1 * 1 / (sum_f_pow_q * sum_f_pow_q)
     return {"delta": delta, "p": delta, "c": c, "lr0": lr0, "core0_0": core0_0}
 
 
 def _z_loss_regularizer(xp, sm, z, b, w, gamma, q):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum((1 / 2) * (w * w) * (z * z))
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * (w * w) * (z * z))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_half_w_sq_z_sq
     return {"loss": loss}
 
 
 def _z_gradient_regularizer(xp, sm, z, b, w, gamma, q):
     """z-space gradient pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 2)
-    sum0 = xp.sum(z * (w * w))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 2: outputs (ops: 2)
     g = z * (w * w)
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_regularizer(xp, sm, z, b, w, gamma, q):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
     # stage 1 of 2: reductions (ops: 1)
-    sum0 = xp.sum(w * w)
+    sum_w_sq = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
-    t1_0 = w * w
-    delta = full(xp, sm.f, t1_0)
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
+    t1_w_sq = w * w
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
@@ -243,7 +260,7 @@ def _z_loss_total(xp, sm, z, b, w, gamma, q):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 21)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
     sum1 = xp.sum(
         at_dominant(
             xp,
@@ -253,7 +270,7 @@ def _z_loss_total(xp, sm, z, b, w, gamma, q):
         )
     )
     # stage 2 of 2: outputs (ops: 6)
-    loss = gamma * xp.log(sum0) * 1 / (q - 1) + sum1
+    loss = gamma * xp.log(sum_f_pow_q) * 1 / (q - 1) + sum1
     return {"loss": loss}
 
 
@@ -266,24 +283,32 @@ def _z_gradient_total(xp, sm, z, b, w, gamma, q):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 3: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
-    sum1 = xp.sum(z * (w * w))
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 3: reductions (ops: 17)
-    t1_0 = gamma * q * 1 / (sum0) * 1 / (q - 1)
-    t1_1 = 1 - fc
+    t1_0 = gamma * q * 1 / (sum_f_pow_q) * 1 / (q - 1)
+    t1_one_minus_fc = 1 - fc
     sum2 = xp.sum(
-        at_dominant(xp, is_k, t1_0 * t1_1**q + t1_1 * (bc_k - fc), f * (-b + f) + f**q * t1_0)
+        at_dominant(
+            xp,
+            is_k,
+            t1_0 * t1_one_minus_fc**q + t1_one_minus_fc * (bc_k - fc),
+            f * (-b + f) + f**q * t1_0,
+        )
     )
     # stage 3 of 3: outputs (ops: 27)
-    t2_0 = gamma * q * 1 / (sum0) * 1 / (q - 1)
-    t2_1 = 1 - fc
+    t2_0 = gamma * q * 1 / (sum_f_pow_q) * 1 / (q - 1)
+    t2_one_minus_fc = 1 - fc
     g = at_dominant(
         xp,
         is_k,
-        -sum2 * t2_1 + t2_0 * t2_1**q + t2_1 * (bc_k - fc) + z_k * (w_k * w_k),
+        -sum2 * t2_one_minus_fc
+        + t2_0 * t2_one_minus_fc**q
+        + t2_one_minus_fc * (bc_k - fc)
+        + z_k * (w_k * w_k),
         -f * sum2 + f * (-b + f) + f**q * t2_0 + z * (w * w),
     )
-    g_total = sum1
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
@@ -295,40 +320,58 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, q):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 3: reductions (ops: 6)
-    t0_0 = f**q
-    t0_1 = (1 - fc) ** q
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_1, t0_0))
-    sum1 = xp.sum(w * w)
-    sum2 = xp.sum(at_dominant(xp, is_k, q * t0_1, q * t0_0))
+    t0_f_pow_q = f**q
+    t0_one_minus_fc_pow_q = (1 - fc) ** q
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_pow_q, t0_f_pow_q))
+    sum_w_sq = xp.sum(w * w)
+    sum_f_pow_q_q = xp.sum(at_dominant(xp, is_k, q * t0_one_minus_fc_pow_q, q * t0_f_pow_q))
     # stage 2 of 3: reductions (ops: 22)
-    t1_0 = gamma * q * 1 / (sum0)
-    t1_1 = f**q * t1_0
-    t1_2 = 1 / (q - 1)
-    t1_3 = 1 - fc
-    t1_4 = t1_0 * t1_3**q
-    sum3 = xp.sum(at_dominant(xp, is_k, t1_4 + t1_3 * t1_3, t1_1 + f * f))
+    t1_gamma_inv_f_pow_q_q = gamma * q * 1 / (sum_f_pow_q)
+    t1_1 = f**q * t1_gamma_inv_f_pow_q_q
+    t1_inv_q_minus_1 = 1 / (q - 1)
+    t1_one_minus_fc = 1 - fc
+    t1_4 = t1_gamma_inv_f_pow_q_q * t1_one_minus_fc**q
+    sum3 = xp.sum(at_dominant(xp, is_k, t1_4 + t1_one_minus_fc * t1_one_minus_fc, t1_1 + f * f))
     sum4 = xp.sum(
-        at_dominant(xp, is_k, t1_2 * t1_4 + t1_3 * (bc_k - fc), f * (-b + f) + t1_1 * t1_2)
+        at_dominant(
+            xp,
+            is_k,
+            t1_4 * t1_inv_q_minus_1 + t1_one_minus_fc * (bc_k - fc),
+            f * (-b + f) + t1_1 * t1_inv_q_minus_1,
+        )
     )
     # stage 3 of 3: outputs (ops: 44)
-    t2_0 = w * w
-    t2_1 = f**q
-    t2_2 = q * t2_1
-    t2_3 = 1 / (sum0)
-    t2_4 = gamma * t2_3
-    t2_5 = gamma * 1 / (q - 1)
-    t2_6 = t2_3 * t2_5
-    t2_7 = -f * sum4 + f * (-b + f) + t2_2 * t2_4 + t2_2 * t2_6 + f * f
-    t2_8 = 1 - fc
-    t2_9 = q * t2_8**q
-    t2_10 = -sum4 * t2_8 + t2_4 * t2_9 + t2_6 * t2_9 + t2_8 * (bc_k - fc) + t2_8 * t2_8
-    delta = at_dominant(xp, is_k, t2_10 + w_k * w_k, t2_0 + t2_7)
+    t2_w_sq = w * w
+    t2_f_pow_q = f**q
+    t2_f_pow_q_q = q * t2_f_pow_q
+    t2_inv_f_pow_q = 1 / (sum_f_pow_q)
+    t2_gamma_inv_f_pow_q = gamma * t2_inv_f_pow_q
+    t2_gamma_inv_q_minus_1 = gamma * 1 / (q - 1)
+    t2_6 = t2_gamma_inv_q_minus_1 * t2_inv_f_pow_q
+    t2_7 = (
+        -f * sum4 + f * (-b + f) + t2_6 * t2_f_pow_q_q + t2_f_pow_q_q * t2_gamma_inv_f_pow_q + f * f
+    )
+    t2_one_minus_fc = 1 - fc
+    t2_one_minus_fc_pow_q_q = q * t2_one_minus_fc**q
+    t2_10 = (
+        -sum4 * t2_one_minus_fc
+        + t2_6 * t2_one_minus_fc_pow_q_q
+        + t2_gamma_inv_f_pow_q * t2_one_minus_fc_pow_q_q
+        + t2_one_minus_fc * (bc_k - fc)
+        + t2_one_minus_fc * t2_one_minus_fc
+    )
+    delta = at_dominant(xp, is_k, t2_10 + w_k * w_k, t2_7 + t2_w_sq)
     p = at_dominant(xp, is_k, t2_10, t2_7)
     c = sum3
-    ones = full(xp, sm.f, t2_0)
-    ones_total = sum1
-    lr0 = at_dominant(xp, is_k, -sum2 * t2_8 + t2_9, -f * sum2 + q * t2_1)
-    core0_0 = -t2_5 * 1 / (sum0 * sum0)
+    ones = full(xp, sm.f, t2_w_sq)
+    ones_total = sum_w_sq
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_pow_q_q * t2_one_minus_fc + t2_one_minus_fc_pow_q_q,
+        -f * sum_f_pow_q_q + q * t2_f_pow_q,
+    )
+    core0_0 = -t2_gamma_inv_q_minus_1 * 1 / (sum_f_pow_q * sum_f_pow_q)
     return {
         "delta": delta,
         "p": p,

@@ -82,9 +82,9 @@ LOW_RANK_COLUMNS = 2
 def _z_loss_reality(xp, sm, z, b, w):
     """z-space loss pieces of term 'reality' (unweighted). (ops: 9)"""
     # stage 1 of 3: reductions (ops: 1)
-    sum0 = xp.sum(xp.exp(z))
+    sum_exp_z = xp.sum(xp.exp(z))
     # stage 2 of 3: reductions (ops: 8)
-    sum1 = xp.sum((1 / 2) * ((-b * sum0 + xp.exp(z)) * (-b * sum0 + xp.exp(z))))
+    sum1 = xp.sum((1 / 2) * ((-b * sum_exp_z + xp.exp(z)) * (-b * sum_exp_z + xp.exp(z))))
     # stage 3 of 3: outputs (ops: 0)
     loss = sum1
     return {"loss": loss}
@@ -93,42 +93,42 @@ def _z_loss_reality(xp, sm, z, b, w):
 def _z_gradient_reality(xp, sm, z, b, w):
     """z-space gradient pieces of term 'reality' (unweighted). (ops: 22)"""
     # stage 1 of 3: reductions (ops: 5)
-    t0_0 = xp.exp(z)
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(b * t0_0)
-    sum2 = xp.sum(t0_0)
-    sum3 = xp.sum(xp.exp(2 * z))
+    t0_exp_z = xp.exp(z)
+    sum_b_sq = xp.sum(b * b)
+    sum_b_exp_z = xp.sum(b * t0_exp_z)
+    sum_exp_z = xp.sum(t0_exp_z)
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
     # stage 2 of 3: reductions (ops: 5)
-    sum4 = xp.sum(-b * (-b * sum2 + xp.exp(z)))
+    sum4 = xp.sum(-b * (-b * sum_exp_z + xp.exp(z)))
     # stage 3 of 3: outputs (ops: 12)
-    t2_0 = xp.exp(z)
-    g = sum4 * t2_0 + t2_0 * (-b * sum2 + t2_0)
-    g_total = sum0 * (sum2 * sum2) - 2 * sum1 * sum2 + sum3
+    t2_exp_z = xp.exp(z)
+    g = sum4 * t2_exp_z + t2_exp_z * (-b * sum_exp_z + t2_exp_z)
+    g_total = -2 * sum_b_exp_z * sum_exp_z + sum_b_sq * (sum_exp_z * sum_exp_z) + sum_exp_z_2
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_reality(xp, sm, z, b, w):
     """z-space hessian pieces of term 'reality' (unweighted). (ops: 31)"""
     # stage 1 of 3: reductions (ops: 5)
-    t0_0 = xp.exp(z)
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(b * t0_0)
-    sum2 = xp.sum(t0_0)
-    sum3 = xp.sum(xp.exp(2 * z))
+    t0_exp_z = xp.exp(z)
+    sum_b_sq = xp.sum(b * b)
+    sum_b_exp_z = xp.sum(b * t0_exp_z)
+    sum_exp_z = xp.sum(t0_exp_z)
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
     # stage 2 of 3: reductions (ops: 5)
-    sum4 = xp.sum(-b * (-b * sum2 + xp.exp(z)))
+    sum4 = xp.sum(-b * (-b * sum_exp_z + xp.exp(z)))
     # stage 3 of 3: outputs (ops: 21)
-    t2_0 = xp.exp(z)
-    t2_1 = sum4 * t2_0
-    t2_2 = b * sum2
-    delta = t2_0 * (2 * t2_0 - t2_2) + t2_1
-    ones = -t2_0 * t2_2 + t2_1 + 2 * xp.exp(2 * z)
-    ones_total = -sum1 * sum2 + sum2 * sum4 + 2 * sum3
-    lr0 = full(xp, sm.f, t2_0)
-    lr0_total = sum2
-    lr1 = -b * t2_0
-    lr1_total = -sum1
-    core0_0 = sum0
+    t2_exp_z = xp.exp(z)
+    t2_exp_z_sum4 = sum4 * t2_exp_z
+    t2_b_exp_z = b * sum_exp_z
+    delta = t2_exp_z * (-t2_b_exp_z + 2 * t2_exp_z) + t2_exp_z_sum4
+    ones = -t2_b_exp_z * t2_exp_z + t2_exp_z_sum4 + 2 * xp.exp(2 * z)
+    ones_total = sum4 * sum_exp_z - sum_b_exp_z * sum_exp_z + 2 * sum_exp_z_2
+    lr0 = full(xp, sm.f, t2_exp_z)
+    lr0_total = sum_exp_z
+    lr1 = -b * t2_exp_z
+    lr1_total = -sum_b_exp_z
+    core0_0 = sum_b_sq
     core0_1 = 1
     return {
         "delta": delta,
@@ -146,41 +146,42 @@ def _z_hessian_reality(xp, sm, z, b, w):
 def _z_loss_regularizer(xp, sm, z, b, w):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum((1 / 2) * (w * w) * (z * z))
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * (w * w) * (z * z))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_half_w_sq_z_sq
     return {"loss": loss}
 
 
 def _z_gradient_regularizer(xp, sm, z, b, w):
     """z-space gradient pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 2)
-    sum0 = xp.sum(z * (w * w))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 2: outputs (ops: 2)
     g = z * (w * w)
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_regularizer(xp, sm, z, b, w):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
     # stage 1 of 2: reductions (ops: 1)
-    sum0 = xp.sum(w * w)
+    sum_w_sq = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
-    t1_0 = w * w
-    delta = full(xp, sm.f, t1_0)
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
+    t1_w_sq = w * w
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
 def _z_loss_total(xp, sm, z, b, w):
     """z-space loss pieces of the weighted total. (ops: 14)"""
     # stage 1 of 3: reductions (ops: 1)
-    sum0 = xp.sum(xp.exp(z))
+    sum_exp_z = xp.sum(xp.exp(z))
     # stage 2 of 3: reductions (ops: 13)
     sum1 = xp.sum(
-        (1 / 2) * (w * w) * (z * z) + (1 / 2) * ((-b * sum0 + xp.exp(z)) * (-b * sum0 + xp.exp(z)))
+        (1 / 2) * (w * w) * (z * z)
+        + (1 / 2) * ((-b * sum_exp_z + xp.exp(z)) * (-b * sum_exp_z + xp.exp(z)))
     )
     # stage 3 of 3: outputs (ops: 0)
     loss = sum1
@@ -190,44 +191,46 @@ def _z_loss_total(xp, sm, z, b, w):
 def _z_gradient_total(xp, sm, z, b, w):
     """z-space gradient pieces of the weighted total. (ops: 28)"""
     # stage 1 of 3: reductions (ops: 7)
-    t0_0 = xp.exp(z)
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(b * t0_0)
-    sum2 = xp.sum(z * (w * w))
-    sum3 = xp.sum(t0_0)
-    sum4 = xp.sum(xp.exp(2 * z))
+    t0_exp_z = xp.exp(z)
+    sum_b_sq = xp.sum(b * b)
+    sum_b_exp_z = xp.sum(b * t0_exp_z)
+    sum_w_sq_z = xp.sum(z * (w * w))
+    sum_exp_z = xp.sum(t0_exp_z)
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
     # stage 2 of 3: reductions (ops: 5)
-    sum5 = xp.sum(-b * (-b * sum3 + xp.exp(z)))
+    sum5 = xp.sum(-b * (-b * sum_exp_z + xp.exp(z)))
     # stage 3 of 3: outputs (ops: 16)
-    t2_0 = xp.exp(z)
-    g = sum5 * t2_0 + t2_0 * (-b * sum3 + t2_0) + z * (w * w)
-    g_total = sum0 * (sum3 * sum3) - 2 * sum1 * sum3 + sum2 + sum4
+    t2_exp_z = xp.exp(z)
+    g = sum5 * t2_exp_z + t2_exp_z * (-b * sum_exp_z + t2_exp_z) + z * (w * w)
+    g_total = (
+        -2 * sum_b_exp_z * sum_exp_z + sum_b_sq * (sum_exp_z * sum_exp_z) + sum_exp_z_2 + sum_w_sq_z
+    )
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_total(xp, sm, z, b, w):
     """z-space hessian pieces of the weighted total. (ops: 35)"""
     # stage 1 of 3: reductions (ops: 6)
-    t0_0 = xp.exp(z)
-    sum0 = xp.sum(b * b)
-    sum1 = xp.sum(w * w)
-    sum2 = xp.sum(b * t0_0)
-    sum3 = xp.sum(t0_0)
-    sum4 = xp.sum(xp.exp(2 * z))
+    t0_exp_z = xp.exp(z)
+    sum_b_sq = xp.sum(b * b)
+    sum_w_sq = xp.sum(w * w)
+    sum_b_exp_z = xp.sum(b * t0_exp_z)
+    sum_exp_z = xp.sum(t0_exp_z)
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
     # stage 2 of 3: reductions (ops: 5)
-    sum5 = xp.sum(-b * (-b * sum3 + xp.exp(z)))
+    sum5 = xp.sum(-b * (-b * sum_exp_z + xp.exp(z)))
     # stage 3 of 3: outputs (ops: 24)
-    t2_0 = xp.exp(z)
-    t2_1 = b * sum3
-    t2_2 = sum5 * t2_0 + w * w
-    delta = t2_0 * (2 * t2_0 - t2_1) + t2_2
-    ones = -t2_0 * t2_1 + t2_2 + 2 * xp.exp(2 * z)
-    ones_total = sum1 - sum2 * sum3 + sum3 * sum5 + 2 * sum4
-    lr0 = full(xp, sm.f, t2_0)
-    lr0_total = sum3
-    lr1 = -b * t2_0
-    lr1_total = -sum2
-    core0_0 = sum0
+    t2_exp_z = xp.exp(z)
+    t2_b_exp_z = b * sum_exp_z
+    t2_w_sq_plus_exp_z_sum5 = sum5 * t2_exp_z + w * w
+    delta = t2_exp_z * (-t2_b_exp_z + 2 * t2_exp_z) + t2_w_sq_plus_exp_z_sum5
+    ones = -t2_b_exp_z * t2_exp_z + t2_w_sq_plus_exp_z_sum5 + 2 * xp.exp(2 * z)
+    ones_total = sum5 * sum_exp_z - sum_b_exp_z * sum_exp_z + 2 * sum_exp_z_2 + sum_w_sq
+    lr0 = full(xp, sm.f, t2_exp_z)
+    lr0_total = sum_exp_z
+    lr1 = -b * t2_exp_z
+    lr1_total = -sum_b_exp_z
+    core0_0 = sum_b_sq
     core0_1 = 1
     return {
         "delta": delta,

@@ -94,13 +94,13 @@ def _z_loss_reality(xp, sm, z, b, gamma):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 8)
-    sum0 = xp.sum(
+    sum_f_minus_b_sq_half = xp.sum(
         at_dominant(
             xp, is_k, (1 / 2) * ((bc_k - fc) * (bc_k - fc)), (1 / 2) * ((-b + f) * (-b + f))
         )
     )
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_f_minus_b_sq_half
     return {"loss": loss}
 
 
@@ -111,10 +111,15 @@ def _z_gradient_reality(xp, sm, z, b, gamma):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
+    sum_f_f_minus_b = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
     # stage 2 of 2: outputs (ops: 9)
-    t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (bc_k - fc), -f * sum0 + f * (-b + f))
+    t1_one_minus_fc = 1 - fc
+    g = at_dominant(
+        xp,
+        is_k,
+        -sum_f_f_minus_b * t1_one_minus_fc + t1_one_minus_fc * (bc_k - fc),
+        -f * sum_f_f_minus_b + f * (-b + f),
+    )
     return {"g": g}
 
 
@@ -125,15 +130,19 @@ def _z_hessian_reality(xp, sm, z, b, gamma):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 7)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_0 * (bc_k - fc), f * (-b + f)))
+    t0_one_minus_fc = 1 - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_f_f_minus_b = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (bc_k - fc), f * (-b + f)))
     # stage 2 of 2: outputs (ops: 13)
-    t1_0 = -f * sum1 + f * (-b + f) + f * f
-    t1_1 = 1 - fc
-    t1_2 = -sum1 * t1_1 + t1_1 * (bc_k - fc) + t1_1 * t1_1
+    t1_0 = -f * sum_f_f_minus_b + f * (-b + f) + f * f
+    t1_one_minus_fc = 1 - fc
+    t1_2 = (
+        -sum_f_f_minus_b * t1_one_minus_fc
+        + t1_one_minus_fc * (bc_k - fc)
+        + t1_one_minus_fc * t1_one_minus_fc
+    )
     delta = at_dominant(xp, is_k, t1_2, t1_0)
-    c = sum0
+    c = sum_f_sq
     return {"delta": delta, "p": delta, "c": c}
 
 
@@ -145,9 +154,9 @@ def _z_loss_creativity(xp, sm, z, b, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 3)
-    sum0 = xp.sum(at_dominant(xp, is_k, logf_k * (1 - fc), f * logf))
+    sum_f_logf = xp.sum(at_dominant(xp, is_k, logf_k * (1 - fc), f * logf))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_f_logf
     return {"loss": loss}
 
 
@@ -159,10 +168,15 @@ def _z_gradient_creativity(xp, sm, z, b, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
+    sum_f_logf_plus_1 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
     # stage 2 of 2: outputs (ops: 9)
-    t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (logf_k + 1), -f * sum0 + f * (logf + 1))
+    t1_one_minus_fc = 1 - fc
+    g = at_dominant(
+        xp,
+        is_k,
+        -sum_f_logf_plus_1 * t1_one_minus_fc + t1_one_minus_fc * (logf_k + 1),
+        -f * sum_f_logf_plus_1 + f * (logf + 1),
+    )
     return {"g": g}
 
 
@@ -174,12 +188,12 @@ def _z_hessian_creativity(xp, sm, z, b, gamma):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
+    sum_f_logf_plus_1 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
     # stage 2 of 2: outputs (ops: 12)
-    t1_0 = -f * sum0 + f * (logf + 1) + f
-    t1_1 = fc - 1
-    t1_2 = -t1_1
-    t1_3 = -sum0 * t1_2 - t1_1 + t1_2 * (logf_k + 1)
+    t1_0 = -f * sum_f_logf_plus_1 + f * (logf + 1) + f
+    t1_fc_minus_1 = fc - 1
+    t1_neg_fc_minus_1 = -t1_fc_minus_1
+    t1_3 = -sum_f_logf_plus_1 * t1_neg_fc_minus_1 - t1_fc_minus_1 + t1_neg_fc_minus_1 * (logf_k + 1)
     delta = at_dominant(xp, is_k, t1_3, t1_0)
     c = 1
     return {"delta": delta, "p": delta, "c": c}
@@ -239,21 +253,23 @@ def _z_gradient_total(xp, sm, z, b, gamma):
     logf_k = sm.logf[sm.k]
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 13)
-    t0_0 = 1 - fc
+    t0_one_minus_fc = 1 - fc
     sum0 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
+            gamma * t0_one_minus_fc * (logf_k + 1) + t0_one_minus_fc * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )
     # stage 2 of 2: outputs (ops: 17)
-    t1_0 = 1 - fc
+    t1_one_minus_fc = 1 - fc
     g = at_dominant(
         xp,
         is_k,
-        gamma * t1_0 * (logf_k + 1) - sum0 * t1_0 + t1_0 * (bc_k - fc),
+        gamma * t1_one_minus_fc * (logf_k + 1)
+        - sum0 * t1_one_minus_fc
+        + t1_one_minus_fc * (bc_k - fc),
         f * gamma * (logf + 1) - f * sum0 + f * (-b + f),
     )
     return {"g": g}
@@ -268,24 +284,30 @@ def _z_hessian_total(xp, sm, z, b, gamma):
     logf_k = sm.logf[sm.k]
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 15)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
+    t0_one_minus_fc = 1 - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
     sum1 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
+            gamma * t0_one_minus_fc * (logf_k + 1) + t0_one_minus_fc * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )
     # stage 2 of 2: outputs (ops: 24)
-    t1_0 = f * gamma
-    t1_1 = -f * sum1 + f * (-b + f) + t1_0 * (logf + 1) + t1_0 + f * f
-    t1_2 = 1 - fc
-    t1_3 = gamma * t1_2
-    t1_4 = -sum1 * t1_2 + t1_2 * (bc_k - fc) + t1_3 * (logf_k + 1) + t1_3 + t1_2 * t1_2
+    t1_f_gamma = f * gamma
+    t1_1 = -f * sum1 + f * (-b + f) + t1_f_gamma * (logf + 1) + t1_f_gamma + f * f
+    t1_one_minus_fc = 1 - fc
+    t1_gamma_one_minus_fc = gamma * t1_one_minus_fc
+    t1_4 = (
+        -sum1 * t1_one_minus_fc
+        + t1_gamma_one_minus_fc * (logf_k + 1)
+        + t1_gamma_one_minus_fc
+        + t1_one_minus_fc * (bc_k - fc)
+        + t1_one_minus_fc * t1_one_minus_fc
+    )
     delta = at_dominant(xp, is_k, t1_4, t1_1)
-    c = gamma + sum0
+    c = gamma + sum_f_sq
     return {"delta": delta, "p": delta, "c": c}
 
 

@@ -94,13 +94,13 @@ def _z_loss_reality(xp, sm, z, b, w, gamma, tau):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 8)
-    sum0 = xp.sum(
+    sum_f_minus_b_sq_half = xp.sum(
         at_dominant(
             xp, is_k, (1 / 2) * ((bc_k - fc) * (bc_k - fc)), (1 / 2) * ((-b + f) * (-b + f))
         )
     )
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_f_minus_b_sq_half
     return {"loss": loss}
 
 
@@ -111,12 +111,15 @@ def _z_gradient_reality(xp, sm, z, b, w, gamma, tau):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
+    sum_f_f_minus_b = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
     # stage 2 of 2: outputs (ops: 12)
-    t1_0 = 1 / (tau)
-    t1_1 = 1 - fc
+    t1_inv_tau = 1 / (tau)
+    t1_one_minus_fc = 1 - fc
     g = at_dominant(
-        xp, is_k, t1_0 * (-sum0 * t1_1 + t1_1 * (bc_k - fc)), t1_0 * (-f * sum0 + f * (-b + f))
+        xp,
+        is_k,
+        t1_inv_tau * (-sum_f_f_minus_b * t1_one_minus_fc + t1_one_minus_fc * (bc_k - fc)),
+        t1_inv_tau * (-f * sum_f_f_minus_b + f * (-b + f)),
     )
     return {"g": g}
 
@@ -128,16 +131,20 @@ def _z_hessian_reality(xp, sm, z, b, w, gamma, tau):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 7)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_0 * (bc_k - fc), f * (-b + f)))
+    t0_one_minus_fc = 1 - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_f_f_minus_b = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (bc_k - fc), f * (-b + f)))
     # stage 2 of 2: outputs (ops: 18)
     t1_0 = 1 / (tau * tau)
-    t1_1 = t1_0 * (-f * sum1 + f * (-b + f) + f * f)
-    t1_2 = 1 - fc
-    t1_3 = t1_0 * (-sum1 * t1_2 + t1_2 * (bc_k - fc) + t1_2 * t1_2)
+    t1_1 = t1_0 * (-f * sum_f_f_minus_b + f * (-b + f) + f * f)
+    t1_one_minus_fc = 1 - fc
+    t1_3 = t1_0 * (
+        -sum_f_f_minus_b * t1_one_minus_fc
+        + t1_one_minus_fc * (bc_k - fc)
+        + t1_one_minus_fc * t1_one_minus_fc
+    )
     delta = at_dominant(xp, is_k, t1_3, t1_1)
-    c = sum0 * t1_0
+    c = sum_f_sq * t1_0
     return {"delta": delta, "p": delta, "c": c}
 
 
@@ -149,9 +156,9 @@ def _z_loss_creativity(xp, sm, z, b, w, gamma, tau):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 3)
-    sum0 = xp.sum(at_dominant(xp, is_k, logf_k * (1 - fc), f * logf))
+    sum_f_logf = xp.sum(at_dominant(xp, is_k, logf_k * (1 - fc), f * logf))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_f_logf
     return {"loss": loss}
 
 
@@ -163,12 +170,15 @@ def _z_gradient_creativity(xp, sm, z, b, w, gamma, tau):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
+    sum_f_logf_plus_1 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
     # stage 2 of 2: outputs (ops: 12)
-    t1_0 = 1 / (tau)
-    t1_1 = 1 - fc
+    t1_inv_tau = 1 / (tau)
+    t1_one_minus_fc = 1 - fc
     g = at_dominant(
-        xp, is_k, t1_0 * (-sum0 * t1_1 + t1_1 * (logf_k + 1)), t1_0 * (-f * sum0 + f * (logf + 1))
+        xp,
+        is_k,
+        t1_inv_tau * (-sum_f_logf_plus_1 * t1_one_minus_fc + t1_one_minus_fc * (logf_k + 1)),
+        t1_inv_tau * (-f * sum_f_logf_plus_1 + f * (logf + 1)),
     )
     return {"g": g}
 
@@ -181,13 +191,15 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma, tau):
     is_k = sm.is_k
     logf_k = sm.logf[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
+    sum_f_logf_plus_1 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (logf_k + 1), f * (logf + 1)))
     # stage 2 of 2: outputs (ops: 16)
     t1_0 = 1 / (tau * tau)
-    t1_1 = t1_0 * (-f * sum0 + f * (logf + 1) + f)
-    t1_2 = fc - 1
-    t1_3 = -t1_2
-    t1_4 = t1_0 * (-sum0 * t1_3 - t1_2 + t1_3 * (logf_k + 1))
+    t1_1 = t1_0 * (-f * sum_f_logf_plus_1 + f * (logf + 1) + f)
+    t1_fc_minus_1 = fc - 1
+    t1_neg_fc_minus_1 = -t1_fc_minus_1
+    t1_4 = t1_0 * (
+        -sum_f_logf_plus_1 * t1_neg_fc_minus_1 - t1_fc_minus_1 + t1_neg_fc_minus_1 * (logf_k + 1)
+    )
     delta = at_dominant(xp, is_k, t1_4, t1_1)
     c = t1_0
     return {"delta": delta, "p": delta, "c": c}
@@ -196,31 +208,31 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma, tau):
 def _z_loss_regularizer(xp, sm, z, b, w, gamma, tau):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum((1 / 2) * (w * w) * (z * z))
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * (w * w) * (z * z))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_half_w_sq_z_sq
     return {"loss": loss}
 
 
 def _z_gradient_regularizer(xp, sm, z, b, w, gamma, tau):
     """z-space gradient pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 2)
-    sum0 = xp.sum(z * (w * w))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 2: outputs (ops: 2)
     g = z * (w * w)
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_regularizer(xp, sm, z, b, w, gamma, tau):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
     # stage 1 of 2: reductions (ops: 1)
-    sum0 = xp.sum(w * w)
+    sum_w_sq = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
-    t1_0 = w * w
-    delta = full(xp, sm.f, t1_0)
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
+    t1_w_sq = w * w
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
@@ -261,26 +273,32 @@ def _z_gradient_total(xp, sm, z, b, w, gamma, tau):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 15)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(z * (w * w))
+    t0_one_minus_fc = 1 - fc
+    sum_w_sq_z = xp.sum(z * (w * w))
     sum1 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
+            gamma * t0_one_minus_fc * (logf_k + 1) + t0_one_minus_fc * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )
     # stage 2 of 2: outputs (ops: 26)
-    t1_0 = 1 / (tau)
-    t1_1 = 1 - fc
+    t1_inv_tau = 1 / (tau)
+    t1_one_minus_fc = 1 - fc
     g = at_dominant(
         xp,
         is_k,
-        t1_0 * (gamma * t1_1 * (logf_k + 1) - sum1 * t1_1 + t1_1 * (bc_k - fc)) + z_k * (w_k * w_k),
-        t1_0 * (f * gamma * (logf + 1) - f * sum1 + f * (-b + f)) + z * (w * w),
+        t1_inv_tau
+        * (
+            gamma * t1_one_minus_fc * (logf_k + 1)
+            - sum1 * t1_one_minus_fc
+            + t1_one_minus_fc * (bc_k - fc)
+        )
+        + z_k * (w_k * w_k),
+        t1_inv_tau * (f * gamma * (logf + 1) - f * sum1 + f * (-b + f)) + z * (w * w),
     )
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
@@ -294,30 +312,36 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, tau):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 16)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum1 = xp.sum(w * w)
+    t0_one_minus_fc = 1 - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_w_sq = xp.sum(w * w)
     sum2 = xp.sum(
         at_dominant(
             xp,
             is_k,
-            gamma * t0_0 * (logf_k + 1) + t0_0 * (bc_k - fc),
+            gamma * t0_one_minus_fc * (logf_k + 1) + t0_one_minus_fc * (bc_k - fc),
             f * gamma * (logf + 1) + f * (-b + f),
         )
     )
     # stage 2 of 2: outputs (ops: 33)
-    t1_0 = w * w
+    t1_w_sq = w * w
     t1_1 = 1 / (tau * tau)
-    t1_2 = f * gamma
-    t1_3 = t1_1 * (-f * sum2 + f * (-b + f) + t1_2 * (logf + 1) + t1_2 + f * f)
-    t1_4 = 1 - fc
-    t1_5 = gamma * t1_4
-    t1_6 = t1_1 * (-sum2 * t1_4 + t1_4 * (bc_k - fc) + t1_5 * (logf_k + 1) + t1_5 + t1_4 * t1_4)
-    delta = at_dominant(xp, is_k, t1_6 + w_k * w_k, t1_0 + t1_3)
+    t1_f_gamma = f * gamma
+    t1_3 = t1_1 * (-f * sum2 + f * (-b + f) + t1_f_gamma * (logf + 1) + t1_f_gamma + f * f)
+    t1_one_minus_fc = 1 - fc
+    t1_gamma_one_minus_fc = gamma * t1_one_minus_fc
+    t1_6 = t1_1 * (
+        -sum2 * t1_one_minus_fc
+        + t1_gamma_one_minus_fc * (logf_k + 1)
+        + t1_gamma_one_minus_fc
+        + t1_one_minus_fc * (bc_k - fc)
+        + t1_one_minus_fc * t1_one_minus_fc
+    )
+    delta = at_dominant(xp, is_k, t1_6 + w_k * w_k, t1_3 + t1_w_sq)
     p = at_dominant(xp, is_k, t1_6, t1_3)
-    c = t1_1 * (gamma + sum0)
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum1
+    c = t1_1 * (gamma + sum_f_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "p": p, "c": c, "ones": ones, "ones_total": ones_total}
 
 

@@ -94,13 +94,13 @@ def _z_loss_reality(xp, sm, z, b, w, gamma, q):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 8)
-    sum0 = xp.sum(
+    sum_f_minus_b_sq_half = xp.sum(
         at_dominant(
             xp, is_k, (1 / 2) * ((bc_k - fc) * (bc_k - fc)), (1 / 2) * ((-b + f) * (-b + f))
         )
     )
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_f_minus_b_sq_half
     return {"loss": loss}
 
 
@@ -111,10 +111,15 @@ def _z_gradient_reality(xp, sm, z, b, w, gamma, q):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 5)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
+    sum_f_f_minus_b = xp.sum(at_dominant(xp, is_k, (1 - fc) * (bc_k - fc), f * (-b + f)))
     # stage 2 of 2: outputs (ops: 9)
-    t1_0 = 1 - fc
-    g = at_dominant(xp, is_k, -sum0 * t1_0 + t1_0 * (bc_k - fc), -f * sum0 + f * (-b + f))
+    t1_one_minus_fc = 1 - fc
+    g = at_dominant(
+        xp,
+        is_k,
+        -sum_f_f_minus_b * t1_one_minus_fc + t1_one_minus_fc * (bc_k - fc),
+        -f * sum_f_f_minus_b + f * (-b + f),
+    )
     return {"g": g}
 
 
@@ -125,15 +130,19 @@ def _z_hessian_reality(xp, sm, z, b, w, gamma, q):
     is_k = sm.is_k
     bc_k = 1.0 - b[sm.k]
     # stage 1 of 2: reductions (ops: 7)
-    t0_0 = 1 - fc
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * t0_0, f * f))
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_0 * (bc_k - fc), f * (-b + f)))
+    t0_one_minus_fc = 1 - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_f_f_minus_b = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (bc_k - fc), f * (-b + f)))
     # stage 2 of 2: outputs (ops: 13)
-    t1_0 = -f * sum1 + f * (-b + f) + f * f
-    t1_1 = 1 - fc
-    t1_2 = -sum1 * t1_1 + t1_1 * (bc_k - fc) + t1_1 * t1_1
+    t1_0 = -f * sum_f_f_minus_b + f * (-b + f) + f * f
+    t1_one_minus_fc = 1 - fc
+    t1_2 = (
+        -sum_f_f_minus_b * t1_one_minus_fc
+        + t1_one_minus_fc * (bc_k - fc)
+        + t1_one_minus_fc * t1_one_minus_fc
+    )
     delta = at_dominant(xp, is_k, t1_2, t1_0)
-    c = sum0
+    c = sum_f_sq
     return {"delta": delta, "p": delta, "c": c}
 
 
@@ -143,9 +152,9 @@ def _z_loss_creativity(xp, sm, z, b, w, gamma, q):
     fc = sm.fc
     is_k = sm.is_k
     # stage 1 of 2: reductions (ops: 3)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
     # stage 2 of 2: outputs (ops: 4)
-    loss = (sum0 - 1) * 1 / (q - 1)
+    loss = (sum_f_pow_q - 1) * 1 / (q - 1)
     return {"loss": loss}
 
 
@@ -155,12 +164,19 @@ def _z_gradient_creativity(xp, sm, z, b, w, gamma, q):
     fc = sm.fc
     is_k = sm.is_k
     # stage 1 of 2: reductions (ops: 8)
-    t0_0 = q * 1 / (q - 1)
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_0 * (1 - fc) ** q, f**q * t0_0))
+    t0_inv_q_minus_1_q = q * 1 / (q - 1)
+    sum0 = xp.sum(
+        at_dominant(xp, is_k, t0_inv_q_minus_1_q * (1 - fc) ** q, f**q * t0_inv_q_minus_1_q)
+    )
     # stage 2 of 2: outputs (ops: 13)
-    t1_0 = 1 / (q - 1)
-    t1_1 = 1 - fc
-    g = at_dominant(xp, is_k, q * t1_0 * t1_1**q - sum0 * t1_1, -f * sum0 + f**q * q * t1_0)
+    t1_inv_q_minus_1 = 1 / (q - 1)
+    t1_one_minus_fc = 1 - fc
+    g = at_dominant(
+        xp,
+        is_k,
+        q * t1_inv_q_minus_1 * t1_one_minus_fc**q - sum0 * t1_one_minus_fc,
+        -f * sum0 + f**q * q * t1_inv_q_minus_1,
+    )
     return {"g": g}
 
 
@@ -170,53 +186,66 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma, q):
     fc = sm.fc
     is_k = sm.is_k
     # stage 1 of 2: reductions (ops: 9)
-    t0_0 = f**q * q
-    t0_1 = 1 / (q - 1)
-    t0_2 = q * (1 - fc) ** q
-    sum0 = xp.sum(at_dominant(xp, is_k, t0_2, t0_0))
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_1 * t0_2, t0_0 * t0_1))
+    t0_f_pow_q_q = f**q * q
+    t0_inv_q_minus_1 = 1 / (q - 1)
+    t0_one_minus_fc_pow_q_q = q * (1 - fc) ** q
+    sum_f_pow_q_q = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_pow_q_q, t0_f_pow_q_q))
+    sum1 = xp.sum(
+        at_dominant(
+            xp, is_k, t0_inv_q_minus_1 * t0_one_minus_fc_pow_q_q, t0_f_pow_q_q * t0_inv_q_minus_1
+        )
+    )
     # stage 2 of 2: outputs (ops: 20)
-    t1_0 = f**q
-    t1_1 = q * t1_0
-    t1_2 = 1 / (q - 1)
-    t1_3 = -f * sum1 + t1_1 * t1_2 + t1_1
-    t1_4 = 1 - fc
-    t1_5 = q * t1_4**q
-    t1_6 = -sum1 * t1_4 + t1_2 * t1_5 + t1_5
+    t1_f_pow_q = f**q
+    t1_f_pow_q_q = q * t1_f_pow_q
+    t1_inv_q_minus_1 = 1 / (q - 1)
+    t1_3 = -f * sum1 + t1_f_pow_q_q * t1_inv_q_minus_1 + t1_f_pow_q_q
+    t1_one_minus_fc = 1 - fc
+    t1_one_minus_fc_pow_q_q = q * t1_one_minus_fc**q
+    t1_6 = (
+        -sum1 * t1_one_minus_fc
+        + t1_inv_q_minus_1 * t1_one_minus_fc_pow_q_q
+        + t1_one_minus_fc_pow_q_q
+    )
     delta = at_dominant(xp, is_k, t1_6, t1_3)
-    c = sum0
-    lr0 = at_dominant(xp, is_k, -sum0 * t1_4 + t1_5, -f * sum0 + q * t1_0)
+    c = sum_f_pow_q_q
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_pow_q_q * t1_one_minus_fc + t1_one_minus_fc_pow_q_q,
+        -f * sum_f_pow_q_q + q * t1_f_pow_q,
+    )
     return {"delta": delta, "p": delta, "c": c, "lr0": lr0}
 
 
 def _z_loss_regularizer(xp, sm, z, b, w, gamma, q):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
-    sum0 = xp.sum((1 / 2) * (w * w) * (z * z))
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * (w * w) * (z * z))
     # stage 2 of 2: outputs (ops: 0)
-    loss = sum0
+    loss = sum_half_w_sq_z_sq
     return {"loss": loss}
 
 
 def _z_gradient_regularizer(xp, sm, z, b, w, gamma, q):
     """z-space gradient pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 2)
-    sum0 = xp.sum(z * (w * w))
+    sum_w_sq_z = xp.sum(z * (w * w))
     # stage 2 of 2: outputs (ops: 2)
     g = z * (w * w)
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
 def _z_hessian_regularizer(xp, sm, z, b, w, gamma, q):
     """z-space hessian pieces of term 'regularizer' (unweighted). (ops: 2)"""
     # stage 1 of 2: reductions (ops: 1)
-    sum0 = xp.sum(w * w)
+    sum_w_sq = xp.sum(w * w)
     # stage 2 of 2: outputs (ops: 1)
-    t1_0 = w * w
-    delta = full(xp, sm.f, t1_0)
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
+    t1_w_sq = w * w
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
@@ -229,7 +258,7 @@ def _z_loss_total(xp, sm, z, b, w, gamma, q):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 21)
-    sum0 = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, (1 - fc) ** q, f**q))
     sum1 = xp.sum(
         at_dominant(
             xp,
@@ -239,7 +268,7 @@ def _z_loss_total(xp, sm, z, b, w, gamma, q):
         )
     )
     # stage 2 of 2: outputs (ops: 6)
-    loss = gamma * (sum0 - 1) * 1 / (q - 1) + sum1
+    loss = gamma * (sum_f_pow_q - 1) * 1 / (q - 1) + sum1
     return {"loss": loss}
 
 
@@ -253,21 +282,29 @@ def _z_gradient_total(xp, sm, z, b, w, gamma, q):
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 17)
     t0_0 = gamma * q * 1 / (q - 1)
-    t0_1 = 1 - fc
-    sum0 = xp.sum(z * (w * w))
+    t0_one_minus_fc = 1 - fc
+    sum_w_sq_z = xp.sum(z * (w * w))
     sum1 = xp.sum(
-        at_dominant(xp, is_k, t0_0 * t0_1**q + t0_1 * (bc_k - fc), f * (-b + f) + f**q * t0_0)
+        at_dominant(
+            xp,
+            is_k,
+            t0_0 * t0_one_minus_fc**q + t0_one_minus_fc * (bc_k - fc),
+            f * (-b + f) + f**q * t0_0,
+        )
     )
     # stage 2 of 2: outputs (ops: 25)
     t1_0 = gamma * q * 1 / (q - 1)
-    t1_1 = 1 - fc
+    t1_one_minus_fc = 1 - fc
     g = at_dominant(
         xp,
         is_k,
-        -sum1 * t1_1 + t1_0 * t1_1**q + t1_1 * (bc_k - fc) + z_k * (w_k * w_k),
+        -sum1 * t1_one_minus_fc
+        + t1_0 * t1_one_minus_fc**q
+        + t1_one_minus_fc * (bc_k - fc)
+        + z_k * (w_k * w_k),
         -f * sum1 + f * (-b + f) + f**q * t1_0 + z * (w * w),
     )
-    g_total = sum0
+    g_total = sum_w_sq_z
     return {"g": g, "g_total": g_total}
 
 
@@ -279,34 +316,58 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, q):
     bc_k = 1.0 - b[sm.k]
     w_k = w[sm.k]
     # stage 1 of 2: reductions (ops: 22)
-    t0_0 = f**q * q
-    t0_1 = gamma * t0_0
-    t0_2 = 1 / (q - 1)
-    t0_3 = 1 - fc
-    t0_4 = q * t0_3**q
-    t0_5 = gamma * t0_4
-    sum0 = xp.sum(w * w)
-    sum1 = xp.sum(at_dominant(xp, is_k, t0_4, t0_0))
-    sum2 = xp.sum(at_dominant(xp, is_k, t0_5 + t0_3 * t0_3, t0_1 + f * f))
+    t0_f_pow_q_q = f**q * q
+    t0_f_pow_q_q_gamma = gamma * t0_f_pow_q_q
+    t0_inv_q_minus_1 = 1 / (q - 1)
+    t0_one_minus_fc = 1 - fc
+    t0_one_minus_fc_pow_q_q = q * t0_one_minus_fc**q
+    t0_5 = gamma * t0_one_minus_fc_pow_q_q
+    sum_w_sq = xp.sum(w * w)
+    sum_f_pow_q_q = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_pow_q_q, t0_f_pow_q_q))
+    sum2 = xp.sum(
+        at_dominant(xp, is_k, t0_5 + t0_one_minus_fc * t0_one_minus_fc, t0_f_pow_q_q_gamma + f * f)
+    )
     sum3 = xp.sum(
-        at_dominant(xp, is_k, t0_2 * t0_5 + t0_3 * (bc_k - fc), f * (-b + f) + t0_1 * t0_2)
+        at_dominant(
+            xp,
+            is_k,
+            t0_5 * t0_inv_q_minus_1 + t0_one_minus_fc * (bc_k - fc),
+            f * (-b + f) + t0_f_pow_q_q_gamma * t0_inv_q_minus_1,
+        )
     )
     # stage 2 of 2: outputs (ops: 36)
-    t1_0 = w * w
-    t1_1 = f**q
-    t1_2 = gamma * q * t1_1
-    t1_3 = 1 / (q - 1)
-    t1_4 = -f * sum3 + f * (-b + f) + t1_2 * t1_3 + t1_2 + f * f
-    t1_5 = 1 - fc
-    t1_6 = q * t1_5**q
-    t1_7 = gamma * t1_6
-    t1_8 = -sum3 * t1_5 + t1_3 * t1_7 + t1_5 * (bc_k - fc) + t1_7 + t1_5 * t1_5
-    delta = at_dominant(xp, is_k, t1_8 + w_k * w_k, t1_0 + t1_4)
+    t1_w_sq = w * w
+    t1_f_pow_q = f**q
+    t1_f_pow_q_gamma_q = gamma * q * t1_f_pow_q
+    t1_inv_q_minus_1 = 1 / (q - 1)
+    t1_4 = (
+        -f * sum3
+        + f * (-b + f)
+        + t1_f_pow_q_gamma_q * t1_inv_q_minus_1
+        + t1_f_pow_q_gamma_q
+        + f * f
+    )
+    t1_one_minus_fc = 1 - fc
+    t1_one_minus_fc_pow_q_q = q * t1_one_minus_fc**q
+    t1_7 = gamma * t1_one_minus_fc_pow_q_q
+    t1_8 = (
+        -sum3 * t1_one_minus_fc
+        + t1_7 * t1_inv_q_minus_1
+        + t1_7
+        + t1_one_minus_fc * (bc_k - fc)
+        + t1_one_minus_fc * t1_one_minus_fc
+    )
+    delta = at_dominant(xp, is_k, t1_8 + w_k * w_k, t1_4 + t1_w_sq)
     p = at_dominant(xp, is_k, t1_8, t1_4)
     c = sum2
-    ones = full(xp, sm.f, t1_0)
-    ones_total = sum0
-    lr0 = at_dominant(xp, is_k, -sum1 * t1_5 + t1_6, -f * sum1 + q * t1_1)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_pow_q_q * t1_one_minus_fc + t1_one_minus_fc_pow_q_q,
+        -f * sum_f_pow_q_q + q * t1_f_pow_q,
+    )
     return {"delta": delta, "p": p, "c": c, "ones": ones, "ones_total": ones_total, "lr0": lr0}
 
 

@@ -12,8 +12,16 @@ from creality_sym.errors import SpecError
 GENERATOR_VERSION = "0.2.0"
 #: static modules copied into generated/ (linted, typed and tested where they live)
 STATIC = Path(__file__).parent / "static"
-#: line length of every formatted generated Python file
+#: line length of every formatted generated Python and CUDA file
 LINE_LENGTH = 100
+#: clang-format style of the generated CUDA/C sources (one fixed version formats them)
+CLANG_FORMAT_STYLE = (
+    f"{{BasedOnStyle: LLVM, IndentWidth: 4, ColumnLimit: {LINE_LENGTH}, BreakBeforeBraces: Custom, "
+    "BraceWrapping: {AfterFunction: true}, ForEachMacros: [CR_LOOP], "
+    "SpaceBeforeParens: ControlStatementsExceptControlMacros, AlignAfterOpenBracket: AlwaysBreak, "
+    "BinPackParameters: false, AllowAllParametersOfDeclarationOnNextLine: false, "
+    "AlignEscapedNewlines: Left, SortIncludes: Never, ReflowComments: false}"
+)
 
 
 def environment(templates: Path) -> jinja2.Environment:
@@ -85,3 +93,29 @@ def static_file(name: str) -> str:
         f"# generator: creality_sym {GENERATOR_VERSION}; regenerate with `creality derive`.",
     ]
     return "\n".join(header) + "\n" + source
+
+
+def _clang_format() -> str:
+    try:
+        from clang_format import get_executable
+
+        return str(get_executable("clang-format"))
+    except ImportError:
+        return "clang-format"
+
+
+def format_c(text: str, *, filename: str = "kernels.cu") -> str:
+    """``text`` formatted by clang-format with :data:`CLANG_FORMAT_STYLE`.
+
+    The ``clang-format`` wheel the project depends on (one minor version)
+    provides the binary, so the bytes do not depend on the machine.
+    """
+    command = [_clang_format(), f"--style={CLANG_FORMAT_STYLE}", f"--assume-filename={filename}"]
+    try:
+        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise SpecError(f"cannot run clang-format to format generated code: {exc}") from None
+    if result.returncode != 0:
+        first = (result.stderr or result.stdout).strip().splitlines()[:3]
+        raise SpecError("clang-format failed on generated code: " + " | ".join(first))
+    return result.stdout

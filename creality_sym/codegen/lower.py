@@ -1,8 +1,9 @@
 """Lower derived vector expressions to straight-line code: reductions, then CSE.
 
 The derivation's entry expressions may contain ``Total(e)`` (a sum over the
-n entries). Lowering replaces every Total by a scalar named ``sum0, sum1,
-...`` computed from a reduction, innermost first, and runs one
+n entries). Lowering replaces every Total by a scalar (``sum_f_logf``, or
+``sum0, sum1, ...`` for long summands) computed from a reduction, innermost
+first, and runs one
 ``sympy.cse(order="canonical")`` per stage over the stage's outputs *and*
 their dominant-entry variants (entry k recomputed from the complements
 ``1 - f_k``, ``1 - b_k``, so nothing cancels there), so every backend prints
@@ -13,7 +14,7 @@ the same deterministic program. Every expression is then rewritten with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -56,6 +57,11 @@ class Program:
 
     stages: tuple[Stage, ...]
     results: tuple[str, ...]
+
+    @property
+    def reduction_names(self) -> tuple[str, ...]:
+        """Names of the reductions in the order they are computed (stage by stage)."""
+        return tuple(name for st in self.stages[:-1] for name, _ in st.outputs)
 
     @property
     def operation_count(self) -> int:
@@ -160,13 +166,15 @@ def lower(
 ) -> Program:
     """Lower named expressions (entry or scalar, possibly with Totals) to stages.
 
-    Reductions are named ``{prefix}sum0, {prefix}sum1, ...`` in a canonical
-    order so the same input always yields the same program; temporaries of
-    stage ``s`` are ``{prefix}t{s}_0, ...``. With ``dominant`` (entry symbols
+    Reductions and temporaries are named after what they hold where that is
+    short (``sum_f_logf``, ``t1_w_sq``), else numbered (``sum0``, ``t1_0``;
+    see :class:`_Namer`), in a canonical order so the same input always
+    yields the same program. With ``dominant`` (entry symbols
     -> their values at entry k), every entrywise output that depends on the
     softmax gets a variant at k, computed in the same CSE.
     """
     exprs = {k: substitute_log_f(v) for k, v in outputs.items()}
+    namer = _Namer(list(exprs.values()))
     stages: list[Stage] = []
     reduction_of: dict[sp.Expr, sp.Symbol] = {}
     counter = 0
@@ -184,20 +192,122 @@ def lower(
             break
         named = {}
         for t in innermost:
-            sym = sp.Symbol(f"{prefix}sum{counter}", real=True)
+            summand = t.args[0].xreplace(reduction_of)
+            sym = namer.name(f"{prefix}sum_", f"{prefix}sum{counter}", summand)
             counter += 1
             reduction_of[t] = sym
             named[str(sym)] = t.args[0]
         stages.append(
             _cse_stage(
-                named, reductions=frozenset(named), prefix=f"{prefix}t{len(stages)}_", at_k=dominant
+                named,
+                reductions=frozenset(named),
+                prefix=f"{prefix}t{len(stages)}_",
+                at_k=dominant,
+                namer=namer,
             )
         )
         exprs = {k: v.xreplace(reduction_of) for k, v in exprs.items()}
     stages.append(
-        _cse_stage(exprs, reductions=frozenset(), prefix=f"{prefix}t{len(stages)}_", at_k=dominant)
+        _cse_stage(
+            exprs,
+            reductions=frozenset(),
+            prefix=f"{prefix}t{len(stages)}_",
+            at_k=dominant,
+            namer=namer,
+        )
     )
     return Program(stages=tuple(stages), results=tuple(outputs))
+
+
+# ----------------------------------------------------------------------------- names
+
+#: longest description in a temporary's name; longer expressions keep their number
+NAME_LENGTH = 20
+_FUNCTION_NAMES = {sp.log: "log", sp.exp: "exp", XLogX: "xlogx"}
+
+
+def _describe(e: sp.Expr, known: Mapping[sp.Symbol, str]) -> str | None:
+    """A short identifier for what ``e`` holds (``w_sq``, ``one_minus_fc``), or None."""
+    if e in known:
+        return known[e]
+    if e.is_Symbol:
+        name = e.name.rstrip("_")
+        return name if name.isidentifier() and name[0].isalpha() else None
+    if e.is_Integer and 0 < e < 10:
+        return str(e)
+    if e == sp.Rational(1, 2):
+        return "half"
+    parts: list[str | None]
+    if isinstance(e, sp.Pow):
+        base = _describe(e.base, known)
+        suffix = {2: "sq", 3: "cube"}.get(e.exp)  # type: ignore[call-overload]
+        if base is None:
+            return None
+        if suffix:
+            return f"{base}_{suffix}"
+        if e.exp == -1:
+            return f"inv_{base}"
+        if e.exp == sp.Rational(1, 2):
+            return f"sqrt_{base}"
+        exponent = _describe(e.exp, known)
+        return None if exponent is None else f"{base}_pow_{exponent}"
+    if isinstance(e, sp.Mul):
+        coeff, rest = e.as_coeff_Mul()
+        if coeff == -1:
+            inner = _describe(rest, known)
+            return None if inner is None else f"neg_{inner}"
+        parts = [_describe(a, known) for a in sp.Mul.make_args(e)]
+        if any(p is None for p in parts) or len(parts) > 3:
+            return None
+        words = sorted(parts, key=lambda p: (p[0].isdigit(), p))  # type: ignore[index]
+        return "_".join(words)  # type: ignore[arg-type]
+    if isinstance(e, sp.Add) and len(e.args) == 2:
+        const, rest = e.as_coeff_Add()
+        if const == 1 and rest.could_extract_minus_sign():
+            inner = _describe(-rest, known)
+            return None if inner is None else f"one_minus_{inner}"
+        if const in (1, -1):
+            inner = _describe(rest, known)
+            word = "plus" if const == 1 else "minus"
+            return None if inner is None else f"{inner}_{word}_1"
+        a, b = sorted(e.args, key=lambda t: (t.could_extract_minus_sign(), sp.default_sort_key(t)))
+        left = _describe(a, known)
+        if b.could_extract_minus_sign():
+            right = _describe(-b, known)
+            return None if left is None or right is None else f"{left}_minus_{right}"
+        right = _describe(b, known)
+        return None if left is None or right is None else f"{left}_plus_{right}"
+    if isinstance(e, sp.Function) and len(e.args) == 1 and type(e) in _FUNCTION_NAMES:
+        inner = _describe(e.args[0], known)
+        return None if inner is None else f"{_FUNCTION_NAMES[type(e)]}_{inner}"
+    return None
+
+
+class _Namer:
+    """Names of one program's temporaries and reductions, after what they hold.
+
+    A temporary of stage ``s`` becomes ``t{s}_{what}`` (``t1_w_sq``,
+    ``t0_one_minus_fc``) and a reduction ``sum_{what}`` (``sum_f_logf``) when
+    the expression is short and simple; otherwise the numbered ``t{s}_{i}``
+    and ``sum{i}``. Names never end with ``_`` and match the spec's reserved
+    pattern, so no parameter (renamed with a trailing ``_`` when it would
+    match) can take one. Deterministic: they depend on the expressions only.
+    """
+
+    def __init__(self, exprs: Sequence[sp.Expr]) -> None:
+        self.known: dict[sp.Symbol, str] = {}
+        self.taken = {str(s) for e in exprs for s in e.free_symbols}
+
+    def name(self, head: str, fallback: str, expr: sp.Expr) -> sp.Symbol:
+        what = _describe(expr, self.known)
+        name = fallback
+        if what is not None and len(what) <= NAME_LENGTH and f"{head}{what}" not in self.taken:
+            name = f"{head}{what}"
+        self.taken.add(name)
+        sym = sp.Symbol(name, real=True)
+        if what is not None and name != fallback:
+            self.known[sym] = what
+        return sym
 
 
 def _needs_variant(expr: sp.Expr, at_k: Mapping[sp.Symbol, sp.Expr] | None) -> bool:
@@ -210,19 +320,24 @@ def _cse_stage(
     reductions: frozenset[str],
     prefix: str,
     at_k: Mapping[sp.Symbol, sp.Expr] | None,
+    namer: _Namer,
 ) -> Stage:
     names = list(named)
     variant_names = [k for k in names if _needs_variant(named[k], at_k)]
     exprs = [named[k] for k in names]
     exprs += [named[k].xreplace(dict(at_k or {})) for k in variant_names]
-    symbols = sp.numbered_symbols(prefix, real=True)
+    symbols = sp.numbered_symbols(f"{prefix}_cse", real=True)
     replacements, reduced = sp.cse(exprs, symbols=symbols, order="canonical")
+    rename: dict[sp.Symbol, sp.Symbol] = {}
     entry_temps: set[sp.Symbol] = set()
     temporaries = []
-    for sym, expr in replacements:
+    for i, (sym, expr) in enumerate(replacements):
+        expr = expr.xreplace(rename)
+        rename[sym] = new = namer.name(prefix, f"{prefix}{i}", expr)
         if is_entrywise_in(expr, entry_temps):
-            entry_temps.add(sym)
-        temporaries.append((sym, rewrite(expr)))
+            entry_temps.add(new)
+        temporaries.append((new, rewrite(expr)))
+    reduced = [e.xreplace(rename) for e in reduced]
     outputs = tuple((k, rewrite(e)) for k, e in zip(names, reduced[: len(names)], strict=True))
     variants = {k: rewrite(e) for k, e in zip(variant_names, reduced[len(names) :], strict=True)}
     return Stage(

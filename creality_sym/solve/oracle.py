@@ -19,6 +19,8 @@ shift by the dominant row, as the generated code does.
 from __future__ import annotations
 
 import inspect
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -270,6 +272,23 @@ def _low_rank_times(pieces: Pieces, u: np.ndarray) -> np.ndarray:
     return out
 
 
+def row_pass(model: ModuleType) -> Any:
+    """The generated runtime's one-pass ``shifted_row_pass`` for ``model`` (None without one)."""
+    package = model.__name__.rpartition(".")[0]
+    runtime = sys.modules.get(f"{package}._runtime") if package else None
+    return getattr(runtime, "shifted_row_pass", None)
+
+
+def shifted_rows(pieces: Pieces) -> list[np.ndarray]:
+    """``[p, f, ones]`` with their dominant entries set so each sums to 0.
+
+    Then ``rows @ A = rows @ (A - 1 a_k^T)``: the shifted thin products the
+    one-pass Hessian-vector product needs, accurate when ``f`` is one-hot.
+    """
+    assert pieces.p is not None and pieces.ones is not None
+    return [dominant_total(v, pieces.k, 0.0) for v in (pieces.p, pieces.f, pieces.ones)]
+
+
 class HessianOperator:
     """``v -> (H v, A v)`` at a fixed point, from the z-Hessian pieces: O(n d) per product.
 
@@ -278,8 +297,11 @@ class HessianOperator:
     u_k B 1``) and the dominant entry of ``B u`` is set from its known sum,
     which keeps the product accurate when ``f`` is nearly one-hot. The
     low-rank part is applied as ``(A^T U) C (A^T U)^T v`` with ``A^T U``
-    given. Two passes over ``A`` per product and no recomputation of the
-    softmax (the model's ``hvp`` redoes ``A x`` and the pieces on every call).
+    given. With the runtime's ``shifted_row_pass`` and the shifted thin
+    products ``A~^T [p, f, ones]`` (A~ = A - 1 a_k^T) a product is one pass
+    over ``A`` (``A~^T (delta * s)`` while each block of ``A v`` is in
+    cache), otherwise two; the softmax is never recomputed (the model's
+    ``hvp`` redoes ``A x`` and the pieces on every call).
 
     Parameters
     ----------
@@ -290,15 +312,29 @@ class HessianOperator:
         ``A^T U`` of the low-rank columns (``K = 0`` when there are none).
     h : (d,) array
         Diagonal Hessian of the x-space terms.
+    shifted : (3, d) array, optional
+        ``shifted_rows(pieces) @ A``; needed for the one-pass product.
+    one_pass : callable, optional
+        The runtime's ``shifted_row_pass``.
     """
 
-    def __init__(self, A: np.ndarray, pieces: Pieces, AU: np.ndarray, h: np.ndarray) -> None:
+    def __init__(
+        self,
+        A: np.ndarray,
+        pieces: Pieces,
+        AU: np.ndarray,
+        h: np.ndarray,
+        shifted: np.ndarray | None = None,
+        one_pass: Any = None,
+    ) -> None:
         self.A = A
         self.pieces = pieces
         self.AU = AU
         self.AUC = AU @ pieces.core if AU.shape[1] else AU
         self.h = h
         self.has_h = bool(np.any(h != 0.0))
+        self.shifted = shifted
+        self.one_pass = one_pass if shifted is not None else None
         n = A.shape[0]
         self._shifted = np.empty(n)
         self._y = np.empty(n)
@@ -315,20 +351,40 @@ class HessianOperator:
         y += np.multiply(P.c * fu - pu, P.f, out=self._tmp)
         return y
 
+    def _one_pass(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``A^T B A v = A~^T (delta s) - (f.s) A~^T p + (c f.s - p.s) A~^T f + u_k A~^T 1_B
+        + a_k total`` with ``s = A v - u_k``, from one pass over ``A``."""
+        P = self.pieces
+        assert self.shifted is not None and P.p is not None and P.ones is not None
+        s, u_k, Hv, _ = self.one_pass(self.A, v, P.k, P.delta)
+        fu = float(P.f @ s)
+        pu = float(P.p @ s)
+        total = float(P.ones @ s) + u_k * P.ones_total
+        shifted_p, shifted_f, shifted_ones = self.shifted
+        Hv -= fu * shifted_p
+        Hv += (P.c * fu - pu) * shifted_f
+        Hv += u_k * shifted_ones
+        Hv += total * self.A[P.k]
+        s += u_k
+        return Hv, s
+
     def __call__(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(H v (d,), A v (n,))`` for ``v (d,)``."""
         self.products += 1
         P = self.pieces
-        u = self.A @ v
-        u_k = float(u[P.k])
-        shifted = np.subtract(u, u_k, out=self._shifted)
-        y = self._b_times(shifted)
-        if u_k:
-            y += np.multiply(u_k, P.ones, out=self._tmp)
-        total = float(P.ones @ shifted) + u_k * P.ones_total
-        y[P.k] = 0.0
-        y[P.k] = total - float(y.sum())
-        Hv = y @ self.A
+        if self.one_pass is not None:
+            Hv, u = self._one_pass(v)
+        else:
+            u = self.A @ v
+            u_k = float(u[P.k])
+            shifted = np.subtract(u, u_k, out=self._shifted)
+            y = self._b_times(shifted)
+            if u_k:
+                y += np.multiply(u_k, P.ones, out=self._tmp)
+            total = float(P.ones @ shifted) + u_k * P.ones_total
+            y[P.k] = 0.0
+            y[P.k] = total - float(y.sum())
+            Hv = y @ self.A
         if self.AU.shape[1]:
             Hv += self.AUC @ (self.AU.T @ v)
         if self.has_h:
@@ -336,19 +392,23 @@ class HessianOperator:
         return Hv, u
 
 
-def stacked_products(V: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """``V @ A`` for a few rows ``V (m, n)`` and ``A (n, d)``, in row blocks of ``A``.
+def stacked_products(rows: Sequence[np.ndarray], A: np.ndarray) -> np.ndarray:
+    """``V @ A`` (m, d) for a few vectors ``rows`` (each (n,)) stacked as ``V``, and ``A (n, d)``.
 
-    One pass over ``A``; BLAS's one-call product packs all of ``A`` first and
-    is slower for ``m`` this small.
+    One pass over ``A`` in row blocks; each block of ``V`` is stacked on the
+    fly, so no ``(m, n)`` array is formed (BLAS's one-call product would also
+    pack all of ``A`` first, slower for ``m`` this small).
     """
     n, d = A.shape
     step = max(1, _BLOCK_BYTES // (8 * d))
-    if n <= step:
-        return V @ A
-    out = V[:, :step] @ A[:step]
-    for i in range(step, n, step):
-        out += V[:, i : i + step] @ A[i : i + step]
+    out = np.zeros((len(rows), d))
+    block = np.empty((len(rows), min(step, n)))
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        V = block[:, : j - i]
+        for r, row in enumerate(rows):
+            V[r] = row[i:j]
+        out += V @ A[i:j]
     return out
 
 

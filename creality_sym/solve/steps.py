@@ -25,7 +25,7 @@ import numpy as np
 
 from . import sampling
 from .linalg import Factor, damped_cholesky, damped_cholesky_solve
-from .oracle import HessianOperator, Oracle, Pieces, stacked_products
+from .oracle import HessianOperator, Oracle, Pieces, row_pass, shifted_rows, stacked_products
 from .pcg import pcg
 from .sketch import SketchPreconditioner
 
@@ -95,6 +95,15 @@ def _hessian_columns(pieces: Pieces) -> list[np.ndarray]:
     """``[p, f, U...]``: the z-vectors whose products with ``A`` the exact part needs."""
     assert pieces.p is not None
     return [pieces.p, pieces.f, *pieces.columns]
+
+
+def _operator_rows(pieces: Pieces) -> list[np.ndarray]:
+    """``[p~, f~, ones~, U...]``: the z-vectors whose products with ``A`` a sketch-PCG step needs.
+
+    ``p~, f~, ones~`` (:func:`shifted_rows`) give ``A~^T p`` etc. for the
+    one-pass Hessian-vector product; ``A^T p`` and ``A^T f`` follow from them.
+    """
+    return [*shifted_rows(pieces), *pieces.columns]
 
 
 class PaperSteps:
@@ -186,7 +195,7 @@ class SketchPCGSteps:
         """``(grad (d,), rows)``; ``A^T [p, f, U]`` come from the same pass over ``A``."""
         pieces = self.oracle.pieces(x, z, 2)
         assert pieces.g is not None
-        Y = stacked_products(np.stack([pieces.g, *_hessian_columns(pieces)]), self.oracle.A)
+        Y = stacked_products([pieces.g, *_operator_rows(pieces)], self.oracle.A)
         self._pieces, self._Y = pieces, Y[1:]
         return Y[0] + self.oracle.x_gradient(x), 0
 
@@ -198,12 +207,19 @@ class SketchPCGSteps:
         """PCG to ``||H dx + grad|| <= target``, damped where ``H`` is not positive definite."""
         if self._pieces is None or self._Y is None:
             self._pieces = self.oracle.pieces(x, z, 2)
-            self._Y = stacked_products(np.stack(_hessian_columns(self._pieces)), self.oracle.A)
-        pieces, Y = self._pieces, self._Y
-        assert pieces.delta is not None
+            self._Y = stacked_products(_operator_rows(self._pieces), self.oracle.A)
+        pieces, shifted = self._pieces, self._Y[:3]
+        assert pieces.delta is not None and pieces.p is not None
+        a_k = self.oracle.A[pieces.k]
+        # A^T p = A~^T p + a_k sum(p) (the shifted rows differ from p, f at entry k only)
+        P = shifted[0] + float(np.sum(pieces.p)) * a_k
+        F = shifted[1] + float(np.sum(pieces.f)) * a_k
+        Y = np.vstack([P, F, self._Y[3:]])
         h = self.oracle.x_hessian_diag(x)
         built = self.preconditioner.build(pieces.delta, exact_part(pieces, Y, h))
-        operator = HessianOperator(self.oracle.A, pieces, Y[2:].T, h)
+        operator = HessianOperator(
+            self.oracle.A, pieces, Y[2:].T, h, shifted, row_pass(self.oracle.model)
+        )
         note = built.note
         if built.factor.mu > 0.0:
             note = _join(note, f"preconditioner damped by {built.factor.mu:.1e}")

@@ -22,7 +22,7 @@
 #define CR_KERNEL extern "C" __global__ void
 #define CR_RESTRICT __restrict__
 #define CR_FIRST (blockIdx.x == 0 && threadIdx.x == 0)
-#define CR_LOOP(i, n) \
+#define CR_LOOP(i, n)                                                             \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 #else
@@ -93,12 +93,15 @@ CR_KERNEL cosine_loss_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_0 = 1.0 - fc;
+    const double t0_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = b[i]*b[i];
-        red[1 * n + i] = (i == k) ? (t0_0*t0_0) : (f[i]*f[i]);
-        red[2 * n + i] = (i == k) ? (t0_0*(1.0 - (1.0 - b[k]))) : (b[i]*f[i]);
-        red[3 * n + i] = (i == k) ? (gamma_*logf_[k]*t0_0 + (1.0/2.0)*(w[k]*w[k])*(z[k]*z[k])) : (f[i]*gamma_*logf_[i] + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]));
+        red[i] = b[i] * b[i];
+        red[1 * n + i] = (i == k) ? (t0_one_minus_fc * t0_one_minus_fc) : (f[i] * f[i]);
+        red[2 * n + i] = (i == k) ? (t0_one_minus_fc * (1.0 - (1.0 - b[k]))) : (b[i] * f[i]);
+        red[3 * n + i] =
+            (i == k) ? (gamma_ * logf_[k] * t0_one_minus_fc +
+                        (1.0 / 2.0) * (w[k] * w[k]) * (z[k] * z[k]))
+                     : (f[i] * gamma_ * logf_[i] + (1.0 / 2.0) * (w[i] * w[i]) * (z[i] * z[i]));
     }
 }
 
@@ -117,12 +120,12 @@ CR_KERNEL cosine_loss_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
+    const double sum_b_sq = r[0];
+    const double sum_f_sq = r[1];
+    const double sum_b_f = r[2];
     const double sum3 = r[3];
     if (CR_FIRST) {
-        out_scalars[0] = sum3 - sum2/(sqrt(sum0)*sqrt(sum1));
+        out_scalars[0] = sum3 - sum_b_f / (sqrt(sum_b_sq) * sqrt(sum_f_sq));
     }
 }
 
@@ -140,12 +143,12 @@ CR_KERNEL cosine_gradient_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_0 = 1.0 - fc;
+    const double t0_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = b[i]*b[i];
-        red[1 * n + i] = (i == k) ? (t0_0*t0_0) : (f[i]*f[i]);
-        red[2 * n + i] = (i == k) ? (t0_0*(1.0 - (1.0 - b[k]))) : (b[i]*f[i]);
-        red[3 * n + i] = z[i]*(w[i]*w[i]);
+        red[i] = b[i] * b[i];
+        red[1 * n + i] = (i == k) ? (t0_one_minus_fc * t0_one_minus_fc) : (f[i] * f[i]);
+        red[2 * n + i] = (i == k) ? (t0_one_minus_fc * (1.0 - (1.0 - b[k]))) : (b[i] * f[i]);
+        red[3 * n + i] = z[i] * (w[i] * w[i]);
     }
 }
 
@@ -164,15 +167,20 @@ CR_KERNEL cosine_gradient_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT red)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
-    const double t1_0 = pow(sum0, -0.5);
-    const double t1_1 = t1_0/sqrt(sum1);
-    const double t1_2 = sum2*t1_0/pow(sum1, 1.5);
-    const double t1_3 = 1.0 - fc;
+    const double sum_b_sq = r[0];
+    const double sum_f_sq = r[1];
+    const double sum_b_f = r[2];
+    const double t1_0 = pow(sum_b_sq, -0.5);
+    const double t1_1 = t1_0 / sqrt(sum_f_sq);
+    const double t1_2 = sum_b_f * t1_0 / pow(sum_f_sq, 1.5);
+    const double t1_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (gamma_*t1_3*(logf_[k] + 1.0) - t1_1*t1_3*(1.0 - (1.0 - b[k])) + t1_2*(t1_3*t1_3)) : (-b[i]*f[i]*t1_1 + f[i]*gamma_*(logf_[i] + 1.0) + t1_2*(f[i]*f[i]));
+        red[i] =
+            (i == k)
+                ? (gamma_ * t1_one_minus_fc * (logf_[k] + 1.0) -
+                   t1_1 * t1_one_minus_fc * (1.0 - (1.0 - b[k])) +
+                   t1_2 * (t1_one_minus_fc * t1_one_minus_fc))
+                : (-b[i] * f[i] * t1_1 + f[i] * gamma_ * (logf_[i] + 1.0) + t1_2 * (f[i] * f[i]));
     }
 }
 
@@ -192,20 +200,25 @@ CR_KERNEL cosine_gradient_s2(
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
-    const double sum3 = r[3];
+    const double sum_b_sq = r[0];
+    const double sum_f_sq = r[1];
+    const double sum_b_f = r[2];
+    const double sum_w_sq_z = r[3];
     const double sum4 = r[4];
-    const double t2_0 = pow(sum0, -0.5);
-    const double t2_1 = t2_0/sqrt(sum1);
-    const double t2_2 = sum2*t2_0/pow(sum1, 1.5);
-    const double t2_3 = 1.0 - fc;
+    const double t2_0 = pow(sum_b_sq, -0.5);
+    const double t2_1 = t2_0 / sqrt(sum_f_sq);
+    const double t2_2 = sum_b_f * t2_0 / pow(sum_f_sq, 1.5);
+    const double t2_one_minus_fc = 1.0 - fc;
     if (CR_FIRST) {
-        out_scalars[0] = sum3;
+        out_scalars[0] = sum_w_sq_z;
     }
     CR_LOOP(i, n) {
-        out_g[i] = (i == k) ? (gamma_*t2_3*(logf_[k] + 1.0) - sum4*t2_3 - t2_1*t2_3*(1.0 - (1.0 - b[k])) + t2_2*(t2_3*t2_3) + z[k]*(w[k]*w[k])) : (-b[i]*f[i]*t2_1 + f[i]*gamma_*(logf_[i] + 1.0) - f[i]*sum4 + t2_2*(f[i]*f[i]) + z[i]*(w[i]*w[i]));
+        out_g[i] = (i == k)
+                       ? (gamma_ * t2_one_minus_fc * (logf_[k] + 1.0) - sum4 * t2_one_minus_fc -
+                          t2_1 * t2_one_minus_fc * (1.0 - (1.0 - b[k])) +
+                          t2_2 * (t2_one_minus_fc * t2_one_minus_fc) + z[k] * (w[k] * w[k]))
+                       : (-b[i] * f[i] * t2_1 + f[i] * gamma_ * (logf_[i] + 1.0) - f[i] * sum4 +
+                          t2_2 * (f[i] * f[i]) + z[i] * (w[i] * w[i]));
     }
 }
 
@@ -223,15 +236,15 @@ CR_KERNEL cosine_hessian_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_1 = 1.0 - fc;
-    const double t0_2 = t0_1*t0_1;
+    const double t0_one_minus_fc = 1.0 - fc;
+    const double t0_one_minus_fc_sq = t0_one_minus_fc * t0_one_minus_fc;
     CR_LOOP(i, n) {
-        const double t0_0 = f[i]*f[i];
-        red[i] = b[i]*b[i];
-        red[1 * n + i] = (i == k) ? (t0_2) : (t0_0);
-        red[2 * n + i] = (i == k) ? (2.0*t0_2) : (2.0*t0_0);
-        red[3 * n + i] = w[i]*w[i];
-        red[4 * n + i] = (i == k) ? (t0_1*(1.0 - (1.0 - b[k]))) : (b[i]*f[i]);
+        const double t0_f_sq = f[i] * f[i];
+        red[i] = b[i] * b[i];
+        red[1 * n + i] = (i == k) ? (t0_one_minus_fc_sq) : (t0_f_sq);
+        red[2 * n + i] = (i == k) ? (2.0 * t0_one_minus_fc_sq) : (2.0 * t0_f_sq);
+        red[3 * n + i] = w[i] * w[i];
+        red[4 * n + i] = (i == k) ? (t0_one_minus_fc * (1.0 - (1.0 - b[k]))) : (b[i] * f[i]);
     }
 }
 
@@ -250,18 +263,21 @@ CR_KERNEL cosine_hessian_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT red)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum4 = r[4];
-    const double t1_0 = pow(sum0, -0.5);
-    const double t1_1 = sum4*t1_0/pow(sum1, 1.5);
-    const double t1_3 = t1_0/sqrt(sum1);
-    const double t1_4 = 1.0 - fc;
-    const double t1_5 = t1_1*(t1_4*t1_4);
+    const double sum_b_sq = r[0];
+    const double sum_f_sq = r[1];
+    const double sum_b_f = r[4];
+    const double t1_0 = pow(sum_b_sq, -0.5);
+    const double t1_1 = sum_b_f * t1_0 / pow(sum_f_sq, 1.5);
+    const double t1_3 = t1_0 / sqrt(sum_f_sq);
+    const double t1_one_minus_fc = 1.0 - fc;
+    const double t1_one_minus_fc_sq_t1_1 = t1_1 * (t1_one_minus_fc * t1_one_minus_fc);
     CR_LOOP(i, n) {
-        const double t1_2 = t1_1*(f[i]*f[i]);
-        red[i] = (i == k) ? (t1_5) : (t1_2);
-        red[1 * n + i] = (i == k) ? (gamma_*t1_4*(logf_[k] + 1.0) - t1_3*t1_4*(1.0 - (1.0 - b[k])) + t1_5) : (-b[i]*f[i]*t1_3 + f[i]*gamma_*(logf_[i] + 1.0) + t1_2);
+        const double t1_f_sq_t1_1 = t1_1 * (f[i] * f[i]);
+        red[i] = (i == k) ? (t1_one_minus_fc_sq_t1_1) : (t1_f_sq_t1_1);
+        red[1 * n + i] =
+            (i == k) ? (gamma_ * t1_one_minus_fc * (logf_[k] + 1.0) -
+                        t1_3 * t1_one_minus_fc * (1.0 - (1.0 - b[k])) + t1_one_minus_fc_sq_t1_1)
+                     : (-b[i] * f[i] * t1_3 + f[i] * gamma_ * (logf_[i] + 1.0) + t1_f_sq_t1_1);
     }
 }
 
@@ -285,41 +301,46 @@ CR_KERNEL cosine_hessian_s2(
     double *CR_RESTRICT out_lr1,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
-    const double sum3 = r[3];
-    const double sum4 = r[4];
+    const double sum_b_sq = r[0];
+    const double sum_f_sq = r[1];
+    const double sum_f_sq_2 = r[2];
+    const double sum_w_sq = r[3];
+    const double sum_b_f = r[4];
     const double sum5 = r[5];
     const double sum6 = r[6];
-    const double t2_3 = pow(sum0, -0.5);
-    const double t2_4 = t2_3/sqrt(sum1);
-    const double t2_6 = t2_3/pow(sum1, 1.5);
-    const double t2_7 = sum4*t2_6;
-    const double t2_9 = 1.0 - fc;
-    const double t2_10 = gamma_*t2_9;
-    const double t2_11 = t2_9*t2_9;
-    const double t2_12 = 1.0 - (1.0 - b[k]);
-    const double t2_13 = -sum6*t2_9 + t2_10*(logf_[k] + 1.0) + t2_10 + 2.0*t2_11*t2_7 - t2_12*t2_4*t2_9;
+    const double t2_3 = pow(sum_b_sq, -0.5);
+    const double t2_4 = t2_3 / sqrt(sum_f_sq);
+    const double t2_6 = t2_3 / pow(sum_f_sq, 1.5);
+    const double t2_b_f_t2_6 = sum_b_f * t2_6;
+    const double t2_one_minus_fc = 1.0 - fc;
+    const double t2_gamma_one_minus_fc = gamma_ * t2_one_minus_fc;
+    const double t2_one_minus_fc_sq = t2_one_minus_fc * t2_one_minus_fc;
+    const double t2_one_minus_bc_k = 1.0 - (1.0 - b[k]);
+    const double t2_13 = -sum6 * t2_one_minus_fc - t2_4 * t2_one_minus_bc_k * t2_one_minus_fc +
+                         2.0 * t2_b_f_t2_6 * t2_one_minus_fc_sq +
+                         t2_gamma_one_minus_fc * (logf_[k] + 1.0) + t2_gamma_one_minus_fc;
     if (CR_FIRST) {
         out_scalars[0] = gamma_ + sum5;
-        out_scalars[1] = sum3;
+        out_scalars[1] = sum_w_sq;
         out_scalars[2] = 0.0;
         out_scalars[3] = 0.0;
-        out_scalars[4] = -3.0/4.0*sum4*t2_3/pow(sum1, 2.5);
-        out_scalars[5] = (1.0/2.0)*t2_6;
+        out_scalars[4] = -3.0 / 4.0 * sum_b_f * t2_3 / pow(sum_f_sq, 2.5);
+        out_scalars[5] = (1.0 / 2.0) * t2_6;
         out_scalars[6] = 0.0;
     }
     CR_LOOP(i, n) {
-        const double t2_0 = w[i]*w[i];
-        const double t2_1 = f[i]*gamma_;
-        const double t2_2 = b[i]*f[i];
-        const double t2_5 = 2.0*(f[i]*f[i]);
-        const double t2_8 = -f[i]*sum6 + t2_1*(logf_[i] + 1.0) + t2_1 - t2_2*t2_4 + t2_5*t2_7;
-        out_delta[i] = (i == k) ? (t2_13 + w[k]*w[k]) : (t2_0 + t2_8);
+        const double t2_w_sq = w[i] * w[i];
+        const double t2_f_gamma = f[i] * gamma_;
+        const double t2_b_f = b[i] * f[i];
+        const double t2_f_sq_2 = 2.0 * (f[i] * f[i]);
+        const double t2_8 = -f[i] * sum6 - t2_4 * t2_b_f + t2_b_f_t2_6 * t2_f_sq_2 +
+                            t2_f_gamma * (logf_[i] + 1.0) + t2_f_gamma;
+        out_delta[i] = (i == k) ? (t2_13 + w[k] * w[k]) : (t2_8 + t2_w_sq);
         out_p[i] = (i == k) ? (t2_13) : (t2_8);
-        out_ones[i] = t2_0;
-        out_lr0[i] = (i == k) ? (-sum2*t2_9 + 2.0*t2_11) : (-f[i]*sum2 + t2_5);
-        out_lr1[i] = (i == k) ? (-sum4*t2_9 + t2_12*t2_9) : (-f[i]*sum4 + t2_2);
+        out_ones[i] = t2_w_sq;
+        out_lr0[i] = (i == k) ? (-sum_f_sq_2 * t2_one_minus_fc + 2.0 * t2_one_minus_fc_sq)
+                              : (-f[i] * sum_f_sq_2 + t2_f_sq_2);
+        out_lr1[i] = (i == k) ? (-sum_b_f * t2_one_minus_fc + t2_one_minus_bc_k * t2_one_minus_fc)
+                              : (-f[i] * sum_b_f + t2_b_f);
     }
 }

@@ -22,7 +22,7 @@
 #define CR_KERNEL extern "C" __global__ void
 #define CR_RESTRICT __restrict__
 #define CR_FIRST (blockIdx.x == 0 && threadIdx.x == 0)
-#define CR_LOOP(i, n) \
+#define CR_LOOP(i, n)                                                             \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 #else
@@ -94,7 +94,12 @@ CR_KERNEL creativity_reality_loss_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (gamma_*logf_[k]*(1.0 - fc) + (1.0/2.0)*(w[k]*w[k])*(z[k]*z[k]) + (1.0/2.0)*(((1.0 - b[k]) - fc)*((1.0 - b[k]) - fc))) : (f[i]*gamma_*logf_[i] + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i] + f[i])*(-b[i] + f[i])));
+        red[i] =
+            (i == k)
+                ? (gamma_ * logf_[k] * (1.0 - fc) + (1.0 / 2.0) * (w[k] * w[k]) * (z[k] * z[k]) +
+                   (1.0 / 2.0) * (((1.0 - b[k]) - fc) * ((1.0 - b[k]) - fc)))
+                : (f[i] * gamma_ * logf_[i] + (1.0 / 2.0) * (w[i] * w[i]) * (z[i] * z[i]) +
+                   (1.0 / 2.0) * ((-b[i] + f[i]) * (-b[i] + f[i])));
     }
 }
 
@@ -133,10 +138,12 @@ CR_KERNEL creativity_reality_gradient_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_0 = 1.0 - fc;
+    const double t0_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = z[i]*(w[i]*w[i]);
-        red[1 * n + i] = (i == k) ? (gamma_*t0_0*(logf_[k] + 1.0) + t0_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
+        red[i] = z[i] * (w[i] * w[i]);
+        red[1 * n + i] = (i == k) ? (gamma_ * t0_one_minus_fc * (logf_[k] + 1.0) +
+                                     t0_one_minus_fc * ((1.0 - b[k]) - fc))
+                                  : (f[i] * gamma_ * (logf_[i] + 1.0) + f[i] * (-b[i] + f[i]));
     }
 }
 
@@ -156,14 +163,18 @@ CR_KERNEL creativity_reality_gradient_s1(
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
+    const double sum_w_sq_z = r[0];
     const double sum1 = r[1];
-    const double t1_0 = 1.0 - fc;
+    const double t1_one_minus_fc = 1.0 - fc;
     if (CR_FIRST) {
-        out_scalars[0] = sum0;
+        out_scalars[0] = sum_w_sq_z;
     }
     CR_LOOP(i, n) {
-        out_g[i] = (i == k) ? (gamma_*t1_0*(logf_[k] + 1.0) - sum1*t1_0 + t1_0*((1.0 - b[k]) - fc) + z[k]*(w[k]*w[k])) : (f[i]*gamma_*(logf_[i] + 1.0) - f[i]*sum1 + f[i]*(-b[i] + f[i]) + z[i]*(w[i]*w[i]));
+        out_g[i] = (i == k)
+                       ? (gamma_ * t1_one_minus_fc * (logf_[k] + 1.0) - sum1 * t1_one_minus_fc +
+                          t1_one_minus_fc * ((1.0 - b[k]) - fc) + z[k] * (w[k] * w[k]))
+                       : (f[i] * gamma_ * (logf_[i] + 1.0) - f[i] * sum1 + f[i] * (-b[i] + f[i]) +
+                          z[i] * (w[i] * w[i]));
     }
 }
 
@@ -181,11 +192,13 @@ CR_KERNEL creativity_reality_hessian_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_0 = 1.0 - fc;
+    const double t0_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (t0_0*t0_0) : (f[i]*f[i]);
-        red[1 * n + i] = w[i]*w[i];
-        red[2 * n + i] = (i == k) ? (gamma_*t0_0*(logf_[k] + 1.0) + t0_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
+        red[i] = (i == k) ? (t0_one_minus_fc * t0_one_minus_fc) : (f[i] * f[i]);
+        red[1 * n + i] = w[i] * w[i];
+        red[2 * n + i] = (i == k) ? (gamma_ * t0_one_minus_fc * (logf_[k] + 1.0) +
+                                     t0_one_minus_fc * ((1.0 - b[k]) - fc))
+                                  : (f[i] * gamma_ * (logf_[i] + 1.0) + f[i] * (-b[i] + f[i]));
     }
 }
 
@@ -207,22 +220,25 @@ CR_KERNEL creativity_reality_hessian_s1(
     double *CR_RESTRICT out_ones,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
+    const double sum_f_sq = r[0];
+    const double sum_w_sq = r[1];
     const double sum2 = r[2];
-    const double t1_3 = 1.0 - fc;
-    const double t1_4 = gamma_*t1_3;
-    const double t1_5 = -sum2*t1_3 + t1_3*((1.0 - b[k]) - fc) + t1_4*(logf_[k] + 1.0) + t1_4 + t1_3*t1_3;
+    const double t1_one_minus_fc = 1.0 - fc;
+    const double t1_gamma_one_minus_fc = gamma_ * t1_one_minus_fc;
+    const double t1_5 = -sum2 * t1_one_minus_fc + t1_gamma_one_minus_fc * (logf_[k] + 1.0) +
+                        t1_gamma_one_minus_fc + t1_one_minus_fc * ((1.0 - b[k]) - fc) +
+                        t1_one_minus_fc * t1_one_minus_fc;
     if (CR_FIRST) {
-        out_scalars[0] = gamma_ + sum0;
-        out_scalars[1] = sum1;
+        out_scalars[0] = gamma_ + sum_f_sq;
+        out_scalars[1] = sum_w_sq;
     }
     CR_LOOP(i, n) {
-        const double t1_0 = w[i]*w[i];
-        const double t1_1 = f[i]*gamma_;
-        const double t1_2 = -f[i]*sum2 + f[i]*(-b[i] + f[i]) + t1_1*(logf_[i] + 1.0) + t1_1 + f[i]*f[i];
-        out_delta[i] = (i == k) ? (t1_5 + w[k]*w[k]) : (t1_0 + t1_2);
+        const double t1_w_sq = w[i] * w[i];
+        const double t1_f_gamma = f[i] * gamma_;
+        const double t1_2 = -f[i] * sum2 + f[i] * (-b[i] + f[i]) + t1_f_gamma * (logf_[i] + 1.0) +
+                            t1_f_gamma + f[i] * f[i];
+        out_delta[i] = (i == k) ? (t1_5 + w[k] * w[k]) : (t1_2 + t1_w_sq);
         out_p[i] = (i == k) ? (t1_5) : (t1_2);
-        out_ones[i] = t1_0;
+        out_ones[i] = t1_w_sq;
     }
 }

@@ -22,7 +22,7 @@
 #define CR_KERNEL extern "C" __global__ void
 #define CR_RESTRICT __restrict__
 #define CR_FIRST (blockIdx.x == 0 && threadIdx.x == 0)
-#define CR_LOOP(i, n) \
+#define CR_LOOP(i, n)                                                             \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 #else
@@ -94,7 +94,10 @@ CR_KERNEL cross_entropy_loss_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (gamma_*logf_[k]*(1.0 - fc) - logf_[k]*(1.0 - (1.0 - b[k])) + (1.0/2.0)*(w[k]*w[k])*(z[k]*z[k])) : (-b[i]*logf_[i] + f[i]*gamma_*logf_[i] + (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]));
+        red[i] = (i == k) ? (gamma_ * logf_[k] * (1.0 - fc) - logf_[k] * (1.0 - (1.0 - b[k])) +
+                             (1.0 / 2.0) * (w[k] * w[k]) * (z[k] * z[k]))
+                          : (-b[i] * logf_[i] + f[i] * gamma_ * logf_[i] +
+                             (1.0 / 2.0) * (w[i] * w[i]) * (z[i] * z[i]));
     }
 }
 
@@ -134,8 +137,9 @@ CR_KERNEL cross_entropy_gradient_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = z[i]*(w[i]*w[i]);
-        red[1 * n + i] = (i == k) ? (gamma_*(1.0 - fc)*(logf_[k] + 1.0)) : (f[i]*gamma_*(logf_[i] + 1.0));
+        red[i] = z[i] * (w[i] * w[i]);
+        red[1 * n + i] = (i == k) ? (gamma_ * (1.0 - fc) * (logf_[k] + 1.0))
+                                  : (f[i] * gamma_ * (logf_[i] + 1.0));
     }
 }
 
@@ -155,15 +159,19 @@ CR_KERNEL cross_entropy_gradient_s1(
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double t1_0 = sum1 - 1.0;
-    const double t1_1 = 1.0 - fc;
+    const double sum_w_sq_z = r[0];
+    const double sum_f_gamma_logf_plus_1 = r[1];
+    const double t1_0 = sum_f_gamma_logf_plus_1 - 1.0;
+    const double t1_one_minus_fc = 1.0 - fc;
     if (CR_FIRST) {
-        out_scalars[0] = sum0;
+        out_scalars[0] = sum_w_sq_z;
     }
     CR_LOOP(i, n) {
-        out_g[i] = (i == k) ? ((1.0 - b[k]) + gamma_*t1_1*(logf_[k] + 1.0) - t1_0*t1_1 + z[k]*(w[k]*w[k]) - 1.0) : (-b[i] + f[i]*gamma_*(logf_[i] + 1.0) - f[i]*t1_0 + z[i]*(w[i]*w[i]));
+        out_g[i] =
+            (i == k)
+                ? ((1.0 - b[k]) + gamma_ * t1_one_minus_fc * (logf_[k] + 1.0) -
+                   t1_0 * t1_one_minus_fc + z[k] * (w[k] * w[k]) - 1.0)
+                : (-b[i] + f[i] * gamma_ * (logf_[i] + 1.0) - f[i] * t1_0 + z[i] * (w[i] * w[i]));
     }
 }
 
@@ -182,8 +190,9 @@ CR_KERNEL cross_entropy_hessian_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = w[i]*w[i];
-        red[1 * n + i] = (i == k) ? (gamma_*(1.0 - fc)*(logf_[k] + 1.0)) : (f[i]*gamma_*(logf_[i] + 1.0));
+        red[i] = w[i] * w[i];
+        red[1 * n + i] = (i == k) ? (gamma_ * (1.0 - fc) * (logf_[k] + 1.0))
+                                  : (f[i] * gamma_ * (logf_[i] + 1.0));
     }
 }
 
@@ -205,22 +214,23 @@ CR_KERNEL cross_entropy_hessian_s1(
     double *CR_RESTRICT out_ones,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double t1_2 = sum1 - 1.0;
-    const double t1_4 = 1.0 - fc;
-    const double t1_5 = gamma_*t1_4;
-    const double t1_6 = -t1_2*t1_4 + t1_5*(logf_[k] + 1.0) + t1_5;
+    const double sum_w_sq = r[0];
+    const double sum_f_gamma_logf_plus_1 = r[1];
+    const double t1_2 = sum_f_gamma_logf_plus_1 - 1.0;
+    const double t1_one_minus_fc = 1.0 - fc;
+    const double t1_gamma_one_minus_fc = gamma_ * t1_one_minus_fc;
+    const double t1_6 =
+        -t1_2 * t1_one_minus_fc + t1_gamma_one_minus_fc * (logf_[k] + 1.0) + t1_gamma_one_minus_fc;
     if (CR_FIRST) {
         out_scalars[0] = gamma_ + 1.0;
-        out_scalars[1] = sum0;
+        out_scalars[1] = sum_w_sq;
     }
     CR_LOOP(i, n) {
-        const double t1_0 = w[i]*w[i];
-        const double t1_1 = f[i]*gamma_;
-        const double t1_3 = -f[i]*t1_2 + t1_1*(logf_[i] + 1.0) + t1_1;
-        out_delta[i] = (i == k) ? (t1_6 + w[k]*w[k]) : (t1_0 + t1_3);
+        const double t1_w_sq = w[i] * w[i];
+        const double t1_f_gamma = f[i] * gamma_;
+        const double t1_3 = -f[i] * t1_2 + t1_f_gamma * (logf_[i] + 1.0) + t1_f_gamma;
+        out_delta[i] = (i == k) ? (t1_6 + w[k] * w[k]) : (t1_3 + t1_w_sq);
         out_p[i] = (i == k) ? (t1_6) : (t1_3);
-        out_ones[i] = t1_0;
+        out_ones[i] = t1_w_sq;
     }
 }

@@ -22,7 +22,7 @@
 #define CR_KERNEL extern "C" __global__ void
 #define CR_RESTRICT __restrict__
 #define CR_FIRST (blockIdx.x == 0 && threadIdx.x == 0)
-#define CR_LOOP(i, n) \
+#define CR_LOOP(i, n)                                                             \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 #else
@@ -35,10 +35,8 @@
 
 /* Logits t = scale * z (the caller takes t_max = max t).
  * 1 operations. */
-CR_KERNEL exp_regression_logits(
-    const long long n,
-    const double *CR_RESTRICT z,
-    double *CR_RESTRICT out_t)
+CR_KERNEL
+exp_regression_logits(const long long n, const double *CR_RESTRICT z, double *CR_RESTRICT out_t)
 {
     CR_LOOP(i, n) {
         out_t[i] = z[i];
@@ -90,7 +88,8 @@ CR_KERNEL exp_regression_loss_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i] + exp(z[i]))*(-b[i] + exp(z[i])));
+        red[i] = (1.0 / 2.0) * (w[i] * w[i]) * (z[i] * z[i]) +
+                 (1.0 / 2.0) * ((-b[i] + exp(z[i])) * (-b[i] + exp(z[i])));
     }
 }
 
@@ -128,9 +127,9 @@ CR_KERNEL exp_regression_gradient_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = b[i]*exp(z[i]);
-        red[1 * n + i] = z[i]*(w[i]*w[i]);
-        red[2 * n + i] = exp(2.0*z[i]);
+        red[i] = b[i] * exp(z[i]);
+        red[1 * n + i] = z[i] * (w[i] * w[i]);
+        red[2 * n + i] = exp(2.0 * z[i]);
     }
 }
 
@@ -149,15 +148,15 @@ CR_KERNEL exp_regression_gradient_s1(
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
+    const double sum_b_exp_z = r[0];
+    const double sum_w_sq_z = r[1];
+    const double sum_exp_z_2 = r[2];
     if (CR_FIRST) {
-        out_scalars[0] = -sum0 + sum1 + sum2;
+        out_scalars[0] = -sum_b_exp_z + sum_exp_z_2 + sum_w_sq_z;
     }
     CR_LOOP(i, n) {
-        const double t1_0 = exp(z[i]);
-        out_g[i] = t1_0*(-b[i] + t1_0) + z[i]*(w[i]*w[i]);
+        const double t1_exp_z = exp(z[i]);
+        out_g[i] = t1_exp_z * (-b[i] + t1_exp_z) + z[i] * (w[i] * w[i]);
     }
 }
 
@@ -175,9 +174,9 @@ CR_KERNEL exp_regression_hessian_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = w[i]*w[i];
-        red[1 * n + i] = b[i]*exp(z[i]);
-        red[2 * n + i] = exp(2.0*z[i]);
+        red[i] = w[i] * w[i];
+        red[1 * n + i] = b[i] * exp(z[i]);
+        red[2 * n + i] = exp(2.0 * z[i]);
     }
 }
 
@@ -198,18 +197,18 @@ CR_KERNEL exp_regression_hessian_s1(
     double *CR_RESTRICT out_ones,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
+    const double sum_w_sq = r[0];
+    const double sum_b_exp_z = r[1];
+    const double sum_exp_z_2 = r[2];
     if (CR_FIRST) {
         out_scalars[0] = 0.0;
-        out_scalars[1] = sum0 - sum1 + 2.0*sum2;
+        out_scalars[1] = -sum_b_exp_z + 2.0 * sum_exp_z_2 + sum_w_sq;
     }
     CR_LOOP(i, n) {
-        const double t1_0 = w[i]*w[i];
-        const double t1_1 = exp(z[i]);
-        out_delta[i] = t1_0 + t1_1*(-b[i] + 2.0*t1_1);
+        const double t1_w_sq = w[i] * w[i];
+        const double t1_exp_z = exp(z[i]);
+        out_delta[i] = t1_exp_z * (-b[i] + 2.0 * t1_exp_z) + t1_w_sq;
         out_p[i] = 0.0;
-        out_ones[i] = -b[i]*t1_1 + t1_0 + 2.0*exp(2.0*z[i]);
+        out_ones[i] = -b[i] * t1_exp_z + t1_w_sq + 2.0 * exp(2.0 * z[i]);
     }
 }

@@ -22,7 +22,7 @@
 #define CR_KERNEL extern "C" __global__ void
 #define CR_RESTRICT __restrict__
 #define CR_FIRST (blockIdx.x == 0 && threadIdx.x == 0)
-#define CR_LOOP(i, n) \
+#define CR_LOOP(i, n)                                                             \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 #else
@@ -99,7 +99,10 @@ CR_KERNEL renyi_loss_s0(
 {
     CR_LOOP(i, n) {
         red[i] = (i == k) ? (pow(1.0 - fc, q)) : (pow(f[i], q));
-        red[1 * n + i] = (i == k) ? ((1.0/2.0)*(w[k]*w[k])*(z[k]*z[k]) + (1.0/2.0)*(((1.0 - b[k]) - fc)*((1.0 - b[k]) - fc))) : ((1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i] + f[i])*(-b[i] + f[i])));
+        red[1 * n + i] = (i == k) ? ((1.0 / 2.0) * (w[k] * w[k]) * (z[k] * z[k]) +
+                                     (1.0 / 2.0) * (((1.0 - b[k]) - fc) * ((1.0 - b[k]) - fc)))
+                                  : ((1.0 / 2.0) * (w[i] * w[i]) * (z[i] * z[i]) +
+                                     (1.0 / 2.0) * ((-b[i] + f[i]) * (-b[i] + f[i])));
     }
 }
 
@@ -119,10 +122,10 @@ CR_KERNEL renyi_loss_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
+    const double sum_f_pow_q = r[0];
     const double sum1 = r[1];
     if (CR_FIRST) {
-        out_scalars[0] = gamma_*log(sum0)*1.0/(q - 1.0) + sum1;
+        out_scalars[0] = gamma_ * log(sum_f_pow_q) * 1.0 / (q - 1.0) + sum1;
     }
 }
 
@@ -143,7 +146,7 @@ CR_KERNEL renyi_gradient_s0(
 {
     CR_LOOP(i, n) {
         red[i] = (i == k) ? (pow(1.0 - fc, q)) : (pow(f[i], q));
-        red[1 * n + i] = z[i]*(w[i]*w[i]);
+        red[1 * n + i] = z[i] * (w[i] * w[i]);
     }
 }
 
@@ -163,11 +166,12 @@ CR_KERNEL renyi_gradient_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT red)
 {
-    const double sum0 = r[0];
-    const double t1_0 = gamma_*q*1.0/(sum0)*1.0/(q - 1.0);
-    const double t1_1 = 1.0 - fc;
+    const double sum_f_pow_q = r[0];
+    const double t1_0 = gamma_ * q * 1.0 / (sum_f_pow_q) * 1.0 / (q - 1.0);
+    const double t1_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (t1_0*pow(t1_1, q) + t1_1*((1.0 - b[k]) - fc)) : (f[i]*(-b[i] + f[i]) + pow(f[i], q)*t1_0);
+        red[i] = (i == k) ? (t1_0 * pow(t1_one_minus_fc, q) + t1_one_minus_fc * ((1.0 - b[k]) - fc))
+                          : (f[i] * (-b[i] + f[i]) + pow(f[i], q) * t1_0);
     }
 }
 
@@ -188,16 +192,19 @@ CR_KERNEL renyi_gradient_s2(
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
+    const double sum_f_pow_q = r[0];
+    const double sum_w_sq_z = r[1];
     const double sum2 = r[2];
-    const double t2_0 = gamma_*q*1.0/(sum0)*1.0/(q - 1.0);
-    const double t2_1 = 1.0 - fc;
+    const double t2_0 = gamma_ * q * 1.0 / (sum_f_pow_q) * 1.0 / (q - 1.0);
+    const double t2_one_minus_fc = 1.0 - fc;
     if (CR_FIRST) {
-        out_scalars[0] = sum1;
+        out_scalars[0] = sum_w_sq_z;
     }
     CR_LOOP(i, n) {
-        out_g[i] = (i == k) ? (-sum2*t2_1 + t2_0*pow(t2_1, q) + t2_1*((1.0 - b[k]) - fc) + z[k]*(w[k]*w[k])) : (-f[i]*sum2 + f[i]*(-b[i] + f[i]) + pow(f[i], q)*t2_0 + z[i]*(w[i]*w[i]));
+        out_g[i] = (i == k) ? (-sum2 * t2_one_minus_fc + t2_0 * pow(t2_one_minus_fc, q) +
+                               t2_one_minus_fc * ((1.0 - b[k]) - fc) + z[k] * (w[k] * w[k]))
+                            : (-f[i] * sum2 + f[i] * (-b[i] + f[i]) + pow(f[i], q) * t2_0 +
+                               z[i] * (w[i] * w[i]));
     }
 }
 
@@ -216,12 +223,12 @@ CR_KERNEL renyi_hessian_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_1 = pow(1.0 - fc, q);
+    const double t0_one_minus_fc_pow_q = pow(1.0 - fc, q);
     CR_LOOP(i, n) {
-        const double t0_0 = pow(f[i], q);
-        red[i] = (i == k) ? (t0_1) : (t0_0);
-        red[1 * n + i] = w[i]*w[i];
-        red[2 * n + i] = (i == k) ? (q*t0_1) : (q*t0_0);
+        const double t0_f_pow_q = pow(f[i], q);
+        red[i] = (i == k) ? (t0_one_minus_fc_pow_q) : (t0_f_pow_q);
+        red[1 * n + i] = w[i] * w[i];
+        red[2 * n + i] = (i == k) ? (q * t0_one_minus_fc_pow_q) : (q * t0_f_pow_q);
     }
 }
 
@@ -241,15 +248,17 @@ CR_KERNEL renyi_hessian_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT red)
 {
-    const double sum0 = r[0];
-    const double t1_0 = gamma_*q*1.0/(sum0);
-    const double t1_2 = 1.0/(q - 1.0);
-    const double t1_3 = 1.0 - fc;
-    const double t1_4 = t1_0*pow(t1_3, q);
+    const double sum_f_pow_q = r[0];
+    const double t1_gamma_inv_f_pow_q_q = gamma_ * q * 1.0 / (sum_f_pow_q);
+    const double t1_inv_q_minus_1 = 1.0 / (q - 1.0);
+    const double t1_one_minus_fc = 1.0 - fc;
+    const double t1_4 = t1_gamma_inv_f_pow_q_q * pow(t1_one_minus_fc, q);
     CR_LOOP(i, n) {
-        const double t1_1 = pow(f[i], q)*t1_0;
-        red[i] = (i == k) ? (t1_4 + t1_3*t1_3) : (t1_1 + f[i]*f[i]);
-        red[1 * n + i] = (i == k) ? (t1_2*t1_4 + t1_3*((1.0 - b[k]) - fc)) : (f[i]*(-b[i] + f[i]) + t1_1*t1_2);
+        const double t1_1 = pow(f[i], q) * t1_gamma_inv_f_pow_q_q;
+        red[i] = (i == k) ? (t1_4 + t1_one_minus_fc * t1_one_minus_fc) : (t1_1 + f[i] * f[i]);
+        red[1 * n + i] = (i == k)
+                             ? (t1_4 * t1_inv_q_minus_1 + t1_one_minus_fc * ((1.0 - b[k]) - fc))
+                             : (f[i] * (-b[i] + f[i]) + t1_1 * t1_inv_q_minus_1);
     }
 }
 
@@ -273,32 +282,36 @@ CR_KERNEL renyi_hessian_s2(
     double *CR_RESTRICT out_lr0,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
+    const double sum_f_pow_q = r[0];
+    const double sum_w_sq = r[1];
+    const double sum_f_pow_q_q = r[2];
     const double sum3 = r[3];
     const double sum4 = r[4];
-    const double t2_3 = 1.0/(sum0);
-    const double t2_4 = gamma_*t2_3;
-    const double t2_5 = gamma_*1.0/(q - 1.0);
-    const double t2_6 = t2_3*t2_5;
-    const double t2_8 = 1.0 - fc;
-    const double t2_9 = q*pow(t2_8, q);
-    const double t2_10 = -sum4*t2_8 + t2_4*t2_9 + t2_6*t2_9 + t2_8*((1.0 - b[k]) - fc) + t2_8*t2_8;
+    const double t2_inv_f_pow_q = 1.0 / (sum_f_pow_q);
+    const double t2_gamma_inv_f_pow_q = gamma_ * t2_inv_f_pow_q;
+    const double t2_gamma_inv_q_minus_1 = gamma_ * 1.0 / (q - 1.0);
+    const double t2_6 = t2_gamma_inv_q_minus_1 * t2_inv_f_pow_q;
+    const double t2_one_minus_fc = 1.0 - fc;
+    const double t2_one_minus_fc_pow_q_q = q * pow(t2_one_minus_fc, q);
+    const double t2_10 = -sum4 * t2_one_minus_fc + t2_6 * t2_one_minus_fc_pow_q_q +
+                         t2_gamma_inv_f_pow_q * t2_one_minus_fc_pow_q_q +
+                         t2_one_minus_fc * ((1.0 - b[k]) - fc) + t2_one_minus_fc * t2_one_minus_fc;
     if (CR_FIRST) {
         out_scalars[0] = sum3;
-        out_scalars[1] = sum1;
+        out_scalars[1] = sum_w_sq;
         out_scalars[2] = 0.0;
-        out_scalars[3] = -t2_5*1.0/(sum0*sum0);
+        out_scalars[3] = -t2_gamma_inv_q_minus_1 * 1.0 / (sum_f_pow_q * sum_f_pow_q);
     }
     CR_LOOP(i, n) {
-        const double t2_0 = w[i]*w[i];
-        const double t2_1 = pow(f[i], q);
-        const double t2_2 = q*t2_1;
-        const double t2_7 = -f[i]*sum4 + f[i]*(-b[i] + f[i]) + t2_2*t2_4 + t2_2*t2_6 + f[i]*f[i];
-        out_delta[i] = (i == k) ? (t2_10 + w[k]*w[k]) : (t2_0 + t2_7);
+        const double t2_w_sq = w[i] * w[i];
+        const double t2_f_pow_q = pow(f[i], q);
+        const double t2_f_pow_q_q = q * t2_f_pow_q;
+        const double t2_7 = -f[i] * sum4 + f[i] * (-b[i] + f[i]) + t2_6 * t2_f_pow_q_q +
+                            t2_f_pow_q_q * t2_gamma_inv_f_pow_q + f[i] * f[i];
+        out_delta[i] = (i == k) ? (t2_10 + w[k] * w[k]) : (t2_7 + t2_w_sq);
         out_p[i] = (i == k) ? (t2_10) : (t2_7);
-        out_ones[i] = t2_0;
-        out_lr0[i] = (i == k) ? (-sum2*t2_8 + t2_9) : (-f[i]*sum2 + q*t2_1);
+        out_ones[i] = t2_w_sq;
+        out_lr0[i] = (i == k) ? (-sum_f_pow_q_q * t2_one_minus_fc + t2_one_minus_fc_pow_q_q)
+                              : (-f[i] * sum_f_pow_q_q + q * t2_f_pow_q);
     }
 }

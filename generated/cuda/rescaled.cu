@@ -22,7 +22,7 @@
 #define CR_KERNEL extern "C" __global__ void
 #define CR_RESTRICT __restrict__
 #define CR_FIRST (blockIdx.x == 0 && threadIdx.x == 0)
-#define CR_LOOP(i, n) \
+#define CR_LOOP(i, n)                                                             \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 #else
@@ -35,10 +35,7 @@
 
 /* Logits t = scale * z (the caller takes t_max = max t).
  * 1 operations. */
-CR_KERNEL rescaled_logits(
-    const long long n,
-    const double *CR_RESTRICT z,
-    double *CR_RESTRICT out_t)
+CR_KERNEL rescaled_logits(const long long n, const double *CR_RESTRICT z, double *CR_RESTRICT out_t)
 {
     CR_LOOP(i, n) {
         out_t[i] = z[i];
@@ -108,9 +105,10 @@ CR_KERNEL rescaled_loss_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT red)
 {
-    const double sum0 = r[0];
+    const double sum_exp_z = r[0];
     CR_LOOP(i, n) {
-        red[i] = (1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i]*sum0 + exp(z[i]))*(-b[i]*sum0 + exp(z[i])));
+        red[i] = (1.0 / 2.0) * (w[i] * w[i]) * (z[i] * z[i]) +
+                 (1.0 / 2.0) * ((-b[i] * sum_exp_z + exp(z[i])) * (-b[i] * sum_exp_z + exp(z[i])));
     }
 }
 
@@ -148,12 +146,12 @@ CR_KERNEL rescaled_gradient_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        const double t0_0 = exp(z[i]);
-        red[i] = b[i]*b[i];
-        red[1 * n + i] = b[i]*t0_0;
-        red[2 * n + i] = z[i]*(w[i]*w[i]);
-        red[3 * n + i] = t0_0;
-        red[4 * n + i] = exp(2.0*z[i]);
+        const double t0_exp_z = exp(z[i]);
+        red[i] = b[i] * b[i];
+        red[1 * n + i] = b[i] * t0_exp_z;
+        red[2 * n + i] = z[i] * (w[i] * w[i]);
+        red[3 * n + i] = t0_exp_z;
+        red[4 * n + i] = exp(2.0 * z[i]);
     }
 }
 
@@ -171,9 +169,9 @@ CR_KERNEL rescaled_gradient_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT red)
 {
-    const double sum3 = r[3];
+    const double sum_exp_z = r[3];
     CR_LOOP(i, n) {
-        red[i] = -b[i]*(-b[i]*sum3 + exp(z[i]));
+        red[i] = -b[i] * (-b[i] * sum_exp_z + exp(z[i]));
     }
 }
 
@@ -192,18 +190,20 @@ CR_KERNEL rescaled_gradient_s2(
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
-    const double sum3 = r[3];
-    const double sum4 = r[4];
+    const double sum_b_sq = r[0];
+    const double sum_b_exp_z = r[1];
+    const double sum_w_sq_z = r[2];
+    const double sum_exp_z = r[3];
+    const double sum_exp_z_2 = r[4];
     const double sum5 = r[5];
     if (CR_FIRST) {
-        out_scalars[0] = sum0*(sum3*sum3) - 2.0*sum1*sum3 + sum2 + sum4;
+        out_scalars[0] = -2.0 * sum_b_exp_z * sum_exp_z + sum_b_sq * (sum_exp_z * sum_exp_z) +
+                         sum_exp_z_2 + sum_w_sq_z;
     }
     CR_LOOP(i, n) {
-        const double t2_0 = exp(z[i]);
-        out_g[i] = sum5*t2_0 + t2_0*(-b[i]*sum3 + t2_0) + z[i]*(w[i]*w[i]);
+        const double t2_exp_z = exp(z[i]);
+        out_g[i] =
+            sum5 * t2_exp_z + t2_exp_z * (-b[i] * sum_exp_z + t2_exp_z) + z[i] * (w[i] * w[i]);
     }
 }
 
@@ -221,12 +221,12 @@ CR_KERNEL rescaled_hessian_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        const double t0_0 = exp(z[i]);
-        red[i] = b[i]*b[i];
-        red[1 * n + i] = w[i]*w[i];
-        red[2 * n + i] = b[i]*t0_0;
-        red[3 * n + i] = t0_0;
-        red[4 * n + i] = exp(2.0*z[i]);
+        const double t0_exp_z = exp(z[i]);
+        red[i] = b[i] * b[i];
+        red[1 * n + i] = w[i] * w[i];
+        red[2 * n + i] = b[i] * t0_exp_z;
+        red[3 * n + i] = t0_exp_z;
+        red[4 * n + i] = exp(2.0 * z[i]);
     }
 }
 
@@ -244,9 +244,9 @@ CR_KERNEL rescaled_hessian_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT red)
 {
-    const double sum3 = r[3];
+    const double sum_exp_z = r[3];
     CR_LOOP(i, n) {
-        red[i] = -b[i]*(-b[i]*sum3 + exp(z[i]));
+        red[i] = -b[i] * (-b[i] * sum_exp_z + exp(z[i]));
     }
 }
 
@@ -269,29 +269,29 @@ CR_KERNEL rescaled_hessian_s2(
     double *CR_RESTRICT out_lr1,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
-    const double sum2 = r[2];
-    const double sum3 = r[3];
-    const double sum4 = r[4];
+    const double sum_b_sq = r[0];
+    const double sum_w_sq = r[1];
+    const double sum_b_exp_z = r[2];
+    const double sum_exp_z = r[3];
+    const double sum_exp_z_2 = r[4];
     const double sum5 = r[5];
     if (CR_FIRST) {
         out_scalars[0] = 0.0;
-        out_scalars[1] = sum1 - sum2*sum3 + sum3*sum5 + 2.0*sum4;
-        out_scalars[2] = sum3;
-        out_scalars[3] = -sum2;
-        out_scalars[4] = sum0;
+        out_scalars[1] = sum5 * sum_exp_z - sum_b_exp_z * sum_exp_z + 2.0 * sum_exp_z_2 + sum_w_sq;
+        out_scalars[2] = sum_exp_z;
+        out_scalars[3] = -sum_b_exp_z;
+        out_scalars[4] = sum_b_sq;
         out_scalars[5] = 1.0;
         out_scalars[6] = 0.0;
     }
     CR_LOOP(i, n) {
-        const double t2_0 = exp(z[i]);
-        const double t2_1 = b[i]*sum3;
-        const double t2_2 = sum5*t2_0 + w[i]*w[i];
-        out_delta[i] = t2_0*(2.0*t2_0 - t2_1) + t2_2;
+        const double t2_exp_z = exp(z[i]);
+        const double t2_b_exp_z = b[i] * sum_exp_z;
+        const double t2_w_sq_plus_exp_z_sum5 = sum5 * t2_exp_z + w[i] * w[i];
+        out_delta[i] = t2_exp_z * (-t2_b_exp_z + 2.0 * t2_exp_z) + t2_w_sq_plus_exp_z_sum5;
         out_p[i] = 0.0;
-        out_ones[i] = -t2_0*t2_1 + t2_2 + 2.0*exp(2.0*z[i]);
-        out_lr0[i] = t2_0;
-        out_lr1[i] = -b[i]*t2_0;
+        out_ones[i] = -t2_b_exp_z * t2_exp_z + t2_w_sq_plus_exp_z_sum5 + 2.0 * exp(2.0 * z[i]);
+        out_lr0[i] = t2_exp_z;
+        out_lr1[i] = -b[i] * t2_exp_z;
     }
 }

@@ -22,7 +22,7 @@
 #define CR_KERNEL extern "C" __global__ void
 #define CR_RESTRICT __restrict__
 #define CR_FIRST (blockIdx.x == 0 && threadIdx.x == 0)
-#define CR_LOOP(i, n) \
+#define CR_LOOP(i, n)                                                             \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 #else
@@ -93,7 +93,10 @@ CR_KERNEL ridge_prior_loss_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (gamma_*logf_[k]*(1.0 - fc) + (1.0/2.0)*(((1.0 - b[k]) - fc)*((1.0 - b[k]) - fc))) : (f[i]*gamma_*logf_[i] + (1.0/2.0)*((-b[i] + f[i])*(-b[i] + f[i])));
+        red[i] = (i == k)
+                     ? (gamma_ * logf_[k] * (1.0 - fc) +
+                        (1.0 / 2.0) * (((1.0 - b[k]) - fc) * ((1.0 - b[k]) - fc)))
+                     : (f[i] * gamma_ * logf_[i] + (1.0 / 2.0) * ((-b[i] + f[i]) * (-b[i] + f[i])));
     }
 }
 
@@ -130,9 +133,11 @@ CR_KERNEL ridge_prior_gradient_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_0 = 1.0 - fc;
+    const double t0_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (gamma_*t0_0*(logf_[k] + 1.0) + t0_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
+        red[i] = (i == k) ? (gamma_ * t0_one_minus_fc * (logf_[k] + 1.0) +
+                             t0_one_minus_fc * ((1.0 - b[k]) - fc))
+                          : (f[i] * gamma_ * (logf_[i] + 1.0) + f[i] * (-b[i] + f[i]));
     }
 }
 
@@ -152,12 +157,15 @@ CR_KERNEL ridge_prior_gradient_s1(
     double *CR_RESTRICT out_scalars)
 {
     const double sum0 = r[0];
-    const double t1_0 = 1.0 - fc;
+    const double t1_one_minus_fc = 1.0 - fc;
     if (CR_FIRST) {
         out_scalars[0] = 0.0;
     }
     CR_LOOP(i, n) {
-        out_g[i] = (i == k) ? (gamma_*t1_0*(logf_[k] + 1.0) - sum0*t1_0 + t1_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) - f[i]*sum0 + f[i]*(-b[i] + f[i]));
+        out_g[i] = (i == k)
+                       ? (gamma_ * t1_one_minus_fc * (logf_[k] + 1.0) - sum0 * t1_one_minus_fc +
+                          t1_one_minus_fc * ((1.0 - b[k]) - fc))
+                       : (f[i] * gamma_ * (logf_[i] + 1.0) - f[i] * sum0 + f[i] * (-b[i] + f[i]));
     }
 }
 
@@ -174,10 +182,12 @@ CR_KERNEL ridge_prior_hessian_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_0 = 1.0 - fc;
+    const double t0_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = (i == k) ? (t0_0*t0_0) : (f[i]*f[i]);
-        red[1 * n + i] = (i == k) ? (gamma_*t0_0*(logf_[k] + 1.0) + t0_0*((1.0 - b[k]) - fc)) : (f[i]*gamma_*(logf_[i] + 1.0) + f[i]*(-b[i] + f[i]));
+        red[i] = (i == k) ? (t0_one_minus_fc * t0_one_minus_fc) : (f[i] * f[i]);
+        red[1 * n + i] = (i == k) ? (gamma_ * t0_one_minus_fc * (logf_[k] + 1.0) +
+                                     t0_one_minus_fc * ((1.0 - b[k]) - fc))
+                                  : (f[i] * gamma_ * (logf_[i] + 1.0) + f[i] * (-b[i] + f[i]));
     }
 }
 
@@ -198,18 +208,21 @@ CR_KERNEL ridge_prior_hessian_s1(
     double *CR_RESTRICT out_ones,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
+    const double sum_f_sq = r[0];
     const double sum1 = r[1];
-    const double t1_2 = 1.0 - fc;
-    const double t1_3 = gamma_*t1_2;
-    const double t1_4 = -sum1*t1_2 + t1_2*((1.0 - b[k]) - fc) + t1_3*(logf_[k] + 1.0) + t1_3 + t1_2*t1_2;
+    const double t1_one_minus_fc = 1.0 - fc;
+    const double t1_gamma_one_minus_fc = gamma_ * t1_one_minus_fc;
+    const double t1_4 = -sum1 * t1_one_minus_fc + t1_gamma_one_minus_fc * (logf_[k] + 1.0) +
+                        t1_gamma_one_minus_fc + t1_one_minus_fc * ((1.0 - b[k]) - fc) +
+                        t1_one_minus_fc * t1_one_minus_fc;
     if (CR_FIRST) {
-        out_scalars[0] = gamma_ + sum0;
+        out_scalars[0] = gamma_ + sum_f_sq;
         out_scalars[1] = 0.0;
     }
     CR_LOOP(i, n) {
-        const double t1_0 = f[i]*gamma_;
-        const double t1_1 = -f[i]*sum1 + f[i]*(-b[i] + f[i]) + t1_0*(logf_[i] + 1.0) + t1_0 + f[i]*f[i];
+        const double t1_f_gamma = f[i] * gamma_;
+        const double t1_1 = -f[i] * sum1 + f[i] * (-b[i] + f[i]) + t1_f_gamma * (logf_[i] + 1.0) +
+                            t1_f_gamma + f[i] * f[i];
         out_delta[i] = (i == k) ? (t1_4) : (t1_1);
         out_p[i] = (i == k) ? (t1_4) : (t1_1);
         out_ones[i] = 0.0;
@@ -227,7 +240,7 @@ CR_KERNEL ridge_prior_x_loss_s0(
     double *CR_RESTRICT red)
 {
     CR_LOOP(i, n) {
-        red[i] = (1.0/2.0)*lam[i]*((x[i] - x0[i])*(x[i] - x0[i]));
+        red[i] = (1.0 / 2.0) * lam[i] * ((x[i] - x0[i]) * (x[i] - x0[i]));
     }
 }
 
@@ -259,7 +272,7 @@ CR_KERNEL ridge_prior_x_gradient_s0(
     double *CR_RESTRICT out_gradient)
 {
     CR_LOOP(i, n) {
-        out_gradient[i] = lam[i]*(x[i] - x0[i]);
+        out_gradient[i] = lam[i] * (x[i] - x0[i]);
     }
 }
 

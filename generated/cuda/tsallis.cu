@@ -22,7 +22,7 @@
 #define CR_KERNEL extern "C" __global__ void
 #define CR_RESTRICT __restrict__
 #define CR_FIRST (blockIdx.x == 0 && threadIdx.x == 0)
-#define CR_LOOP(i, n) \
+#define CR_LOOP(i, n)                                                             \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 #else
@@ -99,7 +99,10 @@ CR_KERNEL tsallis_loss_s0(
 {
     CR_LOOP(i, n) {
         red[i] = (i == k) ? (pow(1.0 - fc, q)) : (pow(f[i], q));
-        red[1 * n + i] = (i == k) ? ((1.0/2.0)*(w[k]*w[k])*(z[k]*z[k]) + (1.0/2.0)*(((1.0 - b[k]) - fc)*((1.0 - b[k]) - fc))) : ((1.0/2.0)*(w[i]*w[i])*(z[i]*z[i]) + (1.0/2.0)*((-b[i] + f[i])*(-b[i] + f[i])));
+        red[1 * n + i] = (i == k) ? ((1.0 / 2.0) * (w[k] * w[k]) * (z[k] * z[k]) +
+                                     (1.0 / 2.0) * (((1.0 - b[k]) - fc) * ((1.0 - b[k]) - fc)))
+                                  : ((1.0 / 2.0) * (w[i] * w[i]) * (z[i] * z[i]) +
+                                     (1.0 / 2.0) * ((-b[i] + f[i]) * (-b[i] + f[i])));
     }
 }
 
@@ -119,10 +122,10 @@ CR_KERNEL tsallis_loss_s1(
     const double *CR_RESTRICT r,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
+    const double sum_f_pow_q = r[0];
     const double sum1 = r[1];
     if (CR_FIRST) {
-        out_scalars[0] = gamma_*(sum0 - 1.0)*1.0/(q - 1.0) + sum1;
+        out_scalars[0] = gamma_ * (sum_f_pow_q - 1.0) * 1.0 / (q - 1.0) + sum1;
     }
 }
 
@@ -141,11 +144,13 @@ CR_KERNEL tsallis_gradient_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_0 = gamma_*q*1.0/(q - 1.0);
-    const double t0_1 = 1.0 - fc;
+    const double t0_0 = gamma_ * q * 1.0 / (q - 1.0);
+    const double t0_one_minus_fc = 1.0 - fc;
     CR_LOOP(i, n) {
-        red[i] = z[i]*(w[i]*w[i]);
-        red[1 * n + i] = (i == k) ? (t0_0*pow(t0_1, q) + t0_1*((1.0 - b[k]) - fc)) : (f[i]*(-b[i] + f[i]) + pow(f[i], q)*t0_0);
+        red[i] = z[i] * (w[i] * w[i]);
+        red[1 * n + i] =
+            (i == k) ? (t0_0 * pow(t0_one_minus_fc, q) + t0_one_minus_fc * ((1.0 - b[k]) - fc))
+                     : (f[i] * (-b[i] + f[i]) + pow(f[i], q) * t0_0);
     }
 }
 
@@ -166,15 +171,18 @@ CR_KERNEL tsallis_gradient_s1(
     double *CR_RESTRICT out_g,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
+    const double sum_w_sq_z = r[0];
     const double sum1 = r[1];
-    const double t1_0 = gamma_*q*1.0/(q - 1.0);
-    const double t1_1 = 1.0 - fc;
+    const double t1_0 = gamma_ * q * 1.0 / (q - 1.0);
+    const double t1_one_minus_fc = 1.0 - fc;
     if (CR_FIRST) {
-        out_scalars[0] = sum0;
+        out_scalars[0] = sum_w_sq_z;
     }
     CR_LOOP(i, n) {
-        out_g[i] = (i == k) ? (-sum1*t1_1 + t1_0*pow(t1_1, q) + t1_1*((1.0 - b[k]) - fc) + z[k]*(w[k]*w[k])) : (-f[i]*sum1 + f[i]*(-b[i] + f[i]) + pow(f[i], q)*t1_0 + z[i]*(w[i]*w[i]));
+        out_g[i] = (i == k) ? (-sum1 * t1_one_minus_fc + t1_0 * pow(t1_one_minus_fc, q) +
+                               t1_one_minus_fc * ((1.0 - b[k]) - fc) + z[k] * (w[k] * w[k]))
+                            : (-f[i] * sum1 + f[i] * (-b[i] + f[i]) + pow(f[i], q) * t1_0 +
+                               z[i] * (w[i] * w[i]));
     }
 }
 
@@ -193,17 +201,20 @@ CR_KERNEL tsallis_hessian_s0(
     const double fc,
     double *CR_RESTRICT red)
 {
-    const double t0_2 = 1.0/(q - 1.0);
-    const double t0_3 = 1.0 - fc;
-    const double t0_4 = q*pow(t0_3, q);
-    const double t0_5 = gamma_*t0_4;
+    const double t0_inv_q_minus_1 = 1.0 / (q - 1.0);
+    const double t0_one_minus_fc = 1.0 - fc;
+    const double t0_one_minus_fc_pow_q_q = q * pow(t0_one_minus_fc, q);
+    const double t0_5 = gamma_ * t0_one_minus_fc_pow_q_q;
     CR_LOOP(i, n) {
-        const double t0_0 = pow(f[i], q)*q;
-        const double t0_1 = gamma_*t0_0;
-        red[i] = w[i]*w[i];
-        red[1 * n + i] = (i == k) ? (t0_4) : (t0_0);
-        red[2 * n + i] = (i == k) ? (t0_5 + t0_3*t0_3) : (t0_1 + f[i]*f[i]);
-        red[3 * n + i] = (i == k) ? (t0_2*t0_5 + t0_3*((1.0 - b[k]) - fc)) : (f[i]*(-b[i] + f[i]) + t0_1*t0_2);
+        const double t0_f_pow_q_q = pow(f[i], q) * q;
+        const double t0_f_pow_q_q_gamma = gamma_ * t0_f_pow_q_q;
+        red[i] = w[i] * w[i];
+        red[1 * n + i] = (i == k) ? (t0_one_minus_fc_pow_q_q) : (t0_f_pow_q_q);
+        red[2 * n + i] = (i == k) ? (t0_5 + t0_one_minus_fc * t0_one_minus_fc)
+                                  : (t0_f_pow_q_q_gamma + f[i] * f[i]);
+        red[3 * n + i] = (i == k)
+                             ? (t0_5 * t0_inv_q_minus_1 + t0_one_minus_fc * ((1.0 - b[k]) - fc))
+                             : (f[i] * (-b[i] + f[i]) + t0_f_pow_q_q_gamma * t0_inv_q_minus_1);
     }
 }
 
@@ -227,29 +238,33 @@ CR_KERNEL tsallis_hessian_s1(
     double *CR_RESTRICT out_lr0,
     double *CR_RESTRICT out_scalars)
 {
-    const double sum0 = r[0];
-    const double sum1 = r[1];
+    const double sum_w_sq = r[0];
+    const double sum_f_pow_q_q = r[1];
     const double sum2 = r[2];
     const double sum3 = r[3];
-    const double t1_3 = 1.0/(q - 1.0);
-    const double t1_5 = 1.0 - fc;
-    const double t1_6 = q*pow(t1_5, q);
-    const double t1_7 = gamma_*t1_6;
-    const double t1_8 = -sum3*t1_5 + t1_3*t1_7 + t1_5*((1.0 - b[k]) - fc) + t1_7 + t1_5*t1_5;
+    const double t1_inv_q_minus_1 = 1.0 / (q - 1.0);
+    const double t1_one_minus_fc = 1.0 - fc;
+    const double t1_one_minus_fc_pow_q_q = q * pow(t1_one_minus_fc, q);
+    const double t1_7 = gamma_ * t1_one_minus_fc_pow_q_q;
+    const double t1_8 = -sum3 * t1_one_minus_fc + t1_7 * t1_inv_q_minus_1 + t1_7 +
+                        t1_one_minus_fc * ((1.0 - b[k]) - fc) + t1_one_minus_fc * t1_one_minus_fc;
     if (CR_FIRST) {
         out_scalars[0] = sum2;
-        out_scalars[1] = sum0;
+        out_scalars[1] = sum_w_sq;
         out_scalars[2] = 0.0;
         out_scalars[3] = 0.0;
     }
     CR_LOOP(i, n) {
-        const double t1_0 = w[i]*w[i];
-        const double t1_1 = pow(f[i], q);
-        const double t1_2 = gamma_*q*t1_1;
-        const double t1_4 = -f[i]*sum3 + f[i]*(-b[i] + f[i]) + t1_2*t1_3 + t1_2 + f[i]*f[i];
-        out_delta[i] = (i == k) ? (t1_8 + w[k]*w[k]) : (t1_0 + t1_4);
+        const double t1_w_sq = w[i] * w[i];
+        const double t1_f_pow_q = pow(f[i], q);
+        const double t1_f_pow_q_gamma_q = gamma_ * q * t1_f_pow_q;
+        const double t1_4 = -f[i] * sum3 + f[i] * (-b[i] + f[i]) +
+                            t1_f_pow_q_gamma_q * t1_inv_q_minus_1 + t1_f_pow_q_gamma_q +
+                            f[i] * f[i];
+        out_delta[i] = (i == k) ? (t1_8 + w[k] * w[k]) : (t1_4 + t1_w_sq);
         out_p[i] = (i == k) ? (t1_8) : (t1_4);
-        out_ones[i] = t1_0;
-        out_lr0[i] = (i == k) ? (-sum1*t1_5 + t1_6) : (-f[i]*sum1 + q*t1_1);
+        out_ones[i] = t1_w_sq;
+        out_lr0[i] = (i == k) ? (-sum_f_pow_q_q * t1_one_minus_fc + t1_one_minus_fc_pow_q_q)
+                              : (-f[i] * sum_f_pow_q_q + q * t1_f_pow_q);
     }
 }

@@ -36,6 +36,7 @@ from creality_sym.codegen.common import (
     GENERATOR_VERSION,
     c_comment,
     environment,
+    format_c,
     header_lines,
     static_file,
 )
@@ -70,7 +71,6 @@ KINDS = {
     "output": "double *CR_RESTRICT",  # vector output, n entries
     "scalar_outputs": "double *CR_RESTRICT",  # scalar outputs, written once
 }
-_REDUCTION = re.compile(r"^sum(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -183,8 +183,19 @@ def stage_kernels(
     for index, stage in enumerate(program.stages):
         entry_temps = {s.name for s in stage.entry_temporaries}
         exprs = [e for _, e in (*stage.temporaries, *stage.outputs)] + list(stage.variants.values())
-        _check_symbols(exprs, inputs, stage, done, f"{prefix} stage {index}", locals_at_k)
-        setup = [f"const double sum{j} = r[{j}];" for j in sorted(_reductions_used(exprs))]
+        _check_symbols(
+            exprs,
+            inputs,
+            stage,
+            program.reduction_names[:done],
+            f"{prefix} stage {index}",
+            locals_at_k,
+        )
+        setup = [
+            f"const double {name} = r[{j}];"
+            for j, name in enumerate(program.reduction_names[:done])
+            if name in _symbol_names(exprs)
+        ]
         loop: list[str] = []
         first: list[str] = []
         for sym, expr in stage.temporaries:
@@ -200,9 +211,8 @@ def stage_kernels(
         last = index == len(program.stages) - 1
         if not last:
             names = [name for name, _ in stage.outputs]
-            expected = [f"sum{j}" for j in range(done, done + len(names))]
-            if names != expected or set(names) != set(stage.reductions):
-                raise ValueError(f"{prefix} stage {index}: reductions {names}, expected {expected}")
+            if set(names) != set(stage.reductions):
+                raise ValueError(f"{prefix} stage {index}: outputs {names} are not all reductions")
             for j, (out, expr) in enumerate(stage.outputs):
                 row = "i" if j == 0 else f"{j} * n + i"
                 loop.append(f"red[{row}] = {at_k(out, inputs.print(expr), stage.variants)};")
@@ -242,17 +252,15 @@ def stage_kernels(
     return kernels
 
 
-def _reductions_used(exprs: Sequence[sp.Expr]) -> set[int]:
-    return {
-        int(m.group(1)) for e in exprs for s in e.free_symbols if (m := _REDUCTION.match(s.name))
-    }
+def _symbol_names(exprs: Sequence[sp.Expr]) -> set[str]:
+    return {s.name for e in exprs for s in e.free_symbols}
 
 
 def _check_symbols(
     exprs: Sequence[sp.Expr],
     inputs: Inputs,
     stage: Stage,
-    done: int,
+    reductions: Sequence[str],
     where: str,
     locals_at_k: Mapping[str, str],
 ) -> None:
@@ -261,11 +269,11 @@ def _check_symbols(
         *inputs.scalars,
         *locals_at_k,
         *(str(s) for s, _ in stage.temporaries),
+        *reductions,
     }
     for e in exprs:
         for s in e.free_symbols:
-            m = _REDUCTION.match(s.name)
-            if s == N or s.name in known or (m and int(m.group(1)) < done):
+            if s == N or s.name in known:
                 continue
             raise ValueError(f"{where}: cannot print symbol {s.name!r} in a kernel")
 
@@ -415,7 +423,7 @@ def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
         **description,
     }
     return {
-        f"cuda/{spec.name}.cu": source,
+        f"cuda/{spec.name}.cu": format_c(source, filename=f"{spec.name}.cu"),
         f"cuda/{spec.name}.json": _dump(description),
     }
 
