@@ -399,41 +399,42 @@ _PASS_BYTES = 4 << 20
 def _signed_gram_numpy(A: np.ndarray, k: int, delta: np.ndarray) -> np.ndarray:
     """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) by blocks of rows, no n x d work array.
 
-    The rows are visited once in the order "delta >= 0 first" (an index
-    permutation, no copy of A). Each block is gathered, shifted by the
-    dominant row and scaled by sqrt|delta| chunk by chunk (each chunk while
-    it sits in L2) inside one reused buffer, then added by one symmetric
-    rank-k update (syrk) into the Gram of its sign; only the block on the
-    boundary holds both signs. n d^2 flops for any mix of signs, memory for
+    A is read once, block by block of contiguous rows. Inside a block whose
+    rows hold both signs of delta, the rows are gathered in the order
+    "delta >= 0 first" (the block stays in the last-level cache while it is
+    gathered). Each block is shifted by the dominant row and scaled by
+    sqrt|delta| chunk by chunk (each chunk while it sits in L2) inside one
+    reused buffer, then added by one symmetric rank-k update (syrk) per sign
+    into the Gram of that sign. n d^2 flops for any mix of signs, memory for
     one block.
     """
     n, d = A.shape
     a_k = A[k]
     root = np.sqrt(np.abs(delta))
     negative = delta < 0
-    n_pos = n - int(np.count_nonzero(negative))
-    order = None
-    if 0 < n_pos < n:
-        order = np.concatenate([np.flatnonzero(~negative), np.flatnonzero(negative)])
     step = max(64, _BLOCK_BYTES // (8 * d))
     sub = max(16, _CHUNK_BYTES // (8 * d))
     buffer = np.empty((min(step, n), d))
     grams = {True: np.zeros((d, d)), False: np.zeros((d, d))}  # keyed by "delta >= 0"
     for i in range(0, n, step):
         j = min(i + step, n)
-        for lo in range(i, j, sub):
-            hi = min(lo + sub, j)
-            out = buffer[lo - i : hi - i]
+        signs = negative[i:j]
+        split = (j - i) - int(np.count_nonzero(signs))  # rows of the block with delta >= 0
+        order = None
+        if 0 < split < j - i:
+            order = i + np.concatenate([np.flatnonzero(~signs), np.flatnonzero(signs)])
+        for lo in range(0, j - i, sub):
+            hi = min(lo + sub, j - i)
+            out = buffer[lo:hi]
             if order is None:
-                np.subtract(A[lo:hi], a_k, out=out)
-                out *= root[lo:hi, None]
+                np.subtract(A[i + lo : i + hi], a_k, out=out)
+                out *= root[i + lo : i + hi, None]
             else:
                 index = order[lo:hi]
                 np.take(A, index, axis=0, out=out, mode="clip")
                 out -= a_k
                 out *= root[index, None]
         block = buffer[: j - i]
-        split = min(max(n_pos - i, 0), j - i)  # rows of the block with delta >= 0
         for positive, part in ((True, block[:split]), (False, block[split:])):
             if part.shape[0]:
                 grams[positive] += part.T @ part
