@@ -72,17 +72,22 @@ def _ruff() -> str:
         return "ruff"
 
 
-def format_python(text: str) -> str:
-    """``text`` formatted by ``ruff format`` at :data:`LINE_LENGTH` (isolated settings)."""
-    command = [_ruff(), "format", "--isolated", f"--line-length={LINE_LENGTH}", "-"]
+def _formatted(command: list[str], text: str, tool: str, failure: str) -> str:
+    """stdout of the formatter ``command`` on ``text`` (``SpecError`` if it cannot run or fails)."""
     try:
         result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
     except OSError as exc:
-        raise SpecError(f"cannot run ruff to format generated code: {exc}") from None
+        raise SpecError(f"cannot run {tool} to format generated code: {exc}") from None
     if result.returncode != 0:
         first = (result.stderr or result.stdout).strip().splitlines()[:3]
-        raise SpecError("generated code does not parse (ruff format): " + " | ".join(first))
+        raise SpecError(f"{failure}: " + " | ".join(first))
     return result.stdout
+
+
+def format_python(text: str) -> str:
+    """``text`` formatted by ``ruff format`` at :data:`LINE_LENGTH` (isolated settings)."""
+    command = [_ruff(), "format", "--isolated", f"--line-length={LINE_LENGTH}", "-"]
+    return _formatted(command, text, "ruff", "generated code does not parse (ruff format)")
 
 
 def static_file(name: str) -> str:
@@ -111,11 +116,4 @@ def format_c(text: str, *, filename: str = "kernels.cu") -> str:
     provides the binary, so the bytes do not depend on the machine.
     """
     command = [_clang_format(), f"--style={CLANG_FORMAT_STYLE}", f"--assume-filename={filename}"]
-    try:
-        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise SpecError(f"cannot run clang-format to format generated code: {exc}") from None
-    if result.returncode != 0:
-        first = (result.stderr or result.stdout).strip().splitlines()[:3]
-        raise SpecError("clang-format failed on generated code: " + " | ".join(first))
-    return result.stdout
+    return _formatted(command, text, "clang-format", "clang-format failed on generated code")
