@@ -356,7 +356,7 @@ class HessianOperator:
         + a_k total`` with ``s = A v - u_k``, from one pass over ``A``."""
         P = self.pieces
         assert self.shifted is not None and P.p is not None and P.ones is not None
-        s, u_k, Hv, _ = self.one_pass(self.A, v, P.k, P.delta)
+        s, u_k, Hv = self.one_pass(self.A, v, P.k, P.delta)
         fu = float(P.f @ s)
         pu = float(P.p @ s)
         total = float(P.ones @ s) + u_k * P.ones_total

@@ -444,26 +444,25 @@ def _signed_gram_numpy(A: np.ndarray, k: int, delta: np.ndarray) -> np.ndarray:
 
 
 def shifted_row_pass(
-    A: np.ndarray, v: np.ndarray, k: int, weights: np.ndarray, rows: np.ndarray | None = None
-) -> tuple[np.ndarray, float, np.ndarray, np.ndarray | None]:
+    A: np.ndarray, v: np.ndarray, k: int, weights: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray]:
     """One pass over A (numpy) for the shifted product with ``v (d,)``.
 
-    Returns ``(s, u_k, y, R)``: ``u_k = a_k . v``, ``s = A v - u_k`` (n,)
-    with ``s_k = 0`` exactly, ``y = A~^T (weights * s)`` (d,) and, when
-    ``rows (m, n)`` is given, ``R = rows @ A~`` (m, d), where A~ = A - 1 a_k^T.
+    Returns ``(s, u_k, y)``: ``u_k = a_k . v``, ``s = A v - u_k`` (n,) with
+    ``s_k = 0`` exactly and ``y = A~^T (weights * s)`` (d,), A~ = A - 1 a_k^T.
     Each block of rows serves ``A v`` and then, still in cache, the
-    transposed products; the shift is applied as ``- a_k sum(...)`` at the
-    end. Half the memory traffic of separate products.
+    transposed product; the shift is applied as ``- a_k sum(weights * s)`` at
+    the end. Half the memory traffic of two separate products: the solver's
+    Hessian-vector products at one point use it (with the thin products
+    ``A~^T p``, ``A~^T f``, ``A~^T B1`` computed once for all of them).
     """
     n, d = A.shape
     a_k = A[k]
     u_k = float(a_k @ v)
-    m = 0 if rows is None else rows.shape[0]
     s = np.empty(n)
-    acc = np.zeros((1 + m, d))
-    sums = np.zeros(1 + m)
-    coefficients = np.empty((1 + m, max(16, _PASS_BYTES // (8 * d))))
-    step = coefficients.shape[1]
+    out = np.zeros(d)
+    weighted_sum = 0.0
+    step = max(16, _PASS_BYTES // (8 * d))
     for i in range(0, n, step):
         j = min(i + step, n)
         block = A[i:j]
@@ -471,14 +470,11 @@ def shifted_row_pass(
         part -= u_k
         if i <= k < j:
             part[k - i] = 0.0
-        c = coefficients[:, : j - i]
-        np.multiply(part, weights[i:j], out=c[0])
-        if m:
-            c[1:] = rows[:, i:j]
-        sums += np.sum(c, axis=1)
-        acc += c @ block
-    acc -= sums[:, None] * a_k[None, :]
-    return s, u_k, acc[0], (acc[1:] if m else None)
+        t = part * weights[i:j]
+        weighted_sum += float(np.sum(t))
+        out += t @ block
+    out -= weighted_sum * a_k
+    return s, u_k, out
 
 
 def _signed_gram(xp: Any, A: Array, k: int, delta: Array) -> Array:
@@ -546,38 +542,24 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
 
 
 def hvp_from(xp: Any, A: Array, v: Array, zp: ZPieces) -> Array:
-    """``A^T B A v`` (d,) in O(n d): one pass over A with numpy, two otherwise.
+    """``A^T B A v`` (d,) in O(n d): two passes over A.
 
     u = A v is shifted by its dominant entry (B u = B (u - u_k 1) + u_k B 1),
-    and the dominant entry of ``B u`` is set from its exactly known total,
-    i.e. ``A^T y = A~^T y + a_k total`` with A~ = A - 1 a_k^T.
+    and the dominant entry of the result is set from its exactly known total.
+    (A one-off product needs no thin products this way; the solver, which
+    makes many at one point, uses :func:`shifted_row_pass` instead.)
     """
     f = zp.f
     is_k = zp.softmax.is_k
-    k = zp.softmax.k
+    u = A @ v
+    u_k = u[zp.softmax.k]
+    u = u - u_k
     delta = zero_if_none(xp, zp.delta, f)
     p = zero_if_none(xp, zp.p, f)
     ones = zero_if_none(xp, zp.ones, f)
-    c = float(zp.c)
-    if xp is np:
-        rows = np.stack([p, f, ones, *zp.columns])
-        u, u_k, out, R = shifted_row_pass(A, v, k, delta, rows)
-        fu = float(f @ u)
-        pu = float(p @ u)
-        total = float(ones @ u) + u_k * float(zp.ones_total)
-        out = out - fu * R[0] + (c * fu - pu) * R[1] + u_k * R[2] + total * A[k]
-        if zp.columns:
-            totals = np.asarray([float(t) for t in zp.totals])
-            AU = (R[3:] + totals[:, None] * A[k][None, :]).T
-            core = np.asarray([[float(x) for x in row] for row in zp.core])
-            out = out + AU @ (core @ (AU.T @ v))
-        return out
-    u = A @ v
-    u_k = u[k]
-    u = u - u_k
     fu = xp.sum(f * u)
     pu = xp.sum(p * u)
-    y = delta * u - p * fu + f * (c * fu - pu) + u_k * ones
+    y = delta * u - p * fu + f * (float(zp.c) * fu - pu) + u_k * ones
     y = set_dominant_total(xp, y, is_k, xp.sum(ones * u) + u_k * float(zp.ones_total))
     out = A.T @ y
     factors = _low_rank_factors(xp, A, zp)
