@@ -124,6 +124,11 @@ def is_probability(e: sp.Basic) -> bool:
     return isinstance(e, sp.Symbol) and e.name == "f"
 
 
+def has_outside_totals(e: sp.Basic, symbol: sp.Symbol) -> bool:
+    """True when ``symbol`` occurs in ``e`` outside every global sum (``log(total(f))`` is fine)."""
+    return e.replace(Total, lambda *a: sp.Integer(1)).has(symbol)
+
+
 def is_entrywise(e: sp.Expr) -> bool:
     """True when ``e`` depends on an entry symbol outside every Total."""
     stripped = sp.sympify(e).replace(Total, lambda *a: _OPAQUE)

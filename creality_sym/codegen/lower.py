@@ -26,7 +26,7 @@ from sympy.codegen.rewriting import (
 
 from creality_sym.errors import SpecError
 from creality_sym.spec import f
-from creality_sym.vector import Total, is_entry_symbol
+from creality_sym.vector import Total, has_outside_totals, is_entry_symbol
 
 #: symbol standing for ``log f`` in generated code (computed as t - logsumexp(t)).
 LOGF = sp.Symbol("logf", real=True)
@@ -98,23 +98,19 @@ def _as_xlogx(e: sp.Mul) -> sp.Expr:
     return e
 
 
-def _has_entry_f(e: sp.Basic) -> bool:
-    return e.replace(Total, lambda *a: sp.Integer(1)).has(f)
-
-
 def substitute_log_f(e: sp.Expr) -> sp.Expr:
     """Replace ``log(f)`` by the stable symbol ``logf`` and ``v log v`` by
     :class:`XLogX` (so a zero entry of a parameter gives 0, not nan); reject
     other logs of an entry of f (a log of a global sum is fine)."""
     e = sp.sympify(e)
     e = e.replace(
-        lambda a: isinstance(a, sp.log) and _has_entry_f(a),
+        lambda a: isinstance(a, sp.log) and has_outside_totals(a, f),
         lambda a: sp.expand_log(a, force=True),
     )
     e = e.xreplace({sp.log(f): LOGF})
     e = e.replace(_is_xlogx, _as_xlogx)
     for lg in e.atoms(sp.log):
-        if _has_entry_f(lg):
+        if has_outside_totals(lg, f):
             raise SpecError(f"cannot evaluate {lg} stably; write it with log(f)")
     return e
 

@@ -18,17 +18,12 @@ import numpy as np
 import sympy as sp
 
 from creality_sym.spec import Spec, f, x, z
-from creality_sym.vector import N, Total
+from creality_sym.vector import N, Total, has_outside_totals
 
 #: stands for ``log f_j = t_j - logsumexp(t)``, ``t = logit_scale * z``.
 LOGF = sp.Symbol("logf_", real=True)
 
 Value = object  # a float64 array/scalar or an mpf list/scalar
-
-
-def _has_entry_f(e: sp.Basic) -> bool:
-    """True when ``f`` occurs in ``e`` outside every global sum (a log of a sum is fine)."""
-    return e.replace(Total, lambda *a: sp.Integer(1)).has(f)
 
 
 def prepare(expr: object) -> sp.Expr:
@@ -40,11 +35,11 @@ def prepare(expr: object) -> sp.Expr:
     if not e.has(sp.log):
         return e
     e = e.replace(
-        lambda a: isinstance(a, sp.log) and _has_entry_f(a),
+        lambda a: isinstance(a, sp.log) and has_outside_totals(a, f),
         lambda a: sp.expand_log(a, force=True),
     )
     e = e.xreplace({sp.log(f): LOGF})
-    bad = [a for a in e.atoms(sp.log) if _has_entry_f(a)]
+    bad = [a for a in e.atoms(sp.log) if has_outside_totals(a, f)]
     if bad:
         raise ValueError(f"cannot rewrite {bad[0]} as logit - logsumexp; write log(f) explicitly")
     return e
