@@ -3,8 +3,8 @@
 The derivation's entry expressions may contain ``Total(e)`` (a sum over the
 n entries). Lowering replaces every Total by a scalar (``sum_f_logf``, or
 ``sum0, sum1, ...`` for long summands) computed from a reduction, innermost
-first, and runs one
-``sympy.cse(order="canonical")`` per stage over the stage's outputs *and*
+first, and runs one ``sympy.cse(order="canonical")`` per stage over the
+stage's outputs *and*
 their dominant-entry variants (entry k recomputed from the complements
 ``1 - f_k``, ``1 - b_k``, so nothing cancels there), so every backend prints
 the same deterministic program. Every expression is then rewritten with

@@ -27,7 +27,7 @@ import numpy as np
 from creality_sym.solve import sampling
 from creality_sym.solve.inputs import _MAX, option, real_array, real_scalar
 from creality_sym.solve.newton import _iterate, _rng, _variant
-from creality_sym.solve.oracle import parameters
+from creality_sym.solve.oracle import check_data_names
 from creality_sym.solve.result import NewtonResult
 
 from .oracle import ClusterOracle
@@ -110,18 +110,7 @@ def cluster_data(
         data, wrong shapes, non-finite entries, values the model's rules
         refuse, or magnitudes that would overflow float64.
     """
-    info = parameters(model)
-    names = [p.name for p in info]
-    unknown = sorted(set(data) - {"A", *names})
-    if unknown:
-        raise ValueError(
-            f"unknown data argument(s) {unknown}; {model.__name__} takes A and {names}"
-        )
-    if "A" not in data:
-        raise ValueError("missing data argument 'A' (the (n, d) matrix)")
-    missing = [p.name for p in info if p.name not in data and p.required]
-    if missing:
-        raise ValueError(f"missing data argument(s) {missing} for {model.__name__}")
+    info = check_data_names(model, data)
     A = data["A"]
     if not isinstance(A, RowMatrix):
         A = RowMatrix.from_array(client, A)

@@ -335,10 +335,9 @@ class HessianOperator:
         self.has_h = bool(np.any(h != 0.0))
         self.shifted = shifted
         self.one_pass = one_pass if shifted is not None else None
-        n = A.shape[0]
-        self._shifted = np.empty(n)
-        self._y = np.empty(n)
-        self._tmp = np.empty(n)
+        if self.one_pass is None:  # buffers of the two-pass product
+            n = A.shape[0]
+            self._shifted, self._y, self._tmp = np.empty(n), np.empty(n), np.empty(n)
         self.products = 0
 
     def _b_times(self, u: np.ndarray) -> np.ndarray:
@@ -412,12 +411,10 @@ def stacked_products(rows: Sequence[np.ndarray], A: np.ndarray) -> np.ndarray:
     return out
 
 
-def split_data(model: ModuleType, data: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Split ``data`` into ``A`` and the model's parameters, naming any bad key.
+def check_data_names(model: ModuleType, data: dict[str, Any]) -> tuple[ParameterInfo, ...]:
+    """The model's parameters, after checking that ``data`` names ``A`` and exactly those.
 
-    Required parameters are those without a default. Arrays become float64
-    and scalars floats; complex, string or non-numeric values are a
-    ``ValueError`` naming the argument (never silently converted).
+    Raises ``ValueError`` naming unknown or missing arguments.
     """
     info = parameters(model)
     names = [p.name for p in info]
@@ -431,6 +428,17 @@ def split_data(model: ModuleType, data: dict[str, Any]) -> tuple[np.ndarray, dic
     missing = [p.name for p in info if p.name not in data and p.required]
     if missing:
         raise ValueError(f"missing data argument(s) {missing} for {model.__name__}")
+    return info
+
+
+def split_data(model: ModuleType, data: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Split ``data`` into ``A`` and the model's parameters, naming any bad key.
+
+    Required parameters are those without a default. Arrays become float64
+    and scalars floats; complex, string or non-numeric values are a
+    ``ValueError`` naming the argument (never silently converted).
+    """
+    info = check_data_names(model, data)
     A = real_array("A", data["A"], ndim=2)
     params: dict[str, Any] = {}
     for p in info:

@@ -191,10 +191,11 @@ def stage_kernels(
             f"{prefix} stage {index}",
             locals_at_k,
         )
+        used = {s.name for e in exprs for s in e.free_symbols}
         setup = [
             f"const double {name} = r[{j}];"
             for j, name in enumerate(program.reduction_names[:done])
-            if name in _symbol_names(exprs)
+            if name in used
         ]
         loop: list[str] = []
         first: list[str] = []
@@ -250,10 +251,6 @@ def stage_kernels(
         )
         done += 0 if last else len(stage.outputs)
     return kernels
-
-
-def _symbol_names(exprs: Sequence[sp.Expr]) -> set[str]:
-    return {s.name for e in exprs for s in e.free_symbols}
 
 
 def _check_symbols(

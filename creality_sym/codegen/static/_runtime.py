@@ -527,11 +527,11 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
         ]
         rows = xp.concat([rows, xp.stack(columns)], axis=0)
     thin = rows @ A  # one pass over A for every thin product
+    P, F, M = thin[0, :], thin[1, :], thin[2, :]
     if zp.delta is None:
         H = xp.zeros((d, d), dtype=A.dtype)
     else:
         H = _signed_gram(xp, A, k, delta)
-    P, F, M = thin[0, :], thin[1, :], thin[2, :]
     U = xp.stack([0.5 * float(zp.c) * F - P, M + 0.5 * float(zp.ones_total) * a_k], axis=1)
     L = U @ xp.stack([F, a_k])
     if zp.columns:
@@ -576,7 +576,7 @@ class ZHessian:
     """
 
     def __init__(self, pieces: ZPieces, xp: Any = np) -> None:
-        self._pieces, self._xp = pieces, xp
+        self._xp = xp
         f = pieces.f
         self.f = f
         self.delta = zero_if_none(xp, pieces.delta, f)
