@@ -12,8 +12,9 @@ import re
 
 import sympy as sp
 
+from creality_sym.codegen.logspace import has_exp_of_logits, log_space
 from creality_sym.codegen.lower import LOGF
-from creality_sym.derive import TermDerivation
+from creality_sym.derive import Derivation, TermDerivation
 from creality_sym.spec import Spec, f, z
 from creality_sym.vector import Total, VectorSymbol
 
@@ -96,6 +97,33 @@ def dominant_substitution(spec: Spec) -> dict[sp.Symbol, sp.Expr]:
     return table
 
 
-def uses_exp(spec: Spec) -> bool:
-    """True when a z-space term uses the unnormalized exp of a logit."""
-    return any(any(e.has(z) for e in t.phi.atoms(sp.exp)) for t in spec.terms if t.space == "z")
+def program_outputs(spec: Spec, td: TermDerivation, space: str, kind: str) -> dict[str, sp.Expr]:
+    """The outputs one program prints: code names, and z-space ``exp(z)`` in log space.
+
+    See :mod:`creality_sym.codegen.logspace`: where every ``exp(z)`` factors
+    through the log-sum-exp the program is written in ``f``, ``log f`` and
+    ``z_k - logf_k``; otherwise as derived.
+    """
+    names = renaming(spec)
+    raw = (z_outputs if space == "z" else x_outputs)(td, kind)
+    outputs = {k: sp.sympify(v).xreplace(names) for k, v in raw.items()}
+    if space == "x":
+        return outputs
+    at_k = dominant_substitution(spec)
+    return log_space(outputs, softmax=spec.logit_scale == 1, lse=at_k[z] - at_k[LOGF])[0]
+
+
+def uses_exp(derivation: Derivation) -> bool:
+    """True when a printed z-space program keeps the unnormalized ``exp`` of a logit.
+
+    Such programs overflow float64 for large logits, which the generated code
+    refuses; specs whose ``exp(z)`` all factor through the log-sum-exp do not.
+    """
+    spec = derivation.spec
+    return any(
+        has_exp_of_logits(e)
+        for td in derivation.all
+        if td.has_z
+        for kind in KINDS
+        for e in program_outputs(spec, td, "z", kind).values()
+    )

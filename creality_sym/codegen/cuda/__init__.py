@@ -47,9 +47,8 @@ from creality_sym.codegen.ir import (
 from creality_sym.codegen.ir import (
     VECTOR_OUTPUTS,
     dominant_substitution,
+    program_outputs,
     renaming,
-    x_outputs,
-    z_outputs,
 )
 from creality_sym.codegen.lower import LOGF, Program, Stage, lower
 from creality_sym.derive import Derivation
@@ -171,13 +170,14 @@ def stage_kernels(
         array = inputs.c_arrays[str(sym)]
         locals_at_k[local.name] = f"(1.0 - {array}[k])" if value.is_Add else f"{array}[k]"
 
-    def print_scalar(expr: sp.Expr) -> str:
+    def print_c(expr: sp.Expr) -> str:
+        # entry k's values (z_k, logf_k, bc_k, ...) may appear in any expression
         return print_entry(expr, inputs.c_arrays, {**inputs.c_scalars, **locals_at_k})
 
     def at_k(name: str, normal: str, variants: Mapping[str, sp.Expr]) -> str:
         if name not in variants:
             return normal
-        return f"(i == k) ? ({print_scalar(variants[name])}) : ({normal})"
+        return f"(i == k) ? ({print_c(variants[name])}) : ({normal})"
 
     done = 0  # reductions computed by earlier stages
     for index, stage in enumerate(program.stages):
@@ -201,9 +201,9 @@ def stage_kernels(
         first: list[str] = []
         for sym, expr in stage.temporaries:
             if sym.name in entry_temps:
-                loop.append(f"const double {sym} = {inputs.print(expr)};")
+                loop.append(f"const double {sym} = {print_c(expr)};")
             else:
-                setup.append(f"const double {sym} = {print_scalar(expr)};")
+                setup.append(f"const double {sym} = {print_c(expr)};")
         arguments = inputs.arguments()
         if dominant:
             arguments += [Argument("k", "index", "k"), Argument("fc", "scalar", "fc")]
@@ -216,13 +216,13 @@ def stage_kernels(
                 raise ValueError(f"{prefix} stage {index}: outputs {names} are not all reductions")
             for j, (out, expr) in enumerate(stage.outputs):
                 row = "i" if j == 0 else f"{j} * n + i"
-                loop.append(f"red[{row}] = {at_k(out, inputs.print(expr), stage.variants)};")
+                loop.append(f"red[{row}] = {at_k(out, print_c(expr), stage.variants)};")
             arguments.append(Argument("red", "scratch", "red"))
             kind = f"{len(names)} reduction summand(s) -> red ({len(names)} x n)"
         else:
             scalar_outputs = [name for name, _ in stage.outputs if name not in vectors]
             for name, expr in stage.outputs:
-                text = inputs.print(expr)
+                text = print_c(expr)
                 if name in vectors:
                     arguments.append(Argument(name, "output", f"out_{name}"))
                     loop.append(f"out_{name}[i] = {at_k(name, text, stage.variants)};")
@@ -343,13 +343,12 @@ def kernel_set(derivation: Derivation) -> tuple[list[Kernel], dict[str, object]]
     softmax = softmax_kernels(name, scale, Inputs((str(z),), scalars))
     kernels = list(softmax.values())
     programs: dict[str, object] = {}
-    spaces = [("z", "", z_outputs, z_inputs, dominant_substitution(spec))]
+    spaces = [("z", "", z_inputs, dominant_substitution(spec))]
     if total.has_x:
-        spaces.append(("x", "x_", x_outputs, x_inputs, None))
-    for space, label, outputs_of, inputs, at_k in spaces:
+        spaces.append(("x", "x_", x_inputs, None))
+    for space, label, inputs, at_k in spaces:
         for kind in PROGRAM_KINDS:
-            raw = outputs_of(total, kind)
-            outputs = {k: sp.sympify(v).xreplace(names) for k, v in raw.items()}
+            outputs = program_outputs(spec, total, space, kind)
             program = lower(outputs, dominant=at_k)
             vectors = {k for k in outputs if VECTOR_OUTPUTS.match(k)}
             stages = stage_kernels(

@@ -27,10 +27,9 @@ from creality_sym.codegen.ir import (
     KINDS,
     VECTOR_OUTPUTS,
     dominant_substitution,
+    program_outputs,
     renaming,
     uses_exp,
-    x_outputs,
-    z_outputs,
 )
 from creality_sym.codegen.lower import LOGF, Program, Stage, is_entrywise_in, lower
 from creality_sym.codegen.numpy.printer import print_expr
@@ -144,7 +143,6 @@ def _label(td: TermDerivation) -> str:
 def piece_functions(derivation: Derivation) -> tuple[list[PrintedFunction], dict, dict]:
     """Every non-zero piece function, and the z/x tables ``{term: (loss, grad, hess)}``."""
     spec = derivation.spec
-    names = renaming(spec)
     params = [p for p in spec.parameters]
     z_args = ("sm", "z", *(p.python_name for p in params if p.kind == "vector" and p.space == "z"))
     x_args = ("x", *(p.python_name for p in params if p.kind == "vector" and p.space == "x"))
@@ -153,14 +151,10 @@ def piece_functions(derivation: Derivation) -> tuple[list[PrintedFunction], dict
     functions: list[PrintedFunction] = []
     tables: dict[str, dict[str, list[str | None]]] = {"z": {}, "x": {}}
     for td in derivation.all:
-        for space, outputs_of, arguments, like in (
-            ("z", z_outputs, z_args + scalars, "f"),
-            ("x", x_outputs, x_args + scalars, "x"),
-        ):
+        for space, arguments, like in (("z", z_args + scalars, "f"), ("x", x_args + scalars, "x")):
             row: list[str | None] = []
             for kind in KINDS:
-                raw = outputs_of(td, kind)
-                outputs = {k: sp.sympify(v).xreplace(names) for k, v in raw.items()}
+                outputs = program_outputs(spec, td, space, kind)
                 present = td.has_z if space == "z" else td.has_x
                 if not present or _is_zero_program(outputs):
                     row.append(None)
@@ -253,7 +247,7 @@ def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
         logit_scale=None if scale == 1 else print_expr(scale),
         logit_scale_text=str(scale),
         has_x=derivation.total.has_x,
-        uses_exp=uses_exp(spec),
+        uses_exp=uses_exp(derivation),
         low_rank=derivation.total.low_rank.rank,
         functions=functions,
         z_table=z_table,
