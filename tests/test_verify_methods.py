@@ -61,6 +61,25 @@ def test_symbolic_powers_are_split_into_generators() -> None:
     assert decide(u**q, u ** (q - 1) * u, _point_uq).verdict == PASS
 
 
+def test_denominators_are_cleared_and_roots_reduced_exactly() -> None:
+    u, v, b = sp.symbols("u v b", positive=True)
+    S = u**2 + v**2 + b
+    # fractions with sums in the denominators
+    assert is_zero((1 / (1 + u) - 1) / u + 1 / (1 + u))
+    assert is_zero(u / (u + v) + v / (u + v) - 1)
+    # roots keep r**m = S: sqrt(S)**2 = S, S**(3/2) / S = sqrt(S), S**(-1/2) S = sqrt(S)
+    assert is_zero(sp.sqrt(S) * sp.sqrt(S) - S)
+    assert is_zero(S ** sp.Rational(3, 2) / S - sp.sqrt(S))
+    assert is_zero(S ** sp.Rational(-1, 2) * S - sp.sqrt(S))
+    assert is_zero(1 / (sp.sqrt(S) * u) - sp.sqrt(S) / (S * u))
+    assert is_zero(sp.cbrt(S) ** 4 - S * sp.cbrt(S))
+    # and nothing that differs is called zero
+    assert not is_zero(sp.sqrt(S) - S)
+    assert not is_zero(1 / (1 + u) - 1 / (1 + 2 * u))
+    assert not is_zero(sp.sqrt(S) ** 3 - S)
+    assert not is_zero(S ** sp.Rational(3, 2) / S - sp.sqrt(S) * (1 + 1e-30 * u))
+
+
 def _point_uq(rng: np.random.Generator) -> dict[sp.Symbol, mpmath.mpf]:
     u, q = sp.symbols("u q")
     return {u: mpmath.mpf(float(rng.uniform(0.1, 1))), q: mpmath.mpf(float(rng.uniform(0.5, 2)))}

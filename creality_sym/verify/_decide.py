@@ -56,15 +56,19 @@ def is_zero(expr: sp.Expr) -> bool:
 
     Fast path: inverse powers ``s**-k`` of symbols become ``inv_s**k`` and function
     calls become new symbols; the result is rebuilt in a sparse polynomial ring
-    over QQ and must be the zero polynomial. Otherwise (or when the ring cannot
-    hold it): the numerator of ``together(expr)`` must ``expand`` to 0. Powers with
-    symbolic or fractional exponents (``U**q``, ``U**(q-1)``, ``sqrt(s)``) are split
-    into an integer power times a power with a fixed exponent, which becomes a
-    new symbol, so that ``U**(q-1) * U == U**q`` is found.
+    over QQ and must be the zero polynomial. Then the same with every inverse
+    power ``B**-k`` as a generator and the denominators cleared in the ring
+    (:func:`_cleared_zero`), and last the numerator of ``together(expr)`` must
+    ``expand`` to 0. Powers with symbolic or fractional exponents (``U**q``,
+    ``U**(q-1)``, ``S**(3/2)``) are split into an integer power times a power
+    with a fixed exponent, which becomes a new symbol, so that
+    ``U**(q-1) * U == U**q`` is found; a root ``S**(1/m)`` keeps its relation
+    ``r**m = S``, used when the ring clears the denominators.
     """
+    roots: dict[sp.Symbol, tuple[sp.Expr, int]] = {}
     if any(not p.exp.is_Integer for p in expr.atoms(sp.Pow)):
-        expr = _split_powers(expr)
-    return _ring_zero(expr) or _ring_zero(expr, opaque=True) or _fraction_zero(expr)
+        expr = _split_powers(expr, roots)
+    return _ring_zero(expr) or _cleared_zero(expr, roots) or _fraction_zero(expr)
 
 
 def _fraction_zero(expr: sp.Expr) -> bool:
@@ -72,25 +76,13 @@ def _fraction_zero(expr: sp.Expr) -> bool:
     return sp.expand(num) == 0
 
 
-def _ring_zero(expr: sp.Expr, *, opaque: bool = False) -> bool:
-    """Zero as a polynomial over QQ, inverse powers as extra generators.
-
-    ``opaque`` also takes ``B**-k`` for non-symbol ``B`` (e.g. ``1/(1 + U)``) as a
-    generator: a zero result is still a proof (it holds whatever the generators'
-    values), a non-zero one proves nothing.
-    """
-    inverses: dict[sp.Expr, sp.Expr] = {}
-    bases: dict[sp.Expr, sp.Symbol] = {}
-    for p in sorted(expr.atoms(sp.Pow), key=sp.default_sort_key):
-        if not (p.exp.is_Integer and p.exp < 0):
-            continue
-        if p.base.is_Symbol:
-            inverses[p] = sp.Symbol(f"inv_{p.base}_") ** (-p.exp)
-        elif opaque:
-            sym = bases.setdefault(p.base, sp.Symbol(f"inv{len(bases)}_"))
-            inverses[p] = sym ** (-p.exp)
-    if opaque and not bases:
-        return False
+def _ring_zero(expr: sp.Expr) -> bool:
+    """Zero as a polynomial over QQ, inverse powers of symbols as extra generators."""
+    inverses = {
+        p: sp.Symbol(f"inv_{p.base}_") ** (-p.exp)
+        for p in expr.atoms(sp.Pow)
+        if p.exp.is_Integer and p.exp < 0 and p.base.is_Symbol
+    }
     expr = expr.xreplace(inverses)
     calls = sorted(expr.atoms(sp.Function), key=sp.default_sort_key)  # e.g. log(b_0): opaque
     expr = expr.xreplace({c: sp.Symbol(f"call_{i}_") for i, c in enumerate(calls)})
@@ -104,8 +96,90 @@ def _ring_zero(expr: sp.Expr, *, opaque: bool = False) -> bool:
         return False
 
 
-def _split_powers(expr: sp.Expr) -> sp.Expr:
+def _cleared_zero(expr: sp.Expr, roots: Mapping[sp.Symbol, tuple[sp.Expr, int]]) -> bool:
+    """Zero with every inverse power ``B**-k`` a generator ``t`` and ``t B = 1`` used.
+
+    The expression is a polynomial ``P`` in the symbols and the ``t_i``; with
+    ``M_i`` its degree in ``t_i``, ``prod_i B_i**M_i P`` (each ``t_i**m`` replaced by
+    ``B_i**(M_i - m)``) is a polynomial, zero exactly when the expression is
+    (where no ``B_i`` vanishes). A root ``r = S**(1/m)`` (``roots``) is then
+    reduced by ``r**m = S``. All in sparse polynomial arithmetic over QQ, which
+    is much faster than ``together`` on large sums of fractions. A zero result
+    is a proof; anything else proves nothing.
+    """
+    bases: dict[sp.Expr, sp.Symbol] = {}
+    inverses: dict[sp.Expr, sp.Expr] = {}
+    for p in sorted(expr.atoms(sp.Pow), key=sp.default_sort_key):
+        if p.exp.is_Integer and p.exp < 0:
+            sym = bases.setdefault(p.base, sp.Symbol(f"inv{len(bases)}_"))
+            inverses[p] = sym ** (-p.exp)
+    expr = expr.xreplace(inverses)
+    for base in bases:
+        if any(q.exp.is_Integer and q.exp < 0 for q in base.atoms(sp.Pow)):
+            return False  # an inverse inside a denominator: not cleared in one pass
+    calls = sorted(
+        {c for e in (expr, *bases, *(b for b, _ in roots.values())) for c in e.atoms(sp.Function)},
+        key=sp.default_sort_key,
+    )
+    opaque = {c: sp.Symbol(f"call_{i}_") for i, c in enumerate(calls)}
+    expr = expr.xreplace(opaque)
+    known = [expr, *(b.xreplace(opaque) for b in bases)]
+    known += [b.xreplace(opaque) for b, _ in roots.values()]
+    gens = sorted({s for e in known for s in e.free_symbols} | set(roots), key=str)
+    if not gens:
+        return expr == 0
+    try:
+        ring = sp.ring(gens, sp.QQ)[0]
+        poly = ring.from_expr(expr)
+        for base, sym in bases.items():
+            poly = _clear(ring, poly, gens.index(sym), ring.from_expr(base.xreplace(opaque)))
+        for sym, (base, m) in roots.items():
+            poly = _reduce_root(
+                ring, poly, gens.index(sym), ring.from_expr(base.xreplace(opaque)), m
+            )
+    except (ValueError, sp.polys.polyerrors.CoercionFailed):
+        return False
+    return poly == 0
+
+
+def _by_degree(ring: sp.polys.rings.PolyRing, poly: object, i: int) -> dict[int, object]:
+    """``{m: c_m}`` with ``poly = sum_m c_m g_i**m`` (``c_m`` free of generator ``i``)."""
+    parts: dict[int, object] = {}
+    for monom, coeff in poly.terms():  # type: ignore[attr-defined]
+        rest = list(monom)
+        m, rest[i] = rest[i], 0
+        parts[m] = parts.get(m, ring.zero) + ring({tuple(rest): coeff})
+    return parts
+
+
+def _clear(ring: sp.polys.rings.PolyRing, poly: object, i: int, base: object) -> object:
+    """``base**M poly`` with ``g_i = 1/base`` (``M``: the degree in ``g_i``)."""
+    parts = _by_degree(ring, poly, i)
+    top = max(parts, default=0)
+    if top == 0:
+        return poly
+    powers = [ring.one]
+    for _ in range(top):
+        powers.append(powers[-1] * base)
+    return sum((c * powers[top - m] for m, c in parts.items()), ring.zero)
+
+
+def _reduce_root(
+    ring: sp.polys.rings.PolyRing, poly: object, i: int, base: object, m: int
+) -> object:
+    """``poly`` with ``g_i**e = g_i**(e mod m) base**(e // m)`` (``g_i = base**(1/m)``)."""
+    parts = _by_degree(ring, poly, i)
+    if max(parts, default=0) < m:
+        return poly
+    g = ring.gens[i]
+    return sum((c * g ** (e % m) * base ** (e // m) for e, c in parts.items()), ring.zero)
+
+
+def _split_powers(expr: sp.Expr, roots: dict[sp.Symbol, tuple[sp.Expr, int]]) -> sp.Expr:
     """``b**(k + c*r)`` -> ``b**k * P**c`` with ``P`` a new symbol for ``b**r`` (k, c integers).
+
+    A rational exponent ``a/m`` gives ``r**a`` with ``r`` for ``b**(1/m)``, and
+    ``roots[r] = (b, m)`` records ``r**m = b`` (for a sum or a symbol ``b``).
 
     Done in one substitution: SymPy would merge ``b**k * b**r`` back into one power.
     ``(b**m)**r`` (m an integer) counts as ``b**(m r)``. Like ``expand_power_base(force=True)``
@@ -117,6 +191,14 @@ def _split_powers(expr: sp.Expr) -> sp.Expr:
     reps: dict[sp.Expr, sp.Expr] = {}
     for p in sorted(expr.atoms(sp.Pow), key=sp.default_sort_key):
         if p.exp.is_Integer:
+            continue
+        if p.exp.is_Rational:  # b**(a/m) = r**a with r = b**(1/m), r**m = b
+            key = (p.base, sp.Rational(1, p.exp.q))
+            if key not in table:
+                table[key] = sp.Symbol(f"pow_{len(table)}_")
+                if p.base.is_Symbol or p.base.is_Add:
+                    roots[table[key]] = (p.base, int(p.exp.q))
+            reps[p] = table[key] ** p.exp.p
             continue
         k, rest = p.exp.as_coeff_Add()
         if not k.is_Integer:

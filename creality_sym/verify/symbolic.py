@@ -67,7 +67,8 @@ SIZES: tuple[tuple[int, int], ...] = ((2, 1), (3, 2), (4, 3))
 METHOD = "symbolic"
 HOW = (
     "sympy diff of the written-out loss; exp(s z_j)->U_j with sum U = 1, logsumexp->L_; "
-    "difference == 0 as a polynomial over QQ (rational normal form as fallback); "
+    "difference == 0 as a polynomial over QQ, denominators cleared and roots r**m = S reduced "
+    "in the ring (rational normal form as fallback); "
     "unproven: 50-digit values at random points (differ: FAIL, agree: undecided)"
 )
 
