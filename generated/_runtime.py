@@ -20,7 +20,9 @@ the package documentation). Imports numpy only (array_api_compat lazily).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -398,8 +400,130 @@ _CHUNK_BYTES = 256 << 10
 _PASS_BYTES = 4 << 20
 
 
-def _signed_gram_numpy(A: np.ndarray, k: int, delta: np.ndarray) -> np.ndarray:
-    """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) by blocks of rows, no n x d work array.
+#: bytes of A below which the blocked passes run in the calling thread only
+_PARALLEL_BYTES = 256 << 20
+#: most worker threads of one blocked pass (each runs single-threaded BLAS)
+MAX_WORKERS = 16
+
+
+class _Workers:
+    """Worker threads for the blocked passes over A, each with one BLAS thread.
+
+    The row preparation of the signed Gram (shift, scale) is numpy work in one
+    thread while BLAS runs the syrk on all cores; with BLAS limited to one
+    thread (through ``threadpoolctl``) per worker, each core prepares and adds
+    its own blocks instead, and the per-worker results are summed in a fixed
+    order (deterministic). A whole Hessian runs under one such limit
+    (:meth:`hold`): OpenBLAS's own threads keep spinning for a while after a
+    multi-threaded call and would take a core from the workers. Without
+    ``threadpoolctl``, with a BLAS it cannot limit, on one core, or while
+    another thread holds the workers (the BLAS thread count is process-wide),
+    everything runs in the calling thread as before.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._holder: int | None = None
+        self._pool: Any = None
+        self._pid = os.getpid()
+        self._controller: Any = None
+        self._usable: bool | None = None
+
+    @property
+    def count(self) -> int:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cpus = os.cpu_count() or 1
+        return max(1, min(cpus, MAX_WORKERS))
+
+    def _ready(self) -> bool:
+        if self._usable is None:
+            self._usable = False
+            if self.count > 1:
+                try:
+                    from threadpoolctl import ThreadpoolController
+                except ImportError:
+                    return False
+                self._controller = ThreadpoolController()
+                self._usable = bool(self._controller.select(user_api="blas").lib_controllers)
+        return self._usable
+
+    @property
+    def held(self) -> bool:
+        """Whether the calling thread holds the workers."""
+        import threading
+
+        return self._holder == threading.get_ident()
+
+    @contextmanager
+    def hold(self, A: Any = None) -> Iterator[bool]:
+        """Hold the workers (and BLAS at one thread) for a call on a large numpy ``A``
+        (any size when None).
+
+        Yields whether they are held; nested or concurrent holds yield False.
+        """
+        import threading
+
+        if (
+            (A is not None and (not isinstance(A, np.ndarray) or A.nbytes < _PARALLEL_BYTES))
+            or not self._ready()
+            or not self._lock.acquire(blocking=False)
+        ):
+            yield False
+            return
+        try:
+            if self._pool is None or self._pid != os.getpid():  # none yet, or a forked child
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="creality")
+                self._pid = os.getpid()
+            with self._controller.limit(limits=1, user_api="blas"):
+                self._holder = threading.get_ident()
+                yield True
+        finally:
+            self._holder = None
+            self._lock.release()
+
+    def map(self, fn: Any, parts: Sequence[Any]) -> list[Any] | None:
+        """``[fn(part) for part in parts]`` on the workers, or None (run it serially)."""
+        if len(parts) < 2:
+            return None
+        if self.held:
+            return list(self._pool.map(fn, parts))
+        with self.hold() as held:
+            return list(self._pool.map(fn, parts)) if held else None
+
+
+def matvec(A: Array, x: Array) -> Array:
+    """``A @ x`` (n,); on the held workers (:class:`_Workers`) by blocks of rows."""
+    workers = _WORKERS.count
+    if not _WORKERS.held or not isinstance(A, np.ndarray):
+        return A @ x
+    n = A.shape[0]
+    step = max(64, -(-n // (4 * workers)))
+    out = np.empty(n, dtype=np.result_type(A, x))
+    parts = [list(range(0, n, step))[w::workers] for w in range(workers)]
+
+    def rows(starts: Sequence[int]) -> None:
+        for i in starts:
+            np.matmul(A[i : i + step], x, out=out[i : i + step])
+
+    if _WORKERS.map(rows, parts) is None:
+        return A @ x
+    return out
+
+
+_WORKERS = _Workers()
+
+
+def _signed_gram_numpy(
+    A: np.ndarray, k: int, delta: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) by blocks of rows, no n x d work array;
+    and the thin product ``rows @ A`` (m, d) for ``rows`` (m, n) from the same pass.
 
     A is read once, block by block of contiguous rows. Inside a block whose
     rows hold both signs of delta, the rows are gathered in the order
@@ -408,18 +532,48 @@ def _signed_gram_numpy(A: np.ndarray, k: int, delta: np.ndarray) -> np.ndarray:
     sqrt|delta| chunk by chunk (each chunk while it sits in L2) inside one
     reused buffer, then added by one symmetric rank-k update (syrk) per sign
     into the Gram of that sign. n d^2 flops for any mix of signs, memory for
-    one block.
+    one block per worker. With several cores the blocks are dealt out to
+    worker threads in turn (:class:`_Workers`), each with its own Grams. Each
+    block also adds its part of ``rows @ A`` while it is still in cache.
     """
     n, d = A.shape
-    a_k = A[k]
     root = np.sqrt(np.abs(delta))
     negative = delta < 0
+    workers = _WORKERS.count if A.nbytes >= _PARALLEL_BYTES else 1
     step = max(64, _BLOCK_BYTES // (8 * d))
+    if workers > 1:  # at least four blocks per worker, each at most a third of the serial one
+        step = max(64, min(step // 3, -(-n // (4 * workers))))
+    starts = list(range(0, n, step))
+    parts = [starts[w::workers] for w in range(workers)]
+    found = _WORKERS.map(lambda part: _gram_blocks(A, k, root, negative, rows, part, step), parts)
+    if found is None:
+        found = [_gram_blocks(A, k, root, negative, rows, starts, step)]
+    H, thin = found[0]
+    for G, T in found[1:]:
+        H += G
+        thin += T
+    return H, thin
+
+
+def _gram_blocks(
+    A: np.ndarray,
+    k: int,
+    root: np.ndarray,
+    negative: np.ndarray,
+    rows: np.ndarray,
+    starts: Sequence[int],
+    step: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The signed Gram and ``rows @ A`` of the row blocks ``[i, i + step)``, ``i`` in ``starts``."""
+    n, d = A.shape
+    a_k = A[k]
     sub = max(16, _CHUNK_BYTES // (8 * d))
     buffer = np.empty((min(step, n), d))
     grams = {True: np.zeros((d, d)), False: np.zeros((d, d))}  # keyed by "delta >= 0"
-    for i in range(0, n, step):
+    thin = np.zeros((rows.shape[0], d))
+    for i in starts:
         j = min(i + step, n)
+        thin += rows[:, i:j] @ A[i:j]
         signs = negative[i:j]
         split = (j - i) - int(np.count_nonzero(signs))  # rows of the block with delta >= 0
         order = None
@@ -442,7 +596,7 @@ def _signed_gram_numpy(A: np.ndarray, k: int, delta: np.ndarray) -> np.ndarray:
                 grams[positive] += part.T @ part
     H = grams[True]
     H -= grams[False]
-    return H
+    return H, thin
 
 
 def shifted_row_pass(
@@ -479,18 +633,20 @@ def shifted_row_pass(
     return s, u_k, out
 
 
-def _signed_gram(xp: Any, A: Array, k: int, delta: Array) -> Array:
-    """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) as symmetric rank-n updates (syrk)."""
+def _signed_gram(xp: Any, A: Array, k: int, delta: Array, rows: Array) -> tuple[Array, Array]:
+    """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) as symmetric rank-n updates (syrk), and
+    ``rows @ A`` (one pass over A for both with numpy)."""
     if xp is np:
-        return _signed_gram_numpy(A, k, delta)
+        return _signed_gram_numpy(A, k, delta, rows)
+    thin = rows @ A
     negative = delta < 0
     n_negative = int(xp.count_nonzero(negative))
     root = xp.sqrt(xp.abs(delta))
     S = (A - A[k, :]) * root[:, None]
     if not n_negative:
-        return S.T @ S
+        return S.T @ S, thin
     S_pos, S_neg = S[~negative], S[negative]  # the same two updates as the numpy path
-    return S_pos.T @ S_pos - S_neg.T @ S_neg
+    return S_pos.T @ S_pos - S_neg.T @ S_neg, thin
 
 
 def _sum_zero_rows(xp: Any, V: Array, is_k: Array) -> Array:
@@ -528,12 +684,11 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
             for u, total in zip(zp.columns, zp.totals, strict=True)
         ]
         rows = xp.concat([rows, xp.stack(columns)], axis=0)
-    thin = rows @ A  # one pass over A for every thin product
-    P, F, M = thin[0, :], thin[1, :], thin[2, :]
     if zp.delta is None:
-        H = xp.zeros((d, d), dtype=A.dtype)
-    else:
-        H = _signed_gram(xp, A, k, delta)
+        H, thin = xp.zeros((d, d), dtype=A.dtype), rows @ A
+    else:  # the thin products come from the Gram's pass over A
+        H, thin = _signed_gram(xp, A, k, delta, rows)
+    P, F, M = thin[0, :], thin[1, :], thin[2, :]
     U = xp.stack([0.5 * float(zp.c) * F - P, M + 0.5 * float(zp.ones_total) * a_k], axis=1)
     L = U @ xp.stack([F, a_k])
     if zp.columns:
@@ -712,7 +867,7 @@ class Model:
         return out
 
     def _logits(self, args: Arguments) -> Array:
-        z = args.A @ args.x
+        z = matvec(args.A, args.x)
         check_logits(args, z, uses_exp=self.uses_exp)
         return z
 
@@ -777,7 +932,7 @@ class Model:
     def hessian(self, args: Arguments, term: str | None) -> Array:
         name = self.term_name(term)
         xp = args.xp
-        with quiet(xp):
+        with quiet(xp), _WORKERS.hold(args.A):
             zp = self.z_pieces(xp, self._logits(args), args.values, name, 2, only=True)
             H = hessian_from(xp, args.A, zp)
             xh = self.x_pieces(xp, args.x, args.values, name, 2).hessian_diag

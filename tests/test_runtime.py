@@ -51,16 +51,24 @@ def test_hessian_and_hvp_equal_the_dense_products(columns):
     assert np.allclose(Z.matvec(u), dense @ u)
 
 
-def test_blocked_gram_equals_the_direct_product(monkeypatch):
+@pytest.mark.parametrize("parallel", [False, True])
+def test_blocked_gram_equals_the_direct_product(monkeypatch, parallel):
     rng = np.random.default_rng(3)
     n, d = 1000, 7
     A = rng.normal(size=(n, d))
     delta = rng.normal(size=n)
     delta[:100] = np.abs(delta[:100])  # a block of one sign, then mixed blocks
+    rows = rng.normal(size=(4, n))
     monkeypatch.setattr(rt, "_BLOCK_BYTES", 8 * d * 128)
+    # with workers (when threadpoolctl can limit BLAS) the blocks are dealt out to threads
+    monkeypatch.setattr(rt, "_PARALLEL_BYTES", 0 if parallel else A.nbytes + 1)
     S = A - A[17]
     want = S.T @ (delta[:, None] * S)
-    assert np.allclose(rt._signed_gram_numpy(A, 17, delta), want, rtol=1e-12, atol=1e-10)
+    H, thin = rt._signed_gram_numpy(A, 17, delta, rows)
+    assert np.allclose(H, want, rtol=1e-12, atol=1e-10)
+    assert np.allclose(thin, rows @ A, rtol=1e-12, atol=1e-10)
+    again, _ = rt._signed_gram_numpy(A, 17, delta, rows)
+    assert np.array_equal(H, again)  # a fixed order of the partial sums: the same bits
 
 
 def test_softmax_is_finite_and_accurate_at_extreme_logits():
@@ -95,3 +103,33 @@ def test_argument_errors_name_the_argument():
         rt.prepare(np.zeros(3), A, {"b": np.array([0.5, 0.5]), "g": 1.0}, params)
     with pytest.raises(ValueError, match="A must be a real array"):
         rt.prepare(x, np.eye(2) * 1j, {"b": np.array([0.5, 0.5]), "g": 1.0}, params)
+
+
+def test_the_hessian_on_worker_threads_equals_the_serial_one(monkeypatch):
+    """A large A runs the logits and the Gram's pass on the workers (BLAS at one thread each);
+    the result is the serial one up to rounding, and BLAS gets its thread count back."""
+    import creality_generated._runtime as generated_rt
+    import creality_generated.creativity_reality as model
+
+    rng = np.random.default_rng(5)
+    n, d = 3000, 12
+    A = rng.normal(size=(n, d))
+    x = rng.normal(size=d) / np.sqrt(d)
+    b = rng.dirichlet(np.ones(n))
+    w = rng.uniform(0.5, 1.5, n) / np.sqrt(n)
+    monkeypatch.setattr(generated_rt, "_BLOCK_BYTES", 8 * d * 64)
+    monkeypatch.setattr(generated_rt, "_PARALLEL_BYTES", A.nbytes + 1)
+    serial = model.hessian(x, A, b, w, 0.7)
+    monkeypatch.setattr(generated_rt, "_PARALLEL_BYTES", 0)
+    if not generated_rt._WORKERS._ready():
+        pytest.skip("threadpoolctl cannot limit this BLAS, or one core: the serial path only")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+    parallel = model.hessian(x, A, b, w, 0.7)
+    np.testing.assert_allclose(parallel, serial, rtol=1e-12, atol=1e-14 * np.abs(serial).max())
+    assert np.array_equal(parallel, parallel.T)
+    assert [i["num_threads"] for i in threadpoolctl.threadpool_info()] == before
+    with generated_rt._WORKERS.hold(A) as held:  # held: a nested call runs serially, no deadlock
+        assert held
+        nested = model.hessian(x, A, b, w, 0.7)
+    np.testing.assert_allclose(nested, serial, rtol=1e-12, atol=1e-14 * np.abs(serial).max())
