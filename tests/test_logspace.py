@@ -16,7 +16,7 @@ from creality_sym.spec import f, z
 from creality_sym.vector import Total, vector_symbol
 from tests.test_pipeline import _import_generated
 
-LSE_SPEC = '''"""Softmax cross-entropy through the unnormalized exp, plus a log-partition of b-weights."""
+LSE_SPEC = '''"""log-sum-exp minus <b, Ax>, a b-weighted log-partition, weighted ridge."""
 
 import sympy as sp
 
@@ -63,7 +63,13 @@ LSE = sp.Symbol("z_k") - sp.Symbol("logf_k")
 def test_log_sum_exp_and_its_derivatives_become_softmax_quantities():
     S = Total(sp.exp(z))
     out, exp_left = log_space(
-        {"loss": sp.log(S), "g": sp.exp(z) / S, "core0_0": -1 / S**2, "lr0": sp.exp(z), "lr0_total": S},
+        {
+            "loss": sp.log(S),
+            "g": sp.exp(z) / S,
+            "core0_0": -1 / S**2,
+            "lr0": sp.exp(z),
+            "lr0_total": S,
+        },
         softmax=True,
         lse=LSE,
     )
