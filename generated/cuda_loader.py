@@ -33,9 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from ._runtime import (
+    Arguments,
     Softmax,
     ZPieces,
     check_finite,
+    check_logits,
     check_scalar,
     check_vector_rule,
     gradient_from,
@@ -246,11 +248,17 @@ class Kernels:
             raise ValueError(f"x must have shape (d,); got {tuple(x.shape)}")
         if A.ndim != 2 or A.shape[1] != x.shape[0]:
             raise ValueError(f"A must have shape (n, {x.shape[0]}); got {tuple(A.shape)}")
-        if validate and not (
-            bool(self.xp.all(self.xp.isfinite(x))) and bool(self.xp.all(self.xp.isfinite(A)))
-        ):
-            raise ValueError("x and A must be finite")
+        if validate:  # O(d); a non-finite A shows in the logits (see _logits)
+            check_finite(self.xp, "x", x)
         return x, A, self._bind(args, kwargs, A.shape[0], validate, d=A.shape[1])
+
+    def _logits(self, x, A, validate):
+        """``z = A x`` (n,), diagnosed like the numpy module: a non-finite A, an overflow,
+        and for a spec that keeps the unnormalized exp(z), logits beyond its float64 range."""
+        z = A @ x
+        args = Arguments(self.xp, x, A, (), None, validate)
+        check_logits(args, z, uses_exp=bool(self.description.get("uses_exp", False)))
+        return z
 
     # -- kernels -----------------------------------------------------------
     def _launch(self, entry, size, values):
@@ -325,10 +333,10 @@ class Kernels:
         return self._run(f"x_{kind}", x.shape[0], {**values, "x": x})
 
     # -- the generated module's calls ---------------------------------------
-    def _pieces(self, x, A, values, kind):
+    def _pieces(self, x, A, values, kind, validate):
         """ZPieces of the total (``kind``: loss, gradient or hessian) at x."""
         xp = self.xp
-        z = A @ x
+        z = self._logits(x, A, validate)
         f, logf, k, fc = self._softmax(z, values)
         outputs = self._run(
             kind, z.shape[0], {**values, "f": f, "logf": logf, "z": z, "k": k, "fc": fc}
@@ -346,12 +354,12 @@ class Kernels:
     def probabilities(self, x, A, *args, validate=True, **kwargs):
         """Softmax probabilities f (n,)."""
         x, A, values = self._inputs(x, A, args, kwargs, validate)
-        return self._softmax(A @ x, values)[0]
+        return self._softmax(self._logits(x, A, validate), values)[0]
 
     def loss(self, x, A, *args, validate=True, **kwargs):
         """Loss value (float)."""
         x, A, values = self._inputs(x, A, args, kwargs, validate)
-        value = self._pieces(x, A, values, "loss").loss
+        value = self._pieces(x, A, values, "loss", validate).loss
         extra = self._x_outputs(x, values, "loss")
         if extra is not None:
             value = value + extra["loss"]
@@ -360,7 +368,7 @@ class Kernels:
     def gradient(self, x, A, *args, validate=True, **kwargs):
         """Gradient (d,): A^T g with the dominant entry of g set from its known total."""
         x, A, values = self._inputs(x, A, args, kwargs, validate)
-        out = gradient_from(self.xp, A, self._pieces(x, A, values, "gradient"))
+        out = gradient_from(self.xp, A, self._pieces(x, A, values, "gradient", validate))
         extra = self._x_outputs(x, values, "gradient")
         if extra is not None:
             out = out + extra["gradient"]
@@ -370,7 +378,7 @@ class Kernels:
         """Hessian (d, d) = A^T B A by rows shifted by a_k, a sign-split SYRK, low-rank terms."""
         xp = self.xp
         x, A, values = self._inputs(x, A, args, kwargs, validate)
-        H = hessian_from(xp, A, self._pieces(x, A, values, "hessian"))
+        H = hessian_from(xp, A, self._pieces(x, A, values, "hessian", validate))
         extra = self._x_outputs(x, values, "hessian")
         if extra is not None:
             H = H + xp.eye(H.shape[0], dtype=H.dtype) * extra["hessian_diag"][None, :]

@@ -151,6 +151,22 @@ def test_loader_checks_its_arguments(spec):
         bad = dict(values, **{name: values[name] * 2})
         with pytest.raises(ValueError, match=f"{name} must be a probability vector"):
             kernels.gradient(x, A, *ordered_values(module, bad))
+    # a non-finite A is diagnosed from the logits (no scan of A on a valid call)
+    broken = A.copy()
+    broken[1, 0] = np.nan
+    with pytest.raises(ValueError, match="A must be finite; got 1 non-finite entry"):
+        kernels.hessian(x, broken, *ordered)
+    # as in the numpy module: a spec that keeps exp(z) refuses logits beyond its range
+    top = float(np.max(A @ x))
+    assert top > 0.0
+    far = x * (400.0 / top)  # the largest logit at 400
+    if module.USES_EXP:
+        with pytest.raises(ValueError, match="x: the logits A @ x reach"):
+            kernels.loss(far, A, *ordered)
+        with pytest.raises(ValueError, match="x: the logits A @ x reach"):
+            module_call(module.loss, far, A, module, values)
+    else:
+        assert np.isfinite(kernels.loss(far, A, *ordered))
 
 
 XSPACE = '''

@@ -49,6 +49,7 @@ from creality_sym.codegen.ir import (
     dominant_substitution,
     program_outputs,
     renaming,
+    uses_exp,
 )
 from creality_sym.codegen.lower import LOGF, Program, Stage, lower
 from creality_sym.derive import Derivation
@@ -385,6 +386,7 @@ def kernel_set(derivation: Derivation) -> tuple[list[Kernel], dict[str, object]]
             for p in params
         ],
         "has_x": total.has_x,
+        "uses_exp": uses_exp(derivation),
         "low_rank": total.low_rank.rank,
         "softmax": {key: k.describe() for key, k in softmax.items()},
         "programs": programs,
