@@ -128,7 +128,12 @@ def check_vector_rule(
 
 
 def check_scalar(name: str, value: Any, rule: str, validate: bool) -> float:
-    """``value`` as a float; with ``validate``, finite and obeying ``rule``."""
+    """``value`` as a float; with ``validate``, finite and obeying ``rule``.
+
+    A numpy float64 (a ``float``): scalar arithmetic in the generated formulas
+    then follows IEEE rules (``1 / (q - 1)`` at ``q = 1`` is inf, reported by
+    :func:`finish` as a singular value) instead of raising ``ZeroDivisionError``.
+    """
     if isinstance(value, (str, bytes, bool, complex)) or (
         hasattr(value, "dtype") and getattr(value, "ndim", 0) != 0
     ):
@@ -144,7 +149,7 @@ def check_scalar(name: str, value: Any, rule: str, validate: bool) -> float:
             raise ValueError(f"{name} must be > 0; got {s!r}")
         if rule == "nonnegative" and not s >= 0:
             raise ValueError(f"{name} must be >= 0; got {s!r}")
-    return s
+    return np.float64(s)
 
 
 @dataclass(frozen=True)
@@ -239,18 +244,20 @@ def finish(args: Arguments, what: str, value: Array) -> Array:
 
 
 class quiet:
-    """Context: numpy floating-point warnings off (results are checked by :func:`finish`)."""
+    """Context: numpy floating-point warnings off (results are checked by :func:`finish`).
+
+    Also for other array libraries: the scalar parameters are numpy float64.
+    """
 
     def __init__(self, xp: Any) -> None:
-        self._state = np.errstate(all="ignore") if xp is np else None
+        del xp  # every namespace computes with numpy float64 scalars
+        self._state = np.errstate(all="ignore")
 
     def __enter__(self) -> None:
-        if self._state is not None:
-            self._state.__enter__()
+        self._state.__enter__()
 
     def __exit__(self, *exc: object) -> None:
-        if self._state is not None:
-            self._state.__exit__(*exc)
+        self._state.__exit__(*exc)
 
 
 # ----------------------------------------------------------------------------- softmax

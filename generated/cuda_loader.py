@@ -40,6 +40,7 @@ from ._runtime import (
     check_logits,
     check_scalar,
     check_vector_rule,
+    finish,
     gradient_from,
     hessian_from,
     set_pieces,
@@ -363,7 +364,8 @@ class Kernels:
         extra = self._x_outputs(x, values, "loss")
         if extra is not None:
             value = value + extra["loss"]
-        return float(value)
+        args = Arguments(self.xp, x, A, (), None, validate)
+        return float(finish(args, "loss", self.xp.asarray(value)))
 
     def gradient(self, x, A, *args, validate=True, **kwargs):
         """Gradient (d,): A^T g with the dominant entry of g set from its known total."""
@@ -372,7 +374,7 @@ class Kernels:
         extra = self._x_outputs(x, values, "gradient")
         if extra is not None:
             out = out + extra["gradient"]
-        return out
+        return finish(Arguments(self.xp, x, A, (), None, validate), "gradient", out)
 
     def hessian(self, x, A, *args, validate=True, **kwargs):
         """Hessian (d, d) = A^T B A by rows shifted by a_k, a sign-split SYRK, low-rank terms."""
@@ -382,7 +384,7 @@ class Kernels:
         extra = self._x_outputs(x, values, "hessian")
         if extra is not None:
             H = H + xp.eye(H.shape[0], dtype=H.dtype) * extra["hessian_diag"][None, :]
-        return H
+        return finish(Arguments(xp, x, A, (), None, validate), "Hessian", H)
 
 
 def load(spec_name, *, folder=None):

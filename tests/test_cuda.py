@@ -169,6 +169,20 @@ def test_loader_checks_its_arguments(spec):
         assert np.isfinite(kernels.loss(far, A, *ordered))
 
 
+@needs_gcc
+def test_loader_refuses_a_non_finite_result_like_the_module():
+    """renyi at q = 1 divides by q - 1: both the module and the kernels raise, naming it."""
+    module = importlib.import_module("creality_generated.renyi")
+    kernels = cuda_loader.load_host("renyi")
+    x, A, values = next(iter(instances(module)))[1:]
+    singular = dict(values, q=1.0)
+    for name in ("loss", "gradient", "hessian"):
+        with pytest.raises(ValueError, match="not finite at these arguments"):
+            module_call(getattr(module, name), x, A, module, singular)
+        with pytest.raises(ValueError, match="not finite at these arguments"):
+            getattr(kernels, name)(x, A, *ordered_values(module, singular))
+
+
 XSPACE = '''
 """x-space ridge, Tsallis creativity with a symbolic exponent, temperature."""
 

@@ -164,3 +164,23 @@ def test_hessian_at_n_200000_allocates_no_n_by_n_matrix(module):
         tracemalloc.stop()
     assert H.shape == (d, d) and np.all(np.isfinite(H))
     assert peak < 12 * A.nbytes, f"peak {peak / A.nbytes:.1f} copies of A"
+
+
+@pytest.mark.parametrize("spec", ["renyi", "tsallis"])
+def test_every_call_at_a_singular_scalar_is_a_value_error(spec):
+    """q = 1 divides by q - 1: each public call says so, without a warning or a traceback."""
+    module = importlib.import_module(f"creality_generated.{spec}")
+    _, x, A, values = next(instances(module, 3))
+    values = dict(values, q=1.0)
+    v = np.ones(x.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, head in (
+            ("loss", (x, A)),
+            ("gradient", (x, A)),
+            ("hessian", (x, A)),
+            ("hvp", (x, v, A)),
+            ("z_gradient", (x, A)),
+        ):
+            with pytest.raises(ValueError, match="not finite at these arguments"):
+                call(getattr(module, name), module, values, *head)
