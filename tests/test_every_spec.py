@@ -184,3 +184,15 @@ def test_every_call_at_a_singular_scalar_is_a_value_error(spec):
         ):
             with pytest.raises(ValueError, match="not finite at these arguments"):
                 call(getattr(module, name), module, values, *head)
+
+
+def test_a_singular_scalar_is_a_value_error_with_other_array_libraries():
+    """Other namespaces get Python-float scalars: 1 / (q - 1) is caught, not a traceback."""
+    xps = pytest.importorskip("array_api_strict")
+    module = importlib.import_module("creality_generated.renyi")
+    _, x, A, values = next(instances(module, 3))
+    arrays = {k: xps.asarray(v) if isinstance(v, np.ndarray) else v for k, v in values.items()}
+    arrays["q"] = 1.0
+    for name in ("loss", "gradient", "hessian"):
+        with pytest.raises(ValueError, match="not finite at these arguments"):
+            call(getattr(module, name), module, arrays, xps.asarray(x), xps.asarray(A))

@@ -126,12 +126,7 @@ def check_vector_rule(
 
 
 def check_scalar(name: str, value: Any, rule: str, validate: bool) -> float:
-    """``value`` as a float; with ``validate``, finite and obeying ``rule``.
-
-    A numpy float64 (a ``float``): scalar arithmetic in the generated formulas
-    then follows IEEE rules (``1 / (q - 1)`` at ``q = 1`` is inf, reported by
-    :func:`finish` as a singular value) instead of raising ``ZeroDivisionError``.
-    """
+    """``value`` as a float; with ``validate``, finite and obeying ``rule``."""
     if isinstance(value, (str, bytes, bool, complex)) or (
         hasattr(value, "dtype") and getattr(value, "ndim", 0) != 0
     ):
@@ -147,7 +142,19 @@ def check_scalar(name: str, value: Any, rule: str, validate: bool) -> float:
             raise ValueError(f"{name} must be > 0; got {s!r}")
         if rule == "nonnegative" and not s >= 0:
             raise ValueError(f"{name} must be >= 0; got {s!r}")
-    return np.float64(s)
+    return s
+
+
+def scalar_of(xp: Any, value: float) -> Any:
+    """A scalar parameter as the generated formulas use it with namespace ``xp``.
+
+    numpy float64 for numpy, so that scalar arithmetic follows IEEE rules like
+    the arrays (``1 / (q - 1)`` at ``q = 1`` is inf, which :func:`finish`
+    reports as a singular value); a Python float for other libraries (strict
+    array-API namespaces accept no numpy scalars), where :class:`quiet` turns
+    the ``ZeroDivisionError`` into the same ``ValueError``.
+    """
+    return np.float64(value) if xp is np else value
 
 
 @dataclass(frozen=True)
@@ -191,7 +198,7 @@ def prepare(
     for p in parameters:
         raw = data[p.name]
         if p.kind == "scalar":
-            values.append(check_scalar(p.name, raw, p.rule, validate))
+            values.append(scalar_of(xp, check_scalar(p.name, raw, p.rule, validate)))
             continue
         a = as_array(xp, p.name, raw)
         check_shape(p.name, a, (n,) if p.shape == "n" else (d,))
@@ -230,32 +237,39 @@ def check_logits(args: Arguments, z: Array, *, uses_exp: bool) -> None:
             )
 
 
+#: why a result of arguments that obey their rules is not finite
+SINGULAR = (
+    "is not finite at these arguments although they obey their rules; "
+    "a parameter is at a singular value of the loss (e.g. a division by zero)"
+)
+
+
 def finish(args: Arguments, what: str, value: Array) -> Array:
     """Return ``value`` after checking it is finite (with ``validate``), naming the cause."""
     if args.validate and not bool(args.xp.all(args.xp.isfinite(value))):
         check_finite(args.xp, "A", args.A)
-        raise ValueError(
-            f"the {what} is not finite at these arguments although they obey their rules; "
-            "a parameter is at a singular value of the loss (e.g. a division by zero)"
-        )
+        raise ValueError(f"the {what} {SINGULAR}")
     return value
 
 
 class quiet:
-    """Context: numpy floating-point warnings off (results are checked by :func:`finish`).
-
-    Also for other array libraries: the scalar parameters are numpy float64.
-    """
+    """Context: numpy floating-point warnings off (results are checked by :func:`finish`);
+    a ``ZeroDivisionError`` or ``OverflowError`` of Python-float scalar arithmetic
+    (array libraries other than numpy, see :func:`scalar_of`) becomes that
+    ``ValueError``."""
 
     def __init__(self, xp: Any) -> None:
-        del xp  # every namespace computes with numpy float64 scalars
-        self._state = np.errstate(all="ignore")
+        self._state = np.errstate(all="ignore") if xp is np else None
 
     def __enter__(self) -> None:
-        self._state.__enter__()
+        if self._state is not None:
+            self._state.__enter__()
 
-    def __exit__(self, *exc: object) -> None:
-        self._state.__exit__(*exc)
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if self._state is not None:
+            self._state.__exit__(kind, error, trace)
+        if kind is not None and issubclass(kind, (ZeroDivisionError, OverflowError)):
+            raise ValueError(f"the result {SINGULAR}") from error
 
 
 # ----------------------------------------------------------------------------- softmax
@@ -973,7 +987,7 @@ def prepare_z(
     for p in parameters:
         raw = data[p.name]
         if p.kind == "scalar":
-            values.append(check_scalar(p.name, raw, p.rule, validate))
+            values.append(scalar_of(xp, check_scalar(p.name, raw, p.rule, validate)))
             continue
         a = as_array(xp, p.name, raw)
         check_shape(p.name, a, (z.shape[0],))
