@@ -253,12 +253,16 @@ class Kernels:
             check_finite(self.xp, "x", x)
         return x, A, self._bind(args, kwargs, A.shape[0], validate, d=A.shape[1])
 
+    def _arguments(self, x, A, validate):
+        """The runtime's view of a call, for its checks (check_logits, finish)."""
+        return Arguments(self.xp, x, A, (), None, validate)
+
     def _logits(self, x, A, validate):
         """``z = A x`` (n,), diagnosed like the numpy module: a non-finite A, an overflow,
         and for a spec that keeps the unnormalized exp(z), logits beyond its float64 range."""
         z = A @ x
-        args = Arguments(self.xp, x, A, (), None, validate)
-        check_logits(args, z, uses_exp=bool(self.description.get("uses_exp", False)))
+        uses_exp = bool(self.description.get("uses_exp", False))
+        check_logits(self._arguments(x, A, validate), z, uses_exp=uses_exp)
         return z
 
     # -- kernels -----------------------------------------------------------
@@ -364,7 +368,7 @@ class Kernels:
         extra = self._x_outputs(x, values, "loss")
         if extra is not None:
             value = value + extra["loss"]
-        args = Arguments(self.xp, x, A, (), None, validate)
+        args = self._arguments(x, A, validate)
         return float(finish(args, "loss", self.xp.asarray(value)))
 
     def gradient(self, x, A, *args, validate=True, **kwargs):
@@ -374,7 +378,7 @@ class Kernels:
         extra = self._x_outputs(x, values, "gradient")
         if extra is not None:
             out = out + extra["gradient"]
-        return finish(Arguments(self.xp, x, A, (), None, validate), "gradient", out)
+        return finish(self._arguments(x, A, validate), "gradient", out)
 
     def hessian(self, x, A, *args, validate=True, **kwargs):
         """Hessian (d, d) = A^T B A by rows shifted by a_k, a sign-split SYRK, low-rank terms."""
@@ -384,7 +388,7 @@ class Kernels:
         extra = self._x_outputs(x, values, "hessian")
         if extra is not None:
             H = H + xp.eye(H.shape[0], dtype=H.dtype) * extra["hessian_diag"][None, :]
-        return finish(Arguments(xp, x, A, (), None, validate), "Hessian", H)
+        return finish(self._arguments(x, A, validate), "Hessian", H)
 
 
 def load(spec_name, *, folder=None):

@@ -67,15 +67,13 @@ def _normalize(e: sp.Expr) -> sp.Expr:
 
 def _exponent(e: sp.Expr) -> sp.Expr | None:
     """``a`` when ``e = exp(L)^a * rest`` with ``rest`` free of ``exp(L)``, else None."""
-    rest, a = sp.Integer(1), sp.Integer(0)
+    a = sp.Integer(0)
     for factor in sp.Mul.make_args(e):
         base, power = factor.as_base_exp()
         if base == _EXP_LSE:
             a += power
         elif factor.has(_EXP_LSE):
             return None
-        else:
-            rest *= factor
     return a
 
 
@@ -85,11 +83,12 @@ def _move_column_scales(out: dict[str, sp.Expr]) -> None:
     for name, value in out.items():
         match = _COLUMN.match(name)
         if match and value.has(_EXP_LSE):
-            power = _exponent(sp.factor_terms(value))
+            factored = sp.factor_terms(value)
+            power = _exponent(factored)
             if power is not None:
                 scales[int(match.group(1))] = _EXP_LSE**power
+                out[name] = sp.powsimp(factored / _EXP_LSE**power)
     for i, s in scales.items():
-        out[f"lr{i}"] = sp.powsimp(sp.factor_terms(out[f"lr{i}"]) / s)
         if f"lr{i}_total" in out:
             out[f"lr{i}_total"] = sp.powsimp(out[f"lr{i}_total"] / s)
     for name, value in out.items():

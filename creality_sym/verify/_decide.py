@@ -54,12 +54,11 @@ class Decision:
 def is_zero(expr: sp.Expr) -> bool:
     """Exact test that an expression is identically 0 (a zero result is a proof).
 
-    Fast path: inverse powers ``s**-k`` of symbols become ``inv_s**k`` and function
-    calls become new symbols; the result is rebuilt in a sparse polynomial ring
-    over QQ and must be the zero polynomial. Then the same with every inverse
-    power ``B**-k`` as a generator and the denominators cleared in the ring
-    (:func:`_cleared_zero`), and last the numerator of ``together(expr)`` must
-    ``expand`` to 0. Powers with symbolic or fractional exponents (``U**q``,
+    First in a sparse polynomial ring over QQ (:func:`_ring_zero`): function
+    calls become new symbols, every inverse power ``B**-k`` a generator, and
+    the result must be the zero polynomial, at once or after the denominators
+    are cleared. Otherwise the numerator of ``together(expr)`` must ``expand``
+    to 0. Powers with symbolic or fractional exponents (``U**q``,
     ``U**(q-1)``, ``S**(3/2)``) are split into an integer power times a power
     with a fixed exponent, which becomes a new symbol, so that
     ``U**(q-1) * U == U**q`` is found; a root ``S**(1/m)`` keeps its relation
@@ -68,7 +67,7 @@ def is_zero(expr: sp.Expr) -> bool:
     roots: dict[sp.Symbol, tuple[sp.Expr, int]] = {}
     if any(not p.exp.is_Integer for p in expr.atoms(sp.Pow)):
         expr = _split_powers(expr, roots)
-    return _ring_zero(expr) or _cleared_zero(expr, roots) or _fraction_zero(expr)
+    return _ring_zero(expr, roots) or _fraction_zero(expr)
 
 
 def _fraction_zero(expr: sp.Expr) -> bool:
@@ -76,27 +75,7 @@ def _fraction_zero(expr: sp.Expr) -> bool:
     return sp.expand(num) == 0
 
 
-def _ring_zero(expr: sp.Expr) -> bool:
-    """Zero as a polynomial over QQ, inverse powers of symbols as extra generators."""
-    inverses = {
-        p: sp.Symbol(f"inv_{p.base}_") ** (-p.exp)
-        for p in expr.atoms(sp.Pow)
-        if p.exp.is_Integer and p.exp < 0 and p.base.is_Symbol
-    }
-    expr = expr.xreplace(inverses)
-    calls = sorted(expr.atoms(sp.Function), key=sp.default_sort_key)  # e.g. log(b_0): opaque
-    expr = expr.xreplace({c: sp.Symbol(f"call_{i}_") for i, c in enumerate(calls)})
-    gens = sorted(expr.free_symbols, key=str)
-    if not gens:
-        return expr == 0
-    ring = sp.ring(gens, sp.QQ)[0]
-    try:
-        return ring.from_expr(expr) == 0
-    except (ValueError, sp.polys.polyerrors.CoercionFailed):
-        return False
-
-
-def _cleared_zero(expr: sp.Expr, roots: Mapping[sp.Symbol, tuple[sp.Expr, int]]) -> bool:
+def _ring_zero(expr: sp.Expr, roots: Mapping[sp.Symbol, tuple[sp.Expr, int]]) -> bool:
     """Zero with every inverse power ``B**-k`` a generator ``t`` and ``t B = 1`` used.
 
     The expression is a polynomial ``P`` in the symbols and the ``t_i``; with
@@ -131,6 +110,8 @@ def _cleared_zero(expr: sp.Expr, roots: Mapping[sp.Symbol, tuple[sp.Expr, int]])
     try:
         ring = sp.ring(gens, sp.QQ)[0]
         poly = ring.from_expr(expr)
+        if poly == 0:  # zero whatever the generators' values: no clearing needed
+            return True
         for base, sym in bases.items():
             poly = _clear(ring, poly, gens.index(sym), ring.from_expr(base.xreplace(opaque)))
         for sym, (base, m) in roots.items():

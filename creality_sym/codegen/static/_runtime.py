@@ -470,6 +470,13 @@ class _Workers:
                 self._usable = bool(self._controller.select(user_api="blas").lib_controllers)
         return self._usable
 
+    def for_array(self, A: Any) -> int:
+        """Workers a blocked pass over ``A`` gets: one per core for a numpy ``A`` of
+        :data:`_PARALLEL_BYTES` or more when BLAS can be limited, else 1."""
+        if not isinstance(A, np.ndarray) or A.nbytes < _PARALLEL_BYTES or not self._ready():
+            return 1
+        return self.count
+
     @property
     def held(self) -> bool:
         """Whether the calling thread holds the workers."""
@@ -487,7 +494,7 @@ class _Workers:
         import threading
 
         if (
-            (A is not None and (not isinstance(A, np.ndarray) or A.nbytes < _PARALLEL_BYTES))
+            (A is not None and self.for_array(A) < 2)
             or not self._ready()
             or not self._lock.acquire(blocking=False)
         ):
@@ -518,13 +525,13 @@ class _Workers:
 
 def matvec(A: Array, x: Array) -> Array:
     """``A @ x`` (n,); on the held workers (:class:`_Workers`) by blocks of rows."""
-    workers = _WORKERS.count
     if not _WORKERS.held or not isinstance(A, np.ndarray):
         return A @ x
-    n = A.shape[0]
+    n, workers = A.shape[0], _WORKERS.count
     step = max(64, -(-n // (4 * workers)))
     out = np.empty(n, dtype=np.result_type(A, x))
-    parts = [list(range(0, n, step))[w::workers] for w in range(workers)]
+    starts = list(range(0, n, step))
+    parts = [starts[w::workers] for w in range(workers)]
 
     def rows(starts: Sequence[int]) -> None:
         for i in starts:
@@ -558,7 +565,7 @@ def _signed_gram_numpy(
     n, d = A.shape
     root = np.sqrt(np.abs(delta))
     negative = delta < 0
-    workers = _WORKERS.count if A.nbytes >= _PARALLEL_BYTES else 1
+    workers = _WORKERS.for_array(A)
     step = max(64, _BLOCK_BYTES // (8 * d))
     if workers > 1:  # at least four blocks per worker, each at most a third of the serial one
         step = max(64, min(step // 3, -(-n // (4 * workers))))
@@ -681,7 +688,7 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
     A^T B A = A~^T B A~ + A~^T(B1) a_k^T + a_k (B1)^T A~ + <1, B1> a_k a_k^T.
     The diagonal part is one symmetric rank-n update per sign of delta over
     the scaled rows of A~; the thin products with A (``p``, ``f``, ``B1`` and
-    the low-rank columns) are one (3 + K) x n by n x d product; the rank-2
+    the low-rank columns) come from the same pass over A as the Gram; the rank-2
     part and the shift corrections are one d x 2 by 2 x d product added as
     L + L^T, so the result is exactly symmetric (with numpy). Cost: n d^2
     flops (one syrk) plus n d (3 + K). Accurate relative to the result when f
