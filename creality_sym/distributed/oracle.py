@@ -211,9 +211,10 @@ class ClusterOracle:
 
     # -- what the Newton loop asks -------------------------------------------------
 
-    def loss(self, x: np.ndarray, z: RowVector) -> float:
-        """L(x), a float (``nan`` when the pieces are not finite)."""
-        value = self.pieces(x, z, 0).loss
+    def loss(self, x: np.ndarray, z: RowVector, order: int = 0) -> float:
+        """L(x), a float (``nan`` when the pieces are not finite); ``order`` 1 or 2 also
+        prepares the pieces of that order at ``z`` (kept for the step from this point)."""
+        value = self.pieces(x, z, order).loss
         if self.has_x_terms:
             value += self._x_pieces(x, 0)[0]
         return float(value) if math.isfinite(value) else math.nan

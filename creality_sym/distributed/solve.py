@@ -228,13 +228,6 @@ def newton(
     A, params, x = cluster_data(model, client, data, x0)
     with np.errstate(all="ignore"):
         oracle = ClusterOracle(model, A, params, x)
-        z = oracle.z0
-        loss = oracle.loss(x, z)
-        if not math.isfinite(loss):
-            raise ValueError(
-                f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
-                "start closer to 0 or rescale the data"
-            )
         n, d = A.shape
         s = sampling.sample_size(n, d, epsilon=epsilon, delta=delta, constant=sample_constant)
         if variant == "exact":
@@ -243,4 +236,11 @@ def newton(
             steps = ClusterPaperSteps(oracle, rng, s)
         else:
             steps = ClusterSketchPCGSteps(oracle, rng)
+        z = oracle.z0
+        loss = oracle.loss(x, z, steps.pieces_order)  # the first gradient's pieces too
+        if not math.isfinite(loss):
+            raise ValueError(
+                f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
+                "start closer to 0 or rescale the data"
+            )
         return _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)  # type: ignore[arg-type]

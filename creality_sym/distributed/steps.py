@@ -250,6 +250,8 @@ class ClusterExactSteps(ExactSteps):
     the current point); a step that is likely the last asks for order 1 only.
     """
 
+    pieces_order = 2
+
     def gradient(
         self, x: np.ndarray, z: RowVector, *, likely_last: bool = False
     ) -> tuple[np.ndarray, int]:  # type: ignore[override]

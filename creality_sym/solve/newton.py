@@ -147,16 +147,16 @@ def newton(
     with np.errstate(all="ignore"):
         check_magnitudes(A, x, params)
         oracle = Oracle(model, A, params, x)
+        n, d = A.shape
+        s = sampling.sample_size(n, d, epsilon=epsilon, delta=delta, constant=sample_constant)
+        steps = make_steps(variant, oracle, rng, s)
         z = oracle.z0
-        loss = oracle.loss(x, z)
+        loss = oracle.loss(x, z, steps.pieces_order)  # the first gradient's pieces too
         if not (np.all(np.isfinite(z)) and math.isfinite(loss)):
             raise ValueError(
                 f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
                 "start closer to 0 or rescale the data"
             )
-        n, d = A.shape
-        s = sampling.sample_size(n, d, epsilon=epsilon, delta=delta, constant=sample_constant)
-        steps = make_steps(variant, oracle, rng, s)
         return _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)
 
 
@@ -284,7 +284,10 @@ def _iterate(
         if not np.all(np.isfinite(step.dx)):
             status, reason = _bad_number("the Newton step", step.dx, k)
             break
-        t, new_loss, u, overflowed = _line_search(oracle, x, z, loss, grad, step.dx, step.u)
+        order = 0 if finishing else steps.pieces_order
+        t, new_loss, x_new, z_new, overflowed = _line_search(
+            oracle, x, z, loss, grad, step.dx, step.u, order=order
+        )
         if t == 0.0:
             row.seconds = time.perf_counter() - start
             if overflowed:
@@ -299,9 +302,7 @@ def _iterate(
                 status = "stagnated"
                 reason = _stagnated(oracle, x, z, grad, tol, "the line search found no decrease")
             break
-        x = x + t * step.dx
-        z = z + t * u
-        loss = new_loss
+        x, z, loss = x_new, z_new, new_loss
         row.step, row.step_norm = t, t * float(np.linalg.norm(step.dx))
         row.seconds = time.perf_counter() - start
     if damped:
@@ -333,33 +334,35 @@ def _line_search(
     grad: np.ndarray,
     dx: np.ndarray,
     u: np.ndarray | None = None,
-) -> tuple[float, float, np.ndarray, bool]:
-    """Backtracking Armijo search along ``dx``; returns ``(t, loss(x + t dx), A dx, overflowed)``.
+    *,
+    order: int = 0,
+) -> tuple[float, float, np.ndarray, np.ndarray, bool]:
+    """Backtracking Armijo search along ``dx``.
 
-    ``u = A dx`` is computed unless given. When the predicted decrease
-    ``-grad . dx`` is below the loss's resolution, the loss cannot arbitrate
-    and the full step is taken. ``t = 0`` means no acceptable step (or
-    ``dx`` is not a descent direction); ``overflowed`` says whether a trial
-    point was non-finite.
+    Returns ``(t, loss(x + t dx), x + t dx, z + t A dx, overflowed)`` (the
+    point is ``(x, z)`` itself when ``t = 0``). ``u = A dx`` is computed unless
+    given. The full step is tried first, with the pieces of ``order`` (those
+    the next gradient needs, kept by the oracle when the step is accepted).
+    When the predicted decrease ``-grad . dx`` is below the loss's
+    resolution, the loss cannot arbitrate and the full step is taken.
+    ``t = 0`` means no acceptable step (or ``dx`` is not a descent
+    direction); ``overflowed`` says whether a trial point was non-finite.
     """
     if u is None:
         u = oracle.A @ dx
     slope = float(grad @ dx)
     if not (math.isfinite(slope) and slope < 0.0):
-        return 0.0, loss, u, not math.isfinite(slope)
+        return 0.0, loss, x, z, not math.isfinite(slope)
     resolution = LOSS_RESOLUTION_ULPS * np.finfo(float).eps * max(1.0, abs(loss))
     overflowed = False
-    if slope >= -resolution:
-        trial = oracle.loss(x + dx, z + u)
-        if math.isfinite(trial):
-            return 1.0, trial, u, False
     t = 1.0
     for _ in range(MAX_BACKTRACKS):
-        trial = oracle.loss(x + t * dx, z + t * u)
+        x_trial, z_trial = x + t * dx, z + t * u
+        trial = oracle.loss(x_trial, z_trial, order if t == 1.0 else 0)
         if math.isfinite(trial):
-            if trial <= loss + ARMIJO * t * slope:
-                return t, trial, u, overflowed
+            if trial <= loss + ARMIJO * t * slope or (t == 1.0 and slope >= -resolution):
+                return t, trial, x_trial, z_trial, overflowed
         else:
             overflowed = True
         t *= BACKTRACK
-    return 0.0, loss, u, overflowed
+    return 0.0, loss, x, z, overflowed

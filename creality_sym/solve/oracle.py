@@ -118,6 +118,8 @@ class Oracle:
         float(model.loss(x0, A, **params, validate=True))
         #: the logits ``A @ x0`` of the start
         self.z0 = A @ x0
+        #: the pieces of the last point asked for: ``(x bytes, z, order, pieces)``
+        self._kept: tuple[bytes, np.ndarray, int, Pieces] | None = None
         self.via_pieces = hasattr(model, "z_pieces")
         self.via_pieces = self.via_pieces and self._pieces_agree(x0, self.z0)
         self.has_x_terms = self._detect_x_terms(x0)
@@ -167,7 +169,22 @@ class Oracle:
         return not self.via_pieces
 
     def pieces(self, x: np.ndarray, z: np.ndarray, order: int) -> Pieces:
-        """z-space pieces at ``x`` (logits ``z``): loss (order 0), ``g`` (1), Hessian (2)."""
+        """z-space pieces at ``x`` (logits ``z``): loss (order 0), ``g`` (1), Hessian (2).
+
+        The pieces of the last call are kept: asked again for the same ``x``
+        (equal values) and the same ``z`` object, at most that order, they
+        are returned without recomputing the softmax.
+        """
+        key = x.tobytes()
+        if self._kept is not None:
+            kept_key, kept_z, kept_order, kept = self._kept
+            if kept_z is z and kept_order >= order and kept_key == key:
+                return kept
+        out = self._evaluate(x, z, order)
+        self._kept = (key, z, order, out)
+        return out
+
+    def _evaluate(self, x: np.ndarray, z: np.ndarray, order: int) -> Pieces:
         if self._direct:
             return self._direct_pieces(x, z, order)
         zp = self.model.z_pieces(z, **self._z_params, order=order, validate=False)
@@ -231,11 +248,12 @@ class Oracle:
         )
         return 0.0, grad, hess
 
-    def loss(self, x: np.ndarray, z: np.ndarray) -> float:
-        """L(x), a float."""
+    def loss(self, x: np.ndarray, z: np.ndarray, order: int = 0) -> float:
+        """L(x), a float; ``order`` 1 or 2 also prepares the pieces of that order at ``z``
+        (for the step from this point, if it is accepted)."""
         if self._direct:
             return float(self.model.loss(x, self.A, **self.params, validate=False))
-        value = self.pieces(x, z, 0).loss
+        value = self.pieces(x, z, order).loss
         if self.has_x_terms:
             value += self._x_pieces(x, 0)[0]
         return value

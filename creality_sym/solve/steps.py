@@ -1,6 +1,8 @@
 """The Newton step of each variant: exact Hessian, the paper's sampled Hessian, sketch-PCG.
 
-Every variant offers ``gradient(x, z) -> (grad, rows)`` (the gradient at
+Every variant offers ``pieces_order`` (the order of the z-space pieces its
+``gradient`` asks for, so the line search can prepare them at the accepted
+point), ``gradient(x, z) -> (grad, rows)`` (the gradient at
 ``x``, logits ``z``; a variant may prepare its Hessian in the same pass over
 ``A``), ``forget()`` (drop what it prepared: the driver took the gradient
 elsewhere) and ``step(x, z, grad, target) -> Step``:
@@ -59,6 +61,7 @@ class ExactSteps:
     """Newton steps with the model's structured Hessian."""
 
     variant = "exact"
+    pieces_order = 1
 
     def __init__(self, oracle: Oracle) -> None:
         self.oracle = oracle
@@ -110,6 +113,7 @@ class PaperSteps:
     """The paper's sampled-Hessian Newton step (sketch recomputed at every iterate)."""
 
     variant = "paper"
+    pieces_order = 2
 
     def __init__(self, oracle: Oracle, rng: np.random.Generator, s: int) -> None:
         self.oracle = oracle
@@ -184,6 +188,7 @@ class SketchPCGSteps:
     """Inexact Newton steps: CG on exact Hessian-vector products, sketch preconditioner."""
 
     variant = "sketch-pcg"
+    pieces_order = 2
 
     def __init__(self, oracle: Oracle, rng: np.random.Generator) -> None:
         self.oracle = oracle
