@@ -187,6 +187,43 @@ def test_direct_calls_when_the_pieces_disagree(monkeypatch):
     assert slow.converged and np.linalg.norm(slow.x - fast.x) <= 1e-8
 
 
+@pytest.mark.parametrize("method", ["exact", "sampled"])
+def test_kept_pieces_change_nothing_but_the_softmax_count(monkeypatch, method):
+    """The line search's pieces at the accepted point serve the next gradient: same iterates
+    bit for bit as recomputing them, with fewer z-space evaluations."""
+    inst = random_instance(3_000, 12, gamma=0.5, seed=5)
+    calls = {"n": 0}
+    evaluate = Oracle._evaluate
+
+    def counted(self, x, z, order):
+        calls["n"] += 1
+        return evaluate(self, x, z, order)
+
+    monkeypatch.setattr(Oracle, "_evaluate", counted)
+    kept = solve(inst, method, seed=0)
+    kept_calls, calls["n"] = calls["n"], 0
+    monkeypatch.setattr(Oracle, "pieces", lambda self, x, z, order: counted(self, x, z, order))
+    fresh = solve(inst, method, seed=0)
+    assert kept.converged and fresh.converged
+    assert np.array_equal(kept.x, fresh.x)
+    assert [r.loss for r in kept.history] == [r.loss for r in fresh.history]
+    assert kept_calls < calls["n"]
+
+
+def test_oracle_keeps_only_the_pieces_of_the_same_point():
+    inst = random_instance(500, 5, gamma=0.5, seed=6)
+    A, params = inst.A, {k: v for k, v in inst.data().items() if k != "A"}
+    oracle = Oracle(model, A, params, inst.x0)
+    z = oracle.z0
+    first = oracle.pieces(inst.x0, z, 2)
+    assert oracle.pieces(inst.x0.copy(), z, 1) is first  # same values of x, same z
+    assert oracle.pieces(inst.x0, z.copy(), 1) is not first  # another z array: recomputed
+    moved = inst.x0 + 1e-3
+    assert oracle.pieces(moved, A @ moved, 0) is not first
+    low = oracle.pieces(inst.x0, z, 0)
+    assert oracle.pieces(inst.x0, z, 2) is not low  # a higher order is computed anew
+
+
 # -- argument checking --------------------------------------------------------------
 
 
