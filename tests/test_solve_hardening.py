@@ -203,3 +203,42 @@ def test_huge_finite_inputs_are_refused_by_name():
     # large but safe data still solves
     r = strict_newton(model, inst.x0 * 1e3, **data)
     assert np.all(np.isfinite(r.x)) and r.status in STATUSES
+
+
+def _model_error(m, x0, data):
+    with pytest.raises(ValueError) as caught:
+        m.loss(x0, **data, validate=True)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("method", ["exact", "sampled"])
+def test_bad_data_gets_the_models_own_message(method):
+    """The solver checks the data with the model's rules (one pass over A for the logits):
+    each refusal is the model's own ValueError, word for word."""
+    import creality_generated.exp_regression as exp_model
+    import creality_generated.renyi as renyi
+
+    inst = random_instance(300, 5, gamma=0.5, seed=3)
+    data = inst.data()
+    A_inf, A_nan = inst.A.copy(), inst.A.copy()
+    A_inf[7, 2], A_nan[11, 0] = np.inf, np.nan
+    b_bad = inst.b.copy()
+    b_bad[0] += 0.5
+    x_nan = inst.x0.copy()
+    x_nan[1] = np.nan
+    renyi_data = {**data, "q": 1.0}
+    exp_data = {"A": inst.A, "b": inst.b, "w": inst.w}
+    cases = [
+        (model, inst.x0, {**data, "A": A_inf}),
+        (model, inst.x0, {**data, "A": A_nan}),
+        (model, inst.x0, {**data, "b": b_bad}),
+        (model, inst.x0, {**data, "w": -inst.w}),
+        (model, x_nan, data),
+        (renyi, inst.x0, renyi_data),  # q = 1: a singular value of the loss
+        (exp_model, inst.x0 * 0 + 400.0 / np.abs(inst.A).sum(1).min(), exp_data),
+    ]
+    for m, x0, kw in cases:
+        expected = _model_error(m, x0, kw)
+        with pytest.raises(ValueError) as caught:
+            strict_newton(m, x0, method=method, **kw)
+        assert str(caught.value) == expected, (m.__name__, expected)

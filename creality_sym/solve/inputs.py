@@ -159,8 +159,8 @@ def check_magnitudes(A: np.ndarray, x0: np.ndarray, params: dict[str, Any]) -> N
     limit = 1e-8 * _MAX
     with np.errstate(over="ignore", invalid="ignore"):
         frobenius2 = _frobenius_squared(A)
-    if math.isnan(frobenius2):
-        return  # NaN in A: the model's validation names it
+    if math.isnan(frobenius2) or (math.isinf(frobenius2) and not np.all(np.isfinite(A))):
+        return  # NaN or inf in A: the model's validation names it
     if frobenius2 > limit:
         a_max = _max_abs(A)
         raise ValueError(

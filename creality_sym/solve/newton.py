@@ -153,6 +153,7 @@ def newton(
         z = oracle.z0
         loss = oracle.loss(x, z, steps.pieces_order)  # the first gradient's pieces too
         if not (np.all(np.isfinite(z)) and math.isfinite(loss)):
+            oracle.diagnose(x)  # the model's own message, where it has one
             raise ValueError(
                 f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
                 "start closer to 0 or rescale the data"

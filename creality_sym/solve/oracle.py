@@ -115,9 +115,8 @@ class Oracle:
         self._z_params = {k: v for k, v in params.items() if info[k].shape != "d"}
         self._x_params = {k: v for k, v in params.items() if info[k].shape != "n"}
         # Validate once, with the model's own rules; the loop runs with validate=False.
-        float(model.loss(x0, A, **params, validate=True))
         #: the logits ``A @ x0`` of the start
-        self.z0 = A @ x0
+        self.z0 = self._validated_logits(x0)
         #: the pieces of the last point asked for: ``(x bytes, z, order, pieces)``
         self._kept: tuple[bytes, np.ndarray, int, Pieces] | None = None
         self.via_pieces = hasattr(model, "z_pieces")
@@ -125,6 +124,34 @@ class Oracle:
         self.has_x_terms = self._detect_x_terms(x0)
 
     # -- construction checks -------------------------------------------------
+
+    def _validated_logits(self, x0: np.ndarray) -> np.ndarray:
+        """``A @ x0`` (one pass over ``A``) after the model's own checks of every argument.
+
+        The model's validating ``x_gradient`` checks them in O(n + d), without
+        the logits; a non-finite ``A`` shows in the logits, and then the
+        model's validating ``loss`` names it. A spec that refuses large
+        logits (``USES_EXP``), or a module without ``x_gradient``, is checked
+        by its validating ``loss`` first, as a whole.
+        """
+        model, A, params = self.model, self.A, self.params
+        check = getattr(model, "x_gradient", None)
+        if check is None or getattr(model, "USES_EXP", True):
+            self.diagnose(x0)
+            return A @ x0
+        check(x0, A, **params, validate=True)
+        z0 = A @ x0
+        if not np.all(np.isfinite(z0)):
+            self.diagnose(x0)
+        return z0
+
+    def diagnose(self, x: np.ndarray) -> None:
+        """Raise the model's own ``ValueError`` for the data at ``x``, if it finds one.
+
+        The model's validating ``loss``: it names a non-finite argument, logits
+        beyond its range, or a parameter at a singular value of the loss.
+        """
+        float(self.model.loss(x, self.A, **self.params, validate=True))
 
     def _pieces_agree(self, x0: np.ndarray, z0: np.ndarray) -> bool:
         """Whether ``z_pieces`` gives the model's own ``z_gradient`` (checked on a few rows).

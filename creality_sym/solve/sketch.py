@@ -28,7 +28,8 @@ leverage scores of ``|D|^1/2 A`` against the pilot's factor (one
 ``(n, d) x (d, k)`` product, :func:`creality_sym.solve.sampling.leverage_estimates`),
 then samples by an even mix of leverage and ``|delta|``. The sample size is
 chosen from the measured error (``error^2 s`` is about constant) to minimize
-a cost model: CG products (two passes over ``A`` each, memory bound) against
+a cost model: CG products (one pass over ``A`` each, but ``A v`` and
+``A^T y``: about two mat-vecs of time, memory bound) against
 the Gram product (compute bound), capped at ``n / 8`` rows. A later build
 whose measured error exceeds :data:`REFRESH_ERROR`, whose ``M`` needs damping
 before any leverage scores exist, or that follows a slow CG solve recomputes
