@@ -415,8 +415,9 @@ def _low_rank_factors(xp: Any, A: Array, zp: ZPieces) -> tuple[Array, Array] | N
 
 #: bytes of the shifted-and-scaled row block handed to one syrk (a fraction of the last-level cache)
 _BLOCK_BYTES = 12 << 20
-#: bytes of the row chunk gathered, shifted and scaled in one go (it stays in the core's L2 cache)
-_CHUNK_BYTES = 256 << 10
+#: bytes of the row chunk gathered, shifted and scaled in one go (about the core's L2 cache:
+#: smaller chunks cost more in per-call overhead than they gain in locality)
+_CHUNK_BYTES = 1 << 20
 #: bytes of the row block of A that one Hessian-vector product reuses from cache
 _PASS_BYTES = 4 << 20
 
@@ -557,7 +558,7 @@ def _signed_gram_numpy(
     rows hold both signs of delta, the rows are gathered in the order
     "delta >= 0 first" (the block stays in the last-level cache while it is
     gathered). Each block is shifted by the dominant row and scaled by
-    sqrt|delta| chunk by chunk (each chunk while it sits in L2) inside one
+    sqrt|delta| chunk by chunk (each chunk while it sits in cache) inside one
     reused buffer, then added by one symmetric rank-k update (syrk) per sign
     into the Gram of that sign. n d^2 flops for any mix of signs, memory for
     one block per worker. With several cores the blocks are dealt out to
