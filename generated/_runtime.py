@@ -255,21 +255,20 @@ def finish(args: Arguments, what: str, value: Array) -> Array:
 
 
 class quiet:
-    """Context: numpy floating-point warnings off (results are checked by :func:`finish`);
+    """Context: numpy floating-point warnings off (results are checked by :func:`finish`),
+    also for a namespace that computes with numpy underneath (array-api-strict);
     a ``ZeroDivisionError`` or ``OverflowError`` of Python-float scalar arithmetic
     (array libraries other than numpy, see :func:`scalar_of`) becomes that
     ``ValueError``."""
 
     def __init__(self, xp: Any) -> None:
-        self._state = np.errstate(all="ignore") if xp is np else None
+        self._state = np.errstate(all="ignore")
 
     def __enter__(self) -> None:
-        if self._state is not None:
-            self._state.__enter__()
+        self._state.__enter__()
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        if self._state is not None:
-            self._state.__exit__(kind, error, trace)
+        self._state.__exit__(kind, error, trace)
         if kind is not None and issubclass(kind, (ZeroDivisionError, OverflowError)):
             raise ValueError(f"the result {SINGULAR}") from error
 
