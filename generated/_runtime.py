@@ -553,14 +553,13 @@ def _signed_gram_numpy(
     """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) by blocks of rows, no n x d work array;
     and the thin product ``rows @ A`` (m, d) for ``rows`` (m, n) from the same pass.
 
-    A is read once, block by block of contiguous rows. Inside a block whose
-    rows hold both signs of delta, the rows are gathered in the order
-    "delta >= 0 first" (the block stays in the last-level cache while it is
-    gathered). Each block is shifted by the dominant row and scaled by
-    sqrt|delta| chunk by chunk (each chunk while it sits in cache) inside one
-    reused buffer, then added by one symmetric rank-k update (syrk) per sign
-    into the Gram of that sign. n d^2 flops for any mix of signs, memory for
-    one block per worker. With several cores the blocks are dealt out to
+    A is read once, block by block of contiguous rows. The rows of a block
+    are shifted by the dominant row and scaled by sqrt|delta| chunk by chunk
+    (each chunk while it sits in cache) into a reused buffer for their sign
+    (a block holding both signs is gathered by sign while it stays in the
+    last-level cache); a full buffer is added by one symmetric rank-k update
+    (syrk) into the Gram of its sign. n d^2 flops for any mix of signs,
+    memory for two blocks per worker. With several cores the blocks are dealt out to
     worker threads in turn (:class:`_Workers`), each with its own Grams. Each
     block also adds its part of ``rows @ A`` while it is still in cache.
     """
@@ -592,36 +591,65 @@ def _gram_blocks(
     starts: Sequence[int],
     step: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The signed Gram and ``rows @ A`` of the row blocks ``[i, i + step)``, ``i`` in ``starts``."""
+    """The signed Gram and ``rows @ A`` of the row blocks ``[i, i + step)``, ``i`` in ``starts``.
+
+    Rows are shifted and scaled into one buffer per sign of delta (``step``
+    rows each), and a buffer is added to its sign's Gram by one syrk when it
+    is full (and at the end): every syrk has a full block of rows whatever
+    the mix of signs (two half-size syrks cost a fifth more than one).
+    """
     n, d = A.shape
     a_k = A[k]
     sub = max(16, _CHUNK_BYTES // (8 * d))
-    buffer = np.empty((min(step, n), d))
-    grams = {True: np.zeros((d, d)), False: np.zeros((d, d))}  # keyed by "delta >= 0"
+    cap = min(step, n)
+    buffers: dict[bool, np.ndarray] = {}  # keyed by "delta >= 0", made when first needed
+    fill = {True: 0, False: 0}
+    grams = {True: np.zeros((d, d)), False: np.zeros((d, d))}
     thin = np.zeros((rows.shape[0], d))
+
+    def flush(positive: bool) -> None:
+        part = buffers[positive][: fill[positive]] if positive in buffers else None
+        if part is not None and part.shape[0]:
+            grams[positive] += part.T @ part
+        fill[positive] = 0
+
+    def put(positive: bool, first: int, index: np.ndarray | None, count: int) -> None:
+        """Rows ``first .. first + count`` (or ``index``) of A, shifted and scaled, into the
+        buffer of their sign, chunk by chunk."""
+        buffer = buffers.get(positive)
+        if buffer is None:
+            buffer = buffers[positive] = np.empty((cap, d))
+        done = 0
+        while done < count:
+            at = fill[positive]
+            take = min(sub, count - done, cap - at)
+            out = buffer[at : at + take]
+            if index is None:
+                lo = first + done
+                np.subtract(A[lo : lo + take], a_k, out=out)
+                out *= root[lo : lo + take, None]
+            else:
+                part = index[done : done + take]
+                np.take(A, part, axis=0, out=out, mode="clip")
+                out -= a_k
+                out *= root[part, None]
+            done += take
+            fill[positive] = at + take
+            if fill[positive] == cap:
+                flush(positive)
+
     for i in starts:
         j = min(i + step, n)
         thin += rows[:, i:j] @ A[i:j]
         signs = negative[i:j]
-        split = (j - i) - int(np.count_nonzero(signs))  # rows of the block with delta >= 0
-        order = None
-        if 0 < split < j - i:
-            order = i + np.concatenate([np.flatnonzero(~signs), np.flatnonzero(signs)])
-        for lo in range(0, j - i, sub):
-            hi = min(lo + sub, j - i)
-            out = buffer[lo:hi]
-            if order is None:
-                np.subtract(A[i + lo : i + hi], a_k, out=out)
-                out *= root[i + lo : i + hi, None]
-            else:
-                index = order[lo:hi]
-                np.take(A, index, axis=0, out=out, mode="clip")
-                out -= a_k
-                out *= root[index, None]
-        block = buffer[: j - i]
-        for positive, part in ((True, block[:split]), (False, block[split:])):
-            if part.shape[0]:
-                grams[positive] += part.T @ part
+        below = int(np.count_nonzero(signs))  # rows of the block with delta < 0
+        if below in (0, j - i):
+            put(below == 0, i, None, j - i)
+        else:
+            put(True, i, i + np.flatnonzero(~signs), j - i - below)
+            put(False, i, i + np.flatnonzero(signs), below)
+    flush(True)
+    flush(False)
     H = grams[True]
     H -= grams[False]
     return H, thin

@@ -51,15 +51,19 @@ def test_hessian_and_hvp_equal_the_dense_products(columns):
     assert np.allclose(Z.matvec(u), dense @ u)
 
 
+@pytest.mark.parametrize("chunk_rows", [24, 4096])
 @pytest.mark.parametrize("parallel", [False, True])
-def test_blocked_gram_equals_the_direct_product(monkeypatch, parallel):
+def test_blocked_gram_equals_the_direct_product(monkeypatch, parallel, chunk_rows):
     rng = np.random.default_rng(3)
     n, d = 1000, 7
     A = rng.normal(size=(n, d))
     delta = rng.normal(size=n)
-    delta[:100] = np.abs(delta[:100])  # a block of one sign, then mixed blocks
+    delta[:130] = np.abs(delta[:130])  # a block of one sign, then mixed blocks
+    delta[400:530] = -np.abs(delta[400:530])  # and a block of the other
     rows = rng.normal(size=(4, n))
     monkeypatch.setattr(rt, "_BLOCK_BYTES", 8 * d * 128)
+    # chunks that do not divide the per-sign buffers: a chunk stops where a buffer is full
+    monkeypatch.setattr(rt, "_CHUNK_BYTES", 8 * d * chunk_rows)
     # with workers (when threadpoolctl can limit BLAS) the blocks are dealt out to threads
     monkeypatch.setattr(rt, "_PARALLEL_BYTES", 0 if parallel else A.nbytes + 1)
     S = A - A[17]
