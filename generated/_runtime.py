@@ -295,8 +295,19 @@ def softmax(xp: Any, t: Array) -> Softmax:
     when f is nearly one-hot (where 1.0 - f[k] would be 0).
     """
     k = int(xp.argmax(t))
-    is_k = xp.arange(t.shape[0]) == k
     shifted = t - t[k]
+    if xp is np:  # the same arithmetic, with entry k set in place (no index vector, no where)
+        is_k = np.zeros(t.shape[0], dtype=bool)
+        is_k[k] = True
+        e = np.exp(shifted)
+        e[k] = 0.0
+        rest = np.sum(e)
+        logf = shifted - np.log1p(rest)
+        scale = 1.0 / (1.0 + rest)
+        e *= scale
+        e[k] = scale
+        return Softmax(e, logf, k, rest * scale, is_k)
+    is_k = xp.arange(t.shape[0]) == k
     e = xp.where(is_k, xp.zeros_like(shifted), xp.exp(shifted))
     rest = xp.sum(e)
     logf = shifted - xp.log1p(rest)
