@@ -247,16 +247,15 @@ class ClusterExactSteps(ExactSteps):
 
     The z-space pieces of order 2 cost little more than those of order 1,
     and the step's Hessian then reuses them (the oracle caches the pieces of
-    the current point); a step that is likely the last asks for order 1 only.
+    the current point). The last check of a solve is the oracle's own
+    ``gradient``, so it never asks for more than it needs.
     """
 
     pieces_order = 2
 
-    def gradient(
-        self, x: np.ndarray, z: RowVector, *, likely_last: bool = False
-    ) -> tuple[np.ndarray, int]:  # type: ignore[override]
+    def gradient(self, x: np.ndarray, z: RowVector) -> tuple[np.ndarray, int]:  # type: ignore[override]
         oracle: ClusterOracle = self.oracle  # type: ignore[assignment]
-        g = oracle.pieces(x, z, 1 if likely_last else 2).g
+        g = oracle.pieces(x, z, 2).g
         assert g is not None
         return oracle.A.products([g])[0] + oracle.x_gradient(x), oracle.A.shape[0]
 
@@ -270,16 +269,11 @@ class ClusterSketchPCGSteps(SketchPCGSteps):
         self._pieces = None
         self._Y = None
 
-    def gradient(
-        self, x: np.ndarray, z: RowVector, *, likely_last: bool = False
-    ) -> tuple[np.ndarray, int]:  # type: ignore[override]
+    def gradient(self, x: np.ndarray, z: RowVector) -> tuple[np.ndarray, int]:  # type: ignore[override]
         """``(grad (d,), rows)``; ``A^T [p, f, U]`` come from the same pass over ``A``."""
         oracle = self.oracle
-        pieces = oracle.pieces(x, z, 1 if likely_last else 2)
+        pieces = oracle.pieces(x, z, 2)
         assert pieces.g is not None
-        if likely_last:
-            self._pieces, self._Y = None, None
-            return oracle.A.products([pieces.g])[0] + oracle.x_gradient(x), 0
         Y = oracle.A.products([pieces.g, *_hessian_columns(pieces)])
         self._pieces, self._Y = pieces, Y[1:]
         return Y[0] + oracle.x_gradient(x), 0
@@ -338,9 +332,7 @@ class ClusterPaperSteps(PaperSteps):
         self.H = None
         self.rows = 0
 
-    def gradient(
-        self, x: np.ndarray, z: RowVector, *, likely_last: bool = False
-    ) -> tuple[np.ndarray, int]:  # type: ignore[override]
+    def gradient(self, x: np.ndarray, z: RowVector) -> tuple[np.ndarray, int]:  # type: ignore[override]
         """``(grad (d,), rows kept)``; the sampled Hessian is built in the same passes."""
         oracle: ClusterOracle = self.oracle  # type: ignore[assignment]
         A = oracle.A
