@@ -261,7 +261,7 @@ class quiet:
     (array libraries other than numpy, see :func:`scalar_of`) becomes that
     ``ValueError``."""
 
-    def __init__(self, xp: Any) -> None:
+    def __init__(self) -> None:
         self._state = np.errstate(all="ignore")
 
     def __enter__(self) -> None:
@@ -296,23 +296,25 @@ def softmax(xp: Any, t: Array) -> Softmax:
     """
     k = int(xp.argmax(t))
     shifted = t - t[k]
-    if xp is np:  # the same arithmetic, with entry k set in place (no index vector, no where)
+    in_place = xp is np  # numpy sets entry k in place: no index vector, no where
+    if in_place:
         is_k = np.zeros(t.shape[0], dtype=bool)
         is_k[k] = True
         e = np.exp(shifted)
         e[k] = 0.0
-        rest = np.sum(e)
-        logf = shifted - np.log1p(rest)
-        scale = 1.0 / (1.0 + rest)
-        e *= scale
-        e[k] = scale
-        return Softmax(e, logf, k, rest * scale, is_k)
-    is_k = xp.arange(t.shape[0]) == k
-    e = xp.where(is_k, xp.zeros_like(shifted), xp.exp(shifted))
+    else:
+        is_k = xp.arange(t.shape[0]) == k
+        e = xp.where(is_k, xp.zeros_like(shifted), xp.exp(shifted))
     rest = xp.sum(e)
     logf = shifted - xp.log1p(rest)
     scale = 1.0 / (1.0 + rest)
-    return Softmax(at_dominant(xp, is_k, scale, e * scale), logf, k, rest * scale, is_k)
+    if in_place:
+        e *= scale
+        e[k] = scale
+        f = e
+    else:
+        f = at_dominant(xp, is_k, scale, e * scale)
+    return Softmax(f, logf, k, rest * scale, is_k)
 
 
 def at_dominant(xp: Any, is_k: Array, value_k: Any, values: Array) -> Array:
@@ -619,8 +621,8 @@ def _gram_blocks(
     thin = np.zeros((rows.shape[0], d))
 
     def flush(positive: bool) -> None:
-        part = buffers[positive][: fill[positive]] if positive in buffers else None
-        if part is not None and part.shape[0]:
+        if fill[positive]:  # rows were put, so the buffer exists
+            part = buffers[positive][: fill[positive]]
             grams[positive] += part.T @ part
         fill[positive] = 0
 
@@ -940,14 +942,14 @@ class Model:
 
     # -- the public calls ---------------------------------------------------
     def probabilities(self, args: Arguments, *, log: bool = False) -> Array:
-        with quiet(args.xp):
+        with quiet():
             sm = self.softmax(args.xp, self._logits(args), self._split(args.values)[2])
         return sm.logf if log else sm.f
 
     def loss(self, args: Arguments, term: str | None) -> Any:
         name = self.term_name(term)
         xp = args.xp
-        with quiet(xp):
+        with quiet():
             value = self.z_pieces(xp, self._logits(args), args.values, name, 0).loss
             value = 0.0 if value is None else value
             x_value = self.x_pieces(xp, args.x, args.values, name, 0).loss
@@ -958,7 +960,7 @@ class Model:
 
     def z_gradient(self, args: Arguments, term: str | None) -> Array:
         xp = args.xp
-        with quiet(xp):
+        with quiet():
             zp = self.z_pieces(
                 xp, self._logits(args), args.values, self.term_name(term), 1, only=True
             )
@@ -967,14 +969,14 @@ class Model:
 
     def x_gradient(self, args: Arguments, term: str | None) -> Array:
         xp = args.xp
-        with quiet(xp):
+        with quiet():
             xg = self.x_pieces(xp, args.x, args.values, self.term_name(term), 1).gradient
         return finish(args, "x-gradient", zero_if_none(xp, xg, args.x))
 
     def gradient(self, args: Arguments, term: str | None) -> Array:
         name = self.term_name(term)
         xp = args.xp
-        with quiet(xp):
+        with quiet():
             zp = self.z_pieces(xp, self._logits(args), args.values, name, 1, only=True)
             out = gradient_from(xp, args.A, zp)
             xg = self.x_pieces(xp, args.x, args.values, name, 1).gradient
@@ -984,7 +986,7 @@ class Model:
 
     def z_hessian(self, args: Arguments, term: str | None) -> ZHessian:
         xp = args.xp
-        with quiet(xp):
+        with quiet():
             zp = self.z_pieces(
                 xp, self._logits(args), args.values, self.term_name(term), 2, only=True
             )
@@ -992,14 +994,14 @@ class Model:
 
     def x_hessian_diag(self, args: Arguments, term: str | None) -> Array:
         xp = args.xp
-        with quiet(xp):
+        with quiet():
             xh = self.x_pieces(xp, args.x, args.values, self.term_name(term), 2).hessian_diag
         return finish(args, "x-Hessian", zero_if_none(xp, xh, args.x))
 
     def hessian(self, args: Arguments, term: str | None) -> Array:
         name = self.term_name(term)
         xp = args.xp
-        with quiet(xp), _WORKERS.hold(args.A):
+        with quiet(), _WORKERS.hold(args.A):
             zp = self.z_pieces(xp, self._logits(args), args.values, name, 2, only=True)
             H = hessian_from(xp, args.A, zp)
             xh = self.x_pieces(xp, args.x, args.values, name, 2).hessian_diag
@@ -1011,7 +1013,7 @@ class Model:
     def hvp(self, args: Arguments, term: str | None) -> Array:
         name = self.term_name(term)
         xp = args.xp
-        with quiet(xp):
+        with quiet():
             zp = self.z_pieces(xp, self._logits(args), args.values, name, 2, only=True)
             out = hvp_from(xp, args.A, args.v, zp)
             xh = self.x_pieces(xp, args.x, args.values, name, 2).hessian_diag
