@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -560,6 +560,16 @@ def matvec(A: Array, x: Array) -> Array:
 _WORKERS = _Workers()
 
 
+def hold_workers(A: Any = None) -> AbstractContextManager[bool]:
+    """Hold the worker threads (BLAS at one thread each) for the blocked passes over ``A``.
+
+    Yields whether they are held (see :meth:`_Workers.hold`); the generated
+    ``hessian`` holds them around its Gram, and a caller that computes the
+    Hessian from its own pieces (:func:`hessian_from`) does the same.
+    """
+    return _WORKERS.hold(A)
+
+
 def _signed_gram_numpy(
     A: np.ndarray, k: int, delta: np.ndarray, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -708,14 +718,24 @@ def _signed_gram(xp: Any, A: Array, k: int, delta: Array, rows: Array) -> tuple[
     if xp is np:
         return _signed_gram_numpy(A, k, delta, rows)
     thin = rows @ A
-    negative = delta < 0
+    S = (A - A[k, :]) * xp.sqrt(xp.abs(delta))[:, None]
+    return signed_gram(xp, S, delta < 0), thin  # the same two updates as the numpy path
+
+
+def signed_gram(xp: Any, S: Array, negative: Array) -> Array:
+    """``S^T diag(sign) S`` (d, d) for rows ``S (m, d)``, ``sign = -1`` where ``negative (m,)``.
+
+    One symmetric rank-k update (syrk) per sign, ``S_+^T S_+ - S_-^T S_-``:
+    ``m d^2`` flops for any mix of signs (the GEMM form ``S^T (sign * S)``
+    costs twice that). The result has the dtype of ``S``.
+    """
     n_negative = int(xp.count_nonzero(negative))
-    root = xp.sqrt(xp.abs(delta))
-    S = (A - A[k, :]) * root[:, None]
     if not n_negative:
-        return S.T @ S, thin
-    S_pos, S_neg = S[~negative], S[negative]  # the same two updates as the numpy path
-    return S_pos.T @ S_pos - S_neg.T @ S_neg, thin
+        return S.T @ S
+    if n_negative == S.shape[0]:
+        return -(S.T @ S)
+    S_pos, S_neg = S[~negative], S[negative]
+    return S_pos.T @ S_pos - S_neg.T @ S_neg
 
 
 def _sum_zero_rows(xp: Any, V: Array, is_k: Array) -> Array:
@@ -1001,7 +1021,7 @@ class Model:
     def hessian(self, args: Arguments, term: str | None) -> Array:
         name = self.term_name(term)
         xp = args.xp
-        with quiet(), _WORKERS.hold(args.A):
+        with quiet(), hold_workers(args.A):
             zp = self.z_pieces(xp, self._logits(args), args.values, name, 2, only=True)
             H = hessian_from(xp, args.A, zp)
             xh = self.x_pieces(xp, args.x, args.values, name, 2).hessian_diag

@@ -200,3 +200,18 @@ def test_a_singular_scalar_is_a_value_error_with_other_array_libraries():
         ):
             warnings.simplefilter("error")  # the refusal comes without a floating-point warning
             call(getattr(module, name), module, arrays, xps.asarray(x), xps.asarray(A))
+
+
+def test_the_solver_hessian_from_kept_pieces_is_the_model_hessian(module, monkeypatch):
+    """Exact Newton builds the Hessian from the pieces its line search kept (no second
+    ``A @ x`` or softmax): the same matrix as ``model.hessian``, bit for bit."""
+    from creality_sym.solve.oracle import Oracle
+
+    for _, x, A, values in instances(module, 4):
+        want = call(module.hessian, module, values, x, A)
+        oracle = Oracle(module, A, values, x)
+        assert oracle.via_pieces
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "hessian", None)  # the oracle must not call it
+            got = oracle.hessian(x, oracle.z0)
+        assert np.array_equal(got, want)

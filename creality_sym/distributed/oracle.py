@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from creality_sym.codegen.static._runtime import signed_gram
 from creality_sym.solve.oracle import Pieces, parameters
 
 from .pieces import ChunkPieces
@@ -40,30 +41,14 @@ def _hessian_chunk(
     """``(S^T diag(delta) S (d, d), [p, f, ones] @ S (3, d))`` for the shifted ``S = a - a_k``.
 
     The dominant row itself shifts to zero, so ``V @ S`` is the runtime's
-    ``V @ A~`` with the rows of ``V`` summing to zero. As the runtime's
-    ``_scaled_rows_numpy``: one scaled copy of the rows, those with
-    ``delta >= 0`` first, and one symmetric rank update per sign.
+    ``V @ A~`` with the rows of ``V`` summing to zero. One scaled copy of the
+    rows and one symmetric rank update per sign (the runtime's ``signed_gram``).
     """
     V = np.stack([p, f, ones])
     VS = V @ a - np.outer(V.sum(axis=1), a_k)
-    negative = delta < 0.0
-    n_negative = int(np.count_nonzero(negative))
-    root = np.sqrt(np.abs(delta))
-    if 0 < n_negative < delta.shape[0]:
-        order = np.concatenate([np.flatnonzero(~negative), np.flatnonzero(negative)])
-        S = np.take(a, order, axis=0)
-        root = root[order]
-    else:
-        S = np.array(a, dtype=float, copy=True)
-    S -= a_k
-    S *= root[:, None]
-    n_pos = delta.shape[0] - n_negative
-    if n_negative == delta.shape[0]:
-        return -(S.T @ S), VS
-    H = S[:n_pos].T @ S[:n_pos]
-    if n_negative:
-        H -= S[n_pos:].T @ S[n_pos:]
-    return H, VS
+    S = a - a_k
+    S *= np.sqrt(np.abs(delta))[:, None]
+    return signed_gram(np, S, delta < 0.0), VS
 
 
 def _hvp_sums(
@@ -250,9 +235,12 @@ class ClusterOracle:
             return np.zeros((self.A.shape[1], 0))
         return np.asarray(self.A.reduce(_low_rank_chunk, pieces.columns))
 
-    def hessian(self, x: np.ndarray) -> np.ndarray:
-        """The ``(d, d)`` Hessian at ``x`` (the runtime's ``hessian_from``), one pass over A."""
-        P = self.pieces(x, self._logits(x), 2)
+    def hessian(self, x: np.ndarray, z: RowVector | None = None) -> np.ndarray:
+        """The ``(d, d)`` Hessian at ``x`` (the runtime's ``hessian_from``), one pass over A.
+
+        ``z``: the logits at ``x`` when known (then the kept pieces serve).
+        """
+        P = self.pieces(x, self._logits(x) if z is None else z, 2)
         assert P.delta is not None and P.p is not None and P.ones is not None
         a_k = self.row(P.k)
         gram, PFM = self.A.reduce(_hessian_chunk, [P.delta, P.p, P.f, P.ones], args=(a_k,))

@@ -29,6 +29,7 @@ import math
 import numpy as np
 import scipy.sparse
 
+from creality_sym.codegen.static._runtime import signed_gram
 from creality_sym.solve import sampling, sketch
 from creality_sym.solve.linalg import Factor, damped_cholesky
 from creality_sym.solve.pcg import pcg
@@ -123,14 +124,8 @@ def _sample_grams(a: np.ndarray, delta: np.ndarray, sample: dict) -> np.ndarray:
     scale[c0:] *= 2.0
     S = rows * np.sqrt(scale)[:, None]
     negative = w < 0.0
-    parts = []
-    for lo, hi in ((0, c0), (c0, c0 + c1), (c0 + c1, S.shape[0])):
-        block, signs = S[lo:hi], negative[lo:hi]
-        if np.any(signs):
-            parts.append(block.T @ (np.where(signs, -1.0, 1.0)[:, None] * block))
-        else:
-            parts.append(block.T @ block)
-    return np.stack(parts)
+    bounds = ((0, c0), (c0, c0 + c1), (c0 + c1, S.shape[0]))
+    return np.stack([signed_gram(np, S[lo:hi], negative[lo:hi]) for lo, hi in bounds])
 
 
 def _counts(sample: dict) -> np.ndarray:
@@ -139,7 +134,7 @@ def _counts(sample: dict) -> np.ndarray:
 
 def _weighted_gram(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """``a^T diag(delta) a`` of the chunk."""
-    return a.T @ (a * delta[:, None])
+    return signed_gram(np, a * np.sqrt(np.abs(delta))[:, None], delta < 0.0)
 
 
 def _leverage_chunk(a: np.ndarray, M: np.ndarray) -> np.ndarray:
@@ -179,9 +174,11 @@ def _sampled_chunk(
         return np.zeros((d, d)), np.zeros(2)
     pi = np.minimum(1.0, (s / t) * scores)
     kept = np.flatnonzero(np.random.default_rng(seed).random(a.shape[0]) < pi)
-    rows = a[kept]
+    rows = a[kept]  # a copy, scaled in place
     weight = delta[kept] / pi[kept]
-    return rows.T @ (rows * weight[:, None]), np.array([kept.size, np.sum(weight < 0.0)])
+    rows *= np.sqrt(np.abs(weight))[:, None]
+    gram = signed_gram(np, rows, weight < 0.0)
+    return gram, np.array([kept.size, np.sum(weight < 0.0)])
 
 
 # ----------------------------------------------------------------------------- preconditioner

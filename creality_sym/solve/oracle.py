@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -97,6 +98,8 @@ class Pieces:
     ones_total: float = 0.0
     columns: tuple[np.ndarray, ...] = ()
     core: np.ndarray | None = None
+    #: the runtime's own pieces object (order 2 through ``z_pieces``), for its ``hessian_from``
+    raw: Any = None
 
 
 class Oracle:
@@ -111,6 +114,7 @@ class Oracle:
         self.model = model
         self.A = A
         self.params = params
+        self._runtime = runtime_of(model)
         info = {p.name: p for p in parameters(model)}
         self._z_params = {k: v for k, v in params.items() if info[k].shape != "d"}
         self._x_params = {k: v for k, v in params.items() if info[k].shape != "n"}
@@ -231,6 +235,7 @@ class Oracle:
                 dominant_total(u, k, float(t)) for u, t in zip(zp.columns, zp.totals, strict=True)
             )
             out.core = np.array(zp.core, dtype=float).reshape(len(out.columns), len(out.columns))
+            out.raw = zp
         return out
 
     def _direct_pieces(self, x: np.ndarray, z: np.ndarray, order: int) -> Pieces:
@@ -297,9 +302,25 @@ class Oracle:
             return np.zeros(x.shape[0])
         return self._x_pieces(x, 2)[2]
 
-    def hessian(self, x: np.ndarray) -> np.ndarray:
-        """The model's structured ``(d, d)`` Hessian."""
-        return np.asarray(self.model.hessian(x, self.A, **self.params, validate=False), float)
+    def hessian(self, x: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        """The model's structured ``(d, d)`` Hessian at ``x``.
+
+        With the logits ``z`` (and a runtime offering ``hessian_from``), from
+        the pieces at ``(x, z)``, usually kept from the line search: the
+        model's own computation without its second ``A @ x`` and softmax.
+        Otherwise a direct ``model.hessian`` call.
+        """
+        runtime = self._runtime
+        build = getattr(runtime, "hessian_from", None)
+        if z is None or build is None or not self.via_pieces or not hasattr(runtime, "quiet"):
+            return np.asarray(self.model.hessian(x, self.A, **self.params, validate=False), float)
+        pieces = self.pieces(x, z, 2)
+        hold = getattr(runtime, "hold_workers", None)
+        with runtime.quiet(), nullcontext() if hold is None else hold(self.A):
+            H = np.array(build(np, self.A, pieces.raw), dtype=float)
+        if self.has_x_terms:
+            H[np.diag_indices_from(H)] += self.x_hessian_diag(x)
+        return H
 
     def gradient(self, x: np.ndarray) -> np.ndarray:
         """The model's own ``(d,)`` gradient (a direct call, used to certify the result)."""
@@ -317,11 +338,15 @@ def _low_rank_times(pieces: Pieces, u: np.ndarray) -> np.ndarray:
     return out
 
 
+def runtime_of(model: ModuleType) -> ModuleType | None:
+    """The generated runtime module (``<package>._runtime``) of ``model``; None without one."""
+    package = model.__name__.rpartition(".")[0]
+    return sys.modules.get(f"{package}._runtime") if package else None
+
+
 def row_pass(model: ModuleType) -> Any:
     """The generated runtime's one-pass ``shifted_row_pass`` for ``model`` (None without one)."""
-    package = model.__name__.rpartition(".")[0]
-    runtime = sys.modules.get(f"{package}._runtime") if package else None
-    return getattr(runtime, "shifted_row_pass", None)
+    return getattr(runtime_of(model), "shifted_row_pass", None)
 
 
 def shifted_rows(pieces: Pieces) -> list[np.ndarray]:

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
+from ..codegen.static._runtime import signed_gram
+
 #: default constant C in s = ceil(C eps^-2 d log(d/delta))
 SAMPLE_CONSTANT = 1.0
 
@@ -143,13 +145,16 @@ def sampled_gram(
         return SampledGram(np.zeros((d, d)), 0, 0)
     pi = np.minimum(1.0, (s / total) * scores)
     kept = np.flatnonzero(rng.random(scores.shape[0]) < pi)
-    rows = A[kept]
     weight = delta[kept] / pi[kept]
-    K = rows.T @ (rows * weight[:, None])
-    return SampledGram(0.5 * (K + K.T), int(kept.size), int(np.count_nonzero(weight < 0.0)))
+    negative = weight < 0.0
+    rows = A[kept]  # a copy, scaled in place
+    rows *= np.sqrt(np.abs(weight))[:, None]
+    K = signed_gram(np, rows, negative)
+    return SampledGram(K, int(kept.size), int(np.count_nonzero(negative)))
 
 
 def exact_gram(A: np.ndarray, delta: np.ndarray) -> SampledGram:
     """``A^T diag(delta) A`` computed in full (used when the sample size reaches ``n``)."""
-    K = A.T @ (A * delta[:, None])
-    return SampledGram(0.5 * (K + K.T), A.shape[0], int(np.count_nonzero(delta < 0.0)))
+    negative = delta < 0.0
+    K = signed_gram(np, A * np.sqrt(np.abs(delta))[:, None], negative)
+    return SampledGram(K, A.shape[0], int(np.count_nonzero(negative)))

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..codegen.static._runtime import signed_gram
 from . import sampling
 from .linalg import Factor, damped_cholesky
 
@@ -173,13 +174,6 @@ def _gather(
     return head, out
 
 
-def _signed_gram(S: np.ndarray, negative: np.ndarray) -> np.ndarray:
-    """``S^T diag(sign) S`` with ``sign = -1`` where ``negative``: one syrk when no sign is."""
-    if np.any(negative):
-        return S.T @ (np.where(negative, -1.0, 1.0).astype(S.dtype)[:, None] * S)
-    return S.T @ S
-
-
 @dataclass(frozen=True)
 class Built:
     """A preconditioner: its ``factor`` (of ``M + mu I``), measured ``error``, ``rows`` kept.
@@ -284,13 +278,13 @@ class SketchPreconditioner:
         scale[b0:] *= math.sqrt(2.0)  # each half alone estimates the randomly kept part
         negative = w < 0.0
         S0 = sure * scale[:b0, None]
-        G0 = _signed_gram(S0, negative[:b0])
+        G0 = signed_gram(np, S0, negative[:b0])
         if self._buffer.shape != random.shape or self._buffer.dtype != random.dtype:
             self._buffer = np.empty_like(random)
         S = np.multiply(random, scale[b0:, None].astype(random.dtype), out=self._buffer)
         m = b1 - b0
-        G1 = _signed_gram(S[:m], negative[b0:b1]).astype(float)
-        G2 = _signed_gram(S[m:], negative[b1:]).astype(float)
+        G1 = signed_gram(np, S[:m], negative[b0:b1]).astype(float)
+        G2 = signed_gram(np, S[m:], negative[b1:]).astype(float)
         return G0 + 0.5 * (G1 + G2), G1 - G2
 
     def _assemble(self, delta: np.ndarray, rest: np.ndarray) -> tuple[Factor, float]:

@@ -1,13 +1,14 @@
 """The Newton step of each variant: exact Hessian, the paper's sampled Hessian, sketch-PCG.
 
 Every variant offers ``pieces_order`` (the order of the z-space pieces its
-``gradient`` asks for, so the line search can prepare them at the accepted
-point), ``gradient(x, z) -> (grad, rows)`` (the gradient at
+``gradient`` and ``step`` ask for, so the line search can prepare them at the
+accepted point), ``gradient(x, z) -> (grad, rows)`` (the gradient at
 ``x``, logits ``z``; a variant may prepare its Hessian in the same pass over
 ``A``), ``forget()`` (drop what it prepared: the driver took the gradient
 elsewhere) and ``step(x, z, grad, target) -> Step``:
 
-- ``"exact"``: the model's structured Hessian, damped Cholesky solve;
+- ``"exact"``: the model's structured Hessian (built from the kept pieces,
+  :meth:`creality_sym.solve.oracle.Oracle.hessian`), damped Cholesky solve;
 - ``"paper"``: the paper's sampled Hessian (``A^T diag(delta) A`` from
   ``s = C eps^-2 d log(d/delta)`` rows drawn by sketched leverage scores,
   recomputed at every iterate; low-rank part exact), damped Cholesky solve;
@@ -61,7 +62,7 @@ class ExactSteps:
     """Newton steps with the model's structured Hessian."""
 
     variant = "exact"
-    pieces_order = 1
+    pieces_order = 2
 
     def __init__(self, oracle: Oracle) -> None:
         self.oracle = oracle
@@ -75,8 +76,8 @@ class ExactSteps:
         """Nothing is prepared ahead of the step."""
 
     def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
-        """Damped Cholesky solve with ``model.hessian(x)``."""
-        dx, mu = damped_cholesky_solve(self.oracle.hessian(x), -grad)
+        """Damped Cholesky solve with the model's Hessian at ``(x, z)`` (:meth:`Oracle.hessian`)."""
+        dx, mu = damped_cholesky_solve(self.oracle.hessian(x, z), -grad)
         return Step(dx, damping=mu)
 
 
