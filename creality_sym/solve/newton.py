@@ -99,7 +99,10 @@ def newton(
     x0 : (d,) array_like
         Start; real (complex input is an error, not truncated).
     method : {"exact", "sampled"}
-        ``"exact"`` uses ``model.hessian``; ``"sampled"`` a row-sampled Hessian.
+        ``"exact"`` uses the model's structured Hessian (the runtime's
+        ``hessian_from`` on the pieces the line search kept: ``model.hessian``
+        without its second ``A @ x`` and softmax); ``"sampled"`` a row-sampled
+        Hessian.
     variant : {None, "sketch-pcg", "paper"}
         For ``method="sampled"``: ``"sketch-pcg"`` (default) solves each Newton
         system by CG on exact Hessian-vector products preconditioned by a
