@@ -150,3 +150,22 @@ def test_the_hessian_on_worker_threads_equals_the_serial_one(monkeypatch):
         assert held
         nested = model.hessian(x, A, b, w, 0.7)
     np.testing.assert_allclose(nested, serial, rtol=1e-12, atol=1e-14 * np.abs(serial).max())
+
+
+@pytest.mark.parametrize("share", [0.0, 0.4, 1.0])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_signed_gram_is_the_signed_weighted_gram(share, dtype):
+    """One syrk per sign: ``S^T diag(sign) S`` for no, some and only negative rows, in the
+    rows' dtype and exactly symmetric; the same with array-api-strict arrays."""
+    rng = np.random.default_rng(3)
+    S = rng.normal(size=(300, 7)).astype(dtype)
+    negative = rng.random(300) < share
+    signs = np.where(negative, -1.0, 1.0)
+    want = S.astype(float).T @ (signs[:, None] * S.astype(float))
+    got = rt.signed_gram(np, S, negative)
+    assert got.dtype == dtype and np.array_equal(got, got.T)
+    tol = 1e-13 if dtype == np.float64 else 1e-4
+    assert np.max(np.abs(got - want)) <= tol * np.max(np.abs(S.astype(float).T @ S))
+    xps = pytest.importorskip("array_api_strict")
+    strict = rt.signed_gram(xps, xps.asarray(S), xps.asarray(negative))
+    assert np.array_equal(np.asarray(strict), got)
