@@ -85,6 +85,12 @@ def test_history_records_each_iteration():
     table = r.history_table()
     assert table["grad_norm"].shape == (r.iterations + 1,)
     assert json.loads(json.dumps(r.to_dict()))["iterations"] == r.iterations
+    for row in r.history:  # the parts of an iteration's time fit inside it
+        parts = row.gradient_seconds + row.step_seconds + row.search_seconds
+        assert row.gradient_seconds > 0 and parts <= row.seconds * (1 + 1e-9)
+    assert all(row.step_seconds > 0 and row.search_seconds > 0 for row in r.history[:-1])
+    phases = r.phases
+    assert phases["start"] > 0 and phases["step"] == sum(row.step_seconds for row in r.history)
 
 
 def test_max_iter_stops_with_reason():
@@ -362,6 +368,13 @@ def test_solver_benchmark_rows_and_table(monkeypatch):
     table = format_benchmark(rows)
     assert "newton-sampled" in table and "sketch-pcg" in table and "L-BFGS-B" in table
     assert "skipped: jax not installed" in table
+    for name in ("newton-exact", "newton-sampled", "newton-paper"):  # where the time went
+        phases = by[name]["phases"]
+        assert set(phases) == {"start", "gradient", "step", "line search"}
+        assert all(v >= 0.0 for v in phases.values())
+        assert sum(phases.values()) <= max(by[name]["seconds_all"]) * (1 + 1e-9)
+    assert by["trust-exact"]["phases"] == {}
+    assert "where the Newton rows' time went" in table
 
 
 def test_solver_benchmark_with_jax_derivatives():

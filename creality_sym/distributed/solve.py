@@ -19,6 +19,7 @@ the argument.
 from __future__ import annotations
 
 import math
+import time
 from types import ModuleType
 from typing import Any
 
@@ -218,6 +219,7 @@ def newton(
     ValueError
         Naming a bad argument (see :func:`cluster_data`).
     """
+    begun = time.perf_counter()
     variant = _variant(method, variant)
     tol = option("tol", tol, rule="positive")
     max_iter = int(option("max_iter", max_iter, rule="nonnegative", integer=True))
@@ -243,4 +245,7 @@ def newton(
                 f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
                 "start closer to 0 or rescale the data"
             )
-        return _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)  # type: ignore[arg-type]
+        started = time.perf_counter() - begun
+        result = _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)  # type: ignore[arg-type]
+        result.start_seconds = started
+        return result

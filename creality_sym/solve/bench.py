@@ -32,6 +32,7 @@ from .instance import DEFAULT_CONDITION, random_instance
 from .jax_derivatives import jax_derivatives
 from .newton import newton
 from .oracle import parameter_names
+from .result import PHASES
 
 NEWTON = {"newton-exact": ("exact", None), "newton-sampled": ("sampled", None)}
 NEWTON["newton-paper"] = ("sampled", "paper")
@@ -114,6 +115,7 @@ def _one_run(
             "variant": result.variant,
             "products": result.products,
             "rows": int(np.median(used)) if used else 0,
+            "phases": result.phases,
         }
     name, _, source = solver.partition("[")
     functions = _generated_functions(model, data) if not source else jax_fns.__dict__
@@ -237,6 +239,7 @@ def _row(
             "loss": nan,
             "gap": nan,
             "message": "",
+            "phases": {},
         }
     last = runs[-1]
     x = last["x"]
@@ -257,6 +260,10 @@ def _row(
         "loss": float(model.loss(x, A, **params)),
         "gap": float(np.linalg.norm(x - x_ref)) if x_ref is not None else math.nan,
         "message": last["message"],
+        "phases": {
+            name: float(np.median([r["phases"][name] for r in runs]))
+            for name in last.get("phases", {})
+        },
     }
 
 
@@ -265,6 +272,11 @@ def format_benchmark(rows: Sequence[dict[str, Any]], *, tol: float = 1e-10) -> s
 
     ``x exact`` is the speed-up over ``newton-exact``, ``x trust`` over scipy
     ``trust-exact`` with JAX derivatives (with the generated ones where JAX is absent).
+    A second table says where the Newton rows' time went (medians over the
+    repeats, seconds): the start (data checks, the start's logits and
+    pieces), the gradients (the paper's variant builds its sampled Hessian in
+    the same pass), the steps (Hessian or preconditioner and the linear
+    solve), the line searches, and the rest of the measured time.
     """
     head = (
         f"{'n':>8} {'d':>4}  {'solver':<18} {'variant':<18} {'seconds':>8} {'x exact':>7} "
@@ -293,6 +305,23 @@ def format_benchmark(rows: Sequence[dict[str, Any]], *, tol: float = 1e-10) -> s
             f"{r['rows']:>7} {r['grad_norm']:>9.2e} {'yes' if r['met_tol'] else 'NO':>9} "
             f"{r['gap']:>13.2e}"
         )
+    phased = [r for r in rows if r.get("phases") and math.isfinite(r["seconds"])]
+    if phased:
+        head = (
+            f"{'n':>8} {'d':>4}  {'solver':<18} {'start':>7} {'gradient':>8} {'step':>7} "
+            f"{'search':>7} {'other':>7} {'hvp':>4}"
+        )
+        lines += ["", "where the Newton rows' time went (seconds)", head, "-" * len(head)]
+        for r in phased:
+            parts = [r["phases"][name] for name in PHASES]
+            other = r["seconds"] - sum(parts)
+            lines.append(
+                f"{r['n']:>8} {r['d']:>4}  {r['solver']:<18} "
+                + " ".join(
+                    f"{v:>{w}.3f}" for v, w in zip([*parts, other], (7, 8, 7, 7, 7), strict=True)
+                )
+                + f" {r['products']:>4}"
+            )
     return "\n".join(lines)
 
 

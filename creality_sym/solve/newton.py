@@ -136,6 +136,7 @@ def newton(
         non-numeric option, complex or string data, wrong shapes, data the
         model's rules refuse, or data so large that float64 would overflow.
     """
+    begun = time.perf_counter()
     variant = _variant(method, variant)
     tol = option("tol", tol, rule="positive")
     max_iter = int(option("max_iter", max_iter, rule="nonnegative", integer=True))
@@ -161,7 +162,10 @@ def newton(
                 f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
                 "start closer to 0 or rescale the data"
             )
-        return _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)
+        started = time.perf_counter() - begun
+        result = _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)
+        result.start_seconds = started
+        return result
 
 
 def _forcing(norm: float, previous: float | None, eta: float) -> float:
@@ -249,7 +253,7 @@ def _iterate(
         else:
             grad, rows = steps.gradient(x, z)
         norm = float(np.linalg.norm(grad))
-        row = Iteration(k, loss, norm, rows=rows)
+        row = Iteration(k, loss, norm, rows=rows, gradient_seconds=time.perf_counter() - start)
         history.append(row)
         if not math.isfinite(norm):
             status, reason = _bad_number("the gradient", grad, k)
@@ -277,7 +281,9 @@ def _iterate(
         eta = _forcing(norm, previous, eta)
         previous = norm
         finishing = eta * norm <= TOL_FRACTION * tol
+        stepped = time.perf_counter()
         step = steps.step(x, z, grad, max(TOL_FRACTION * tol, eta * norm))
+        row.step_seconds = time.perf_counter() - stepped
         row.damping, row.products, row.error = step.damping, step.products, step.error
         row.rows = step.rows if step.rows is not None else rows
         row.note = step.note
@@ -289,9 +295,11 @@ def _iterate(
             status, reason = _bad_number("the Newton step", step.dx, k)
             break
         order = 0 if finishing else steps.pieces_order
+        searched = time.perf_counter()
         t, new_loss, x_new, z_new, overflowed = _line_search(
             oracle, x, z, loss, grad, step.dx, step.u, order=order
         )
+        row.search_seconds = time.perf_counter() - searched
         if t == 0.0:
             row.seconds = time.perf_counter() - start
             if overflowed:
@@ -314,6 +322,8 @@ def _iterate(
             f"; Hessian not positive definite (singular or indefinite) at {damped} "
             "iterate(s), damped"
         )
+    if history and not history[-1].seconds:  # the last iteration ended before a step
+        history[-1].seconds = time.perf_counter() - start
     final_grad = grad if certified is x else oracle.gradient(x)
     final_loss = loss if math.isfinite(loss) else oracle.loss(x, z)
     return NewtonResult(

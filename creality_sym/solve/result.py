@@ -22,6 +22,10 @@ class Iteration:
     of ``A`` in the (sampled) Hessian or preconditioner (``n`` in exact mode),
     ``products`` the Hessian-vector products of the step (sketch-PCG) and
     ``error`` the measured spectral error of its preconditioner (NaN if none).
+    ``seconds`` splits into ``gradient_seconds`` (the gradient at ``x_k``),
+    ``step_seconds`` (the Hessian or preconditioner and the linear solve) and
+    ``search_seconds`` (the line search, with the pieces it prepares for the
+    next gradient); the rest is bookkeeping.
     """
 
     iteration: int
@@ -35,6 +39,13 @@ class Iteration:
     products: int = 0
     error: float = math.nan
     note: str = ""
+    gradient_seconds: float = 0.0
+    step_seconds: float = 0.0
+    search_seconds: float = 0.0
+
+
+#: the parts of a solve's wall time that :attr:`NewtonResult.phases` reports
+PHASES = ("start", "gradient", "step", "line search")
 
 
 @dataclass
@@ -45,7 +56,9 @@ class NewtonResult:
     (with the numbers behind it); ``converged`` is ``status == "converged"``.
     ``variant`` names the step that ran (``"exact"``, ``"paper"`` or
     ``"sketch-pcg"``). ``grad_norm`` is ``||model.gradient(x)||`` recomputed at
-    the returned ``x`` by a direct call to the model.
+    the returned ``x`` by a direct call to the model. ``start_seconds`` is the
+    wall time before the first iteration (checking the data, the start's
+    logits and pieces).
     """
 
     x: np.ndarray
@@ -58,11 +71,22 @@ class NewtonResult:
     history: list[Iteration] = field(default_factory=list)
     variant: str = "exact"
     status: str = "converged"
+    start_seconds: float = 0.0
 
     @property
     def seconds(self) -> float:
         """Total wall time of the iterations."""
         return float(sum(row.seconds for row in self.history))
+
+    @property
+    def phases(self) -> dict[str, float]:
+        """Wall time by part of the solve (:data:`PHASES`), seconds: where the time went."""
+        return {
+            "start": self.start_seconds,
+            "gradient": float(sum(row.gradient_seconds for row in self.history)),
+            "step": float(sum(row.step_seconds for row in self.history)),
+            "line search": float(sum(row.search_seconds for row in self.history)),
+        }
 
     @property
     def products(self) -> int:
@@ -86,6 +110,7 @@ class NewtonResult:
             "loss": _json_float(self.loss),
             "grad_norm": _json_float(self.grad_norm),
             "seconds": self.seconds,
+            "phases": self.phases,
             "products": self.products,
             "x": [_json_float(v) for v in self.x.tolist()],
             "history": [
