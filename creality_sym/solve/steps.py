@@ -68,8 +68,12 @@ class ExactSteps:
         self.oracle = oracle
 
     def gradient(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, int]:
-        """``(grad (d,), rows)``: ``A^T g + x_gradient`` over all ``n`` rows."""
-        g = self.oracle.pieces(x, z, 1).g
+        """``(grad (d,), rows)``: ``A^T g + x_gradient`` over all ``n`` rows.
+
+        Asks for the pieces of order 2: the step's Hessian uses the same ones
+        (one softmax per point, also where the line search backtracked).
+        """
+        g = self.oracle.pieces(x, z, self.pieces_order).g
         return g @ self.oracle.A + self.oracle.x_gradient(x), self.oracle.A.shape[0]
 
     def forget(self) -> None:
