@@ -240,19 +240,15 @@ class ClusterSketchPreconditioner(SketchPreconditioner):
 
 
 class ClusterExactSteps(ExactSteps):
-    """:class:`ExactSteps` whose gradient pass computes the Hessian pieces too (one pass fewer).
+    """:class:`ExactSteps` on a cluster oracle: the gradient's product runs on the workers.
 
-    The z-space pieces of order 2 cost little more than those of order 1,
-    and the step's Hessian then reuses them (the oracle caches the pieces of
-    the current point). The last check of a solve is the oracle's own
-    ``gradient``, so it never asks for more than it needs.
+    As in memory, the gradient asks for the order-2 pieces, which the step's
+    Hessian then reuses (the oracle keeps the pieces of the current point).
     """
-
-    pieces_order = 2
 
     def gradient(self, x: np.ndarray, z: RowVector) -> tuple[np.ndarray, int]:  # type: ignore[override]
         oracle: ClusterOracle = self.oracle  # type: ignore[assignment]
-        g = oracle.pieces(x, z, 2).g
+        g = oracle.pieces(x, z, self.pieces_order).g
         assert g is not None
         return oracle.A.products([g])[0] + oracle.x_gradient(x), oracle.A.shape[0]
 

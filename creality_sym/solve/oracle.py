@@ -21,7 +21,6 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -305,19 +304,18 @@ class Oracle:
     def hessian(self, x: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
         """The model's structured ``(d, d)`` Hessian at ``x``.
 
-        With the logits ``z`` (and a runtime offering ``hessian_from``), from
+        With the logits ``z`` (and a runtime with ``hessian_from`` and
+        ``hold_workers``, as every current generated package has), from
         the pieces at ``(x, z)``, usually kept from the line search: the
         model's own computation without its second ``A @ x`` and softmax.
         Otherwise a direct ``model.hessian`` call.
         """
         runtime = self._runtime
-        build = getattr(runtime, "hessian_from", None)
-        if z is None or build is None or not self.via_pieces or not hasattr(runtime, "quiet"):
+        if z is None or not self.via_pieces or not hasattr(runtime, "hold_workers"):
             return np.asarray(self.model.hessian(x, self.A, **self.params, validate=False), float)
         pieces = self.pieces(x, z, 2)
-        hold = getattr(runtime, "hold_workers", None)
-        with runtime.quiet(), nullcontext() if hold is None else hold(self.A):
-            H = np.array(build(np, self.A, pieces.raw), dtype=float)
+        with runtime.quiet(), runtime.hold_workers(self.A):
+            H = np.array(runtime.hessian_from(np, self.A, pieces.raw), dtype=float)
         if self.has_x_terms:
             H[np.diag_indices_from(H)] += self.x_hessian_diag(x)
         return H
