@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+#: OpenBLAS's idle threads spin ``2**28`` cycles (about 0.1 s) after each multi-threaded
+#: call unless told otherwise when it loads; spinning, they take a core from the generated
+#: runtime's worker threads. ``2**20`` cycles (well under a millisecond) keeps a thread
+#: warm between back-to-back calls. Set here, before any subcommand loads numpy; a value
+#: the caller set is kept.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 
 #: subcommand name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -169,3 +169,63 @@ def test_signed_gram_is_the_signed_weighted_gram(share, dtype):
     xps = pytest.importorskip("array_api_strict")
     strict = rt.signed_gram(xps, xps.asarray(S), xps.asarray(negative))
     assert np.array_equal(np.asarray(strict), got)
+
+
+class _FakeBlas:
+    def __init__(self, internal_api):
+        self.internal_api = internal_api
+
+
+@pytest.mark.parametrize(
+    ("timeout", "apis", "prompt"),
+    [
+        ("20", ["openblas"], True),
+        ("24", ["openblas", "openblas"], True),  # numpy's and scipy's copies
+        ("25", ["openblas"], False),
+        (None, ["openblas"], False),  # OpenBLAS's default: 2**28 cycles
+        ("soon", ["openblas"], False),
+        ("20", ["mkl"], False),
+        ("20", ["openblas", "mkl"], False),
+        ("20", [], False),
+    ],
+)
+def test_blas_parks_promptly_reads_openblas_thread_timeout(monkeypatch, timeout, apis, prompt):
+    if timeout is None:
+        monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", timeout)
+    assert rt.blas_parks_promptly([_FakeBlas(api) for api in apis]) is prompt
+
+
+def test_workers_start_lower_where_blas_parks_its_threads(monkeypatch):
+    """From _PARKED_PARALLEL_BYTES (not _PARALLEL_BYTES) on where idle BLAS threads park."""
+    workers = rt._Workers()
+    monkeypatch.setattr(workers, "_usable", True)
+    monkeypatch.setattr(rt._Workers, "count", property(lambda self: 2))
+    A = np.zeros((rt._PARKED_PARALLEL_BYTES // 64, 8))  # exactly the parked threshold
+    small = A[:-1]
+    assert workers.threshold == rt._PARALLEL_BYTES and workers.for_array(A) == 1
+    monkeypatch.setattr(workers, "_parks", True)
+    assert workers.threshold == rt._PARKED_PARALLEL_BYTES
+    assert workers.for_array(A) == 2 and workers.for_array(small) == 1
+    monkeypatch.setattr(rt, "_PARALLEL_BYTES", 1 << 10)  # the lower of the two applies
+    assert workers.threshold == 1 << 10 and workers.for_array(small) == 2
+
+
+@pytest.mark.parametrize("preset", [None, "26"])
+def test_the_command_line_sets_openblas_thread_timeout_unless_set(preset):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    code = (
+        "import os, sys; import creality_sym.cli; "
+        "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], 'numpy' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [preset or "20", "False"]  # set before numpy loads, so OpenBLAS reads it

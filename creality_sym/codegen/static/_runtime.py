@@ -434,8 +434,32 @@ _PASS_BYTES = 4 << 20
 
 #: bytes of A below which the blocked passes run in the calling thread only
 _PARALLEL_BYTES = 256 << 20
+#: the same where BLAS parks its idle threads promptly (:func:`blas_parks_promptly`): then
+#: the workers pay from a few MB on (below, thread hand-offs cost more than they gain)
+_PARKED_PARALLEL_BYTES = 8 << 20
+#: largest ``OPENBLAS_THREAD_TIMEOUT`` (idle threads spin ``2**value`` cycles) taken as prompt
+PROMPT_THREAD_TIMEOUT = 24
 #: most worker threads of one blocked pass (each runs single-threaded BLAS)
 MAX_WORKERS = 16
+
+
+def blas_parks_promptly(controllers: Sequence[Any]) -> bool:
+    """Whether every BLAS in ``controllers`` (threadpoolctl's) is an OpenBLAS whose idle
+    threads stop spinning within ``2**PROMPT_THREAD_TIMEOUT`` cycles (a few ms).
+
+    After a multi-threaded call, OpenBLAS's threads spin ``2**t`` cycles before
+    they sleep, ``t`` from ``OPENBLAS_THREAD_TIMEOUT`` as it was when OpenBLAS
+    loaded (default 28: about 0.1 s). A spinning thread takes a core from the
+    workers; a blocked pass then runs slower than the serial one up to a few
+    hundred MB of A. The ``creality`` command sets the variable (unless it is
+    set) before numpy loads; a program of its own may set it the same way.
+    """
+    try:
+        timeout = int(os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""))
+    except ValueError:
+        return False
+    apis = {getattr(c, "internal_api", None) for c in controllers}
+    return bool(controllers) and apis == {"openblas"} and timeout <= PROMPT_THREAD_TIMEOUT
 
 
 class _Workers:
@@ -462,6 +486,7 @@ class _Workers:
         self._pid = os.getpid()
         self._controller: Any = None
         self._usable: bool | None = None
+        self._parks = False
 
     @property
     def count(self) -> int:
@@ -480,13 +505,23 @@ class _Workers:
                 except ImportError:
                     return False
                 self._controller = ThreadpoolController()
-                self._usable = bool(self._controller.select(user_api="blas").lib_controllers)
+                blas = self._controller.select(user_api="blas").lib_controllers
+                self._usable = bool(blas)
+                self._parks = blas_parks_promptly(blas)
         return self._usable
+
+    @property
+    def threshold(self) -> int:
+        """Bytes of A from which a blocked pass uses the workers: :data:`_PARALLEL_BYTES`,
+        or at most :data:`_PARKED_PARALLEL_BYTES` where BLAS parks its threads promptly."""
+        if self._ready() and self._parks:
+            return min(_PARALLEL_BYTES, _PARKED_PARALLEL_BYTES)
+        return _PARALLEL_BYTES
 
     def for_array(self, A: Any) -> int:
         """Workers a blocked pass over ``A`` gets: one per core for a numpy ``A`` of
-        :data:`_PARALLEL_BYTES` or more when BLAS can be limited, else 1."""
-        if not isinstance(A, np.ndarray) or A.nbytes < _PARALLEL_BYTES or not self._ready():
+        :attr:`threshold` bytes or more when BLAS can be limited, else 1."""
+        if not isinstance(A, np.ndarray) or not self._ready() or A.nbytes < self.threshold:
             return 1
         return self.count
 
