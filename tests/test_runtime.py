@@ -75,6 +75,32 @@ def test_blocked_gram_equals_the_direct_product(monkeypatch, parallel, chunk_row
     assert np.array_equal(H, again)  # a fixed order of the partial sums: the same bits
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("k", [0, 61, 499])  # first row, inside a block, last row
+def test_shifted_row_pass_is_the_shifted_product(monkeypatch, parallel, k):
+    """s = A v - u_k (s_k = 0), y = (A - 1 a_k^T)^T (weights * s), serially or on the workers
+    (blocks dealt out in contiguous runs; the same bits on every call)."""
+    rng = np.random.default_rng(13)
+    n, d = 500, 9
+    A = rng.normal(size=(n, d)) + 2.0
+    v = rng.normal(size=d)
+    weights = rng.normal(size=n)
+    monkeypatch.setattr(rt, "_PASS_BYTES", 8 * d * 37)  # blocks that do not divide n
+    monkeypatch.setattr(rt, "_WORKER_PASS_BYTES", 8 * d * 23)
+    monkeypatch.setattr(rt, "_PARALLEL_BYTES", 0 if parallel else A.nbytes + 1)
+    if parallel and rt._WORKERS.for_array(A) < 2:
+        pytest.skip("threadpoolctl cannot limit this BLAS, or one core: the serial path only")
+    s, u_k, y = rt.shifted_row_pass(A, v, k, weights)
+    want_s = A @ v - A[k] @ v
+    want_s[k] = 0.0
+    assert u_k == pytest.approx(A[k] @ v, rel=1e-14)
+    assert s[k] == 0.0
+    np.testing.assert_allclose(s, want_s, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(y, (A - A[k]).T @ (weights * want_s), rtol=1e-12, atol=1e-12)
+    again = rt.shifted_row_pass(A, v, k, weights)
+    assert np.array_equal(again[0], s) and np.array_equal(again[2], y)
+
+
 def test_softmax_is_finite_and_accurate_at_extreme_logits():
     t = np.array([1e3, -1e3, 0.0, 1e3 - 50.0])
     sm = rt.softmax(np, t)

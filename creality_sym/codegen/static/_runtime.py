@@ -430,6 +430,8 @@ _BLOCK_BYTES = 12 << 20
 _CHUNK_BYTES = 1 << 20
 #: bytes of the row block of A that one Hessian-vector product reuses from cache
 _PASS_BYTES = 4 << 20
+#: the same on the worker threads (one core's share of the cache each)
+_WORKER_PASS_BYTES = 2 << 20
 
 
 #: bytes of A below which the blocked passes run in the calling thread only
@@ -722,25 +724,44 @@ def shifted_row_pass(
     transposed product; the shift is applied as ``- a_k sum(weights * s)`` at
     the end. Half the memory traffic of two separate products: the solver's
     Hessian-vector products at one point use it (with the thin products
-    ``A~^T p``, ``A~^T f``, ``A~^T B1`` computed once for all of them).
+    ``A~^T p``, ``A~^T f``, ``A~^T B1`` computed once for all of them). Where
+    the Gram uses worker threads (:meth:`_Workers.for_array`), the blocks are
+    dealt out to them too (smaller blocks, one BLAS thread each; the partial
+    sums are added in a fixed order).
     """
     n, d = A.shape
     a_k = A[k]
     u_k = float(a_k @ v)
     s = np.empty(n)
-    out = np.zeros(d)
-    weighted_sum = 0.0
-    step = max(16, _PASS_BYTES // (8 * d))
-    for i in range(0, n, step):
-        j = min(i + step, n)
-        block = A[i:j]
-        part = np.matmul(block, v, out=s[i:j])
-        part -= u_k
-        if i <= k < j:
-            part[k - i] = 0.0
-        t = part * weights[i:j]
-        weighted_sum += float(np.sum(t))
-        out += t @ block
+    workers = _WORKERS.for_array(A)
+    step = max(16, (_PASS_BYTES if workers < 2 else _WORKER_PASS_BYTES) // (8 * d))
+    starts = list(range(0, n, step))
+
+    def blocks(part: Sequence[int]) -> tuple[np.ndarray, float]:
+        out = np.zeros(d)
+        weighted_sum = 0.0
+        for i in part:
+            j = min(i + step, n)
+            block = A[i:j]
+            shifted = np.matmul(block, v, out=s[i:j])
+            shifted -= u_k
+            if i <= k < j:
+                shifted[k - i] = 0.0
+            t = shifted * weights[i:j]
+            weighted_sum += float(np.sum(t))
+            out += t @ block
+        return out, weighted_sum
+
+    found = None
+    if workers > 1:  # contiguous runs of blocks, one per worker
+        per = -(-len(starts) // workers)
+        found = _WORKERS.map(blocks, [starts[w * per : (w + 1) * per] for w in range(workers)])
+    if found is None:
+        found = [blocks(starts)]
+    out, weighted_sum = found[0]
+    for part_out, part_sum in found[1:]:
+        out += part_out
+        weighted_sum += part_sum
     out -= weighted_sum * a_k
     return s, u_k, out
 
