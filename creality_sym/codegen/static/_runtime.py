@@ -671,23 +671,23 @@ def _gram_blocks(
             grams[positive] += part.T @ part
         fill[positive] = 0
 
-    def put(positive: bool, first: int, index: np.ndarray | None, count: int) -> None:
-        """Rows ``first .. first + count`` (or ``index``) of A, shifted and scaled, into the
-        buffer of their sign, chunk by chunk."""
+    def put(positive: bool, which: range | np.ndarray) -> None:
+        """The rows ``which`` of A (a range of consecutive rows, or an index array), shifted
+        and scaled, into the buffer of their sign, chunk by chunk."""
         buffer = buffers.get(positive)
         if buffer is None:
             buffer = buffers[positive] = np.empty((cap, d))
-        done = 0
+        done, count = 0, len(which)
         while done < count:
             at = fill[positive]
             take = min(sub, count - done, cap - at)
             out = buffer[at : at + take]
-            if index is None:
-                lo = first + done
+            if isinstance(which, range):
+                lo = which.start + done
                 np.subtract(A[lo : lo + take], a_k, out=out)
                 out *= root[lo : lo + take, None]
             else:
-                part = index[done : done + take]
+                part = which[done : done + take]
                 np.take(A, part, axis=0, out=out, mode="clip")
                 out -= a_k
                 out *= root[part, None]
@@ -702,10 +702,10 @@ def _gram_blocks(
         signs = negative[i:j]
         below = int(np.count_nonzero(signs))  # rows of the block with delta < 0
         if below in (0, j - i):
-            put(below == 0, i, None, j - i)
+            put(below == 0, range(i, j))
         else:
-            put(True, i, i + np.flatnonzero(~signs), j - i - below)
-            put(False, i, i + np.flatnonzero(signs), below)
+            put(True, i + np.flatnonzero(~signs))
+            put(False, i + np.flatnonzero(signs))
     flush(True)
     flush(False)
     H = grams[True]
