@@ -245,7 +245,14 @@ def newton(
                 f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
                 "start closer to 0 or rescale the data"
             )
-        started = time.perf_counter() - begun
-        result = _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)  # type: ignore[arg-type]
-        result.start_seconds = started
-        return result
+        return _iterate(
+            oracle,  # type: ignore[arg-type]
+            steps,
+            x,
+            z,  # type: ignore[arg-type]
+            loss,
+            tol=tol,
+            max_iter=max_iter,
+            method=method,
+            begun=begun,
+        )

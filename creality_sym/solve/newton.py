@@ -162,10 +162,9 @@ def newton(
                 f"x0: the loss at x0 is not finite in float64 (loss = {loss!r}); "
                 "start closer to 0 or rescale the data"
             )
-        started = time.perf_counter() - begun
-        result = _iterate(oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method)
-        result.start_seconds = started
-        return result
+        return _iterate(
+            oracle, steps, x, z, loss, tol=tol, max_iter=max_iter, method=method, begun=begun
+        )
 
 
 def _forcing(norm: float, previous: float | None, eta: float) -> float:
@@ -237,8 +236,14 @@ def _iterate(
     tol: float,
     max_iter: int,
     method: str,
+    begun: float,
 ) -> NewtonResult:
-    """The Newton loop from ``x`` (logits ``z``, loss ``loss``); see :func:`newton`."""
+    """The Newton loop from ``x`` (logits ``z``, loss ``loss``); see :func:`newton`.
+
+    ``begun``: the ``time.perf_counter()`` at which the solve began (the time
+    until the loop starts is the result's ``start_seconds``).
+    """
+    start_seconds = time.perf_counter() - begun
     history: list[Iteration] = []
     status, reason, damped = "", "", 0
     previous, eta = None, FIRST_FORCING
@@ -337,6 +342,7 @@ def _iterate(
         history=history,
         variant=steps.variant,
         status=status,
+        start_seconds=start_seconds,
     )
 
 
