@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
+from creality_sym import process
+
 #: OpenBLAS's idle threads spin ``2**28`` cycles (about 0.1 s) after each multi-threaded
 #: call unless told otherwise when it loads; spinning, they take a core from the generated
-#: runtime's worker threads. ``2**20`` cycles (well under a millisecond) keeps a thread
-#: warm between back-to-back calls. Set here, before any subcommand loads numpy; a value
-#: the caller set is kept.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+#: runtime's worker threads. Set here, before any subcommand loads numpy; a value the
+#: caller set is kept (see :mod:`creality_sym.process`).
+process.set_openblas_thread_timeout()
 
 #: subcommand name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,6 +56,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    process.keep_freed_memory()  # arrays reused, not page-faulted anew on every call
     command = _command_of(argv)
     args = build_parser(command or "").parse_args(argv)
     try:

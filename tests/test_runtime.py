@@ -54,13 +54,18 @@ def test_hessian_and_hvp_equal_the_dense_products(columns):
 @pytest.mark.parametrize("chunk_rows", [24, 4096])
 @pytest.mark.parametrize("parallel", [False, True])
 def test_blocked_gram_equals_the_direct_product(monkeypatch, parallel, chunk_rows):
+    """The signed Gram of the shifted rows and, from the same syrks, ``rows @ (A - 1 a_k^T)``;
+    rows whose thin column cannot be carried (delta = 0, a huge ratio) are added directly."""
     rng = np.random.default_rng(3)
     n, d = 1000, 7
-    A = rng.normal(size=(n, d))
+    A = rng.normal(size=(n, d)) + 3.0  # an offset: the shift matters
     delta = rng.normal(size=n)
     delta[:130] = np.abs(delta[:130])  # a block of one sign, then mixed blocks
     delta[400:530] = -np.abs(delta[400:530])  # and a block of the other
+    delta[[5, 450, 700]] = 0.0  # no Gram row, but a thin product
+    delta[[6, 451]] = 1e-280  # a thin column of about 1e140: still carried in the syrk
     rows = rng.normal(size=(4, n))
+    rows[:, 17] = 1e6  # entry k is ignored: row k of A - 1 a_k^T is zero
     monkeypatch.setattr(rt, "_BLOCK_BYTES", 8 * d * 128)
     # chunks that do not divide the per-sign buffers: a chunk stops where a buffer is full
     monkeypatch.setattr(rt, "_CHUNK_BYTES", 8 * d * chunk_rows)
@@ -69,10 +74,34 @@ def test_blocked_gram_equals_the_direct_product(monkeypatch, parallel, chunk_row
     S = A - A[17]
     want = S.T @ (delta[:, None] * S)
     H, thin = rt._signed_gram_numpy(A, 17, delta, rows)
+    assert H.shape == (d, d) and thin.shape == (4, d)
     assert np.allclose(H, want, rtol=1e-12, atol=1e-10)
-    assert np.allclose(thin, rows @ A, rtol=1e-12, atol=1e-10)
-    again, _ = rt._signed_gram_numpy(A, 17, delta, rows)
+    assert np.allclose(thin, rows @ S, rtol=1e-12, atol=1e-10)
+    again, thin_again = rt._signed_gram_numpy(A, 17, delta, rows)
     assert np.array_equal(H, again)  # a fixed order of the partial sums: the same bits
+    assert np.array_equal(thin, thin_again)
+    columns, special = rt._thin_columns(rows, delta, np.sqrt(np.abs(delta)), 17)
+    assert set(special) == {5, 450, 700}
+    assert np.all(columns[:, special] == 0.0) and np.all(columns[:, 17] == 0.0)
+
+
+def test_thin_columns_beyond_the_limit_are_added_directly():
+    rng = np.random.default_rng(4)
+    n, d = 300, 5
+    A = rng.normal(size=(n, d))
+    delta = rng.uniform(0.5, 1.0, n)
+    delta[[3, 200]] = 1e-310  # subnormal: sqrt is ~1e-155, the ratio ~1e155 > 2**480
+    rows = rng.normal(size=(2, n))
+    rows[:, 200] = np.nan  # a non-finite piece stays visible in the result
+    columns, special = rt._thin_columns(rows, delta, np.sqrt(np.abs(delta)), 0)
+    assert list(special) == [3, 200]
+    H, thin = rt._signed_gram_numpy(A, 0, delta, rows)
+    S = A - A[0]
+    assert np.isnan(thin).all()
+    rows[:, 200] = 1.0
+    H, thin = rt._signed_gram_numpy(A, 0, delta, rows)
+    assert np.allclose(thin, rows @ S, rtol=1e-12, atol=1e-12)
+    assert np.allclose(H, S.T @ (delta[:, None] * S), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("parallel", [False, True])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -480,8 +481,6 @@ class _Workers:
     """
 
     def __init__(self) -> None:
-        import threading
-
         self._lock = threading.Lock()
         self._holder: int | None = None
         self._pool: Any = None
@@ -530,8 +529,6 @@ class _Workers:
     @property
     def held(self) -> bool:
         """Whether the calling thread holds the workers."""
-        import threading
-
         return self._holder == threading.get_ident()
 
     @contextmanager
@@ -541,8 +538,6 @@ class _Workers:
 
         Yields whether they are held; nested or concurrent holds yield False.
         """
-        import threading
-
         if (
             (A is not None and self.for_array(A) < 2)
             or not self._ready()
@@ -605,11 +600,80 @@ def hold_workers(A: Any = None) -> AbstractContextManager[bool]:
     return _WORKERS.hold(A)
 
 
+class _Workspaces(threading.local):
+    """Work arrays of the blocked passes, kept per thread from one call to the next.
+
+    A fresh buffer of a few MB costs a page fault per 4 KB page on first
+    touch (thousands per Hessian, measurable beside the syrks); the row
+    buffers are therefore reused. Each thread keeps one array per name, at
+    most two row blocks and a chunk (about 10 MB per worker thread, up to
+    25 MB in the serial path), replaced when a call needs more or far less.
+    """
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        """An uninitialized float64 array of ``shape`` (C order), this thread's for ``name``."""
+        size = shape[0] * shape[1]
+        flat = self.arrays.get(name)
+        if flat is None or not size <= flat.shape[0] <= 4 * size:
+            flat = self.arrays[name] = np.empty(size)
+        return flat[:size].reshape(shape)
+
+
+_WORKSPACES = _Workspaces()
+
+
+#: largest |rows / sqrt|delta|| carried as a Gram column: its square, summed over any n < 2**64
+#: rows, stays finite (a row beyond it, or with delta = 0, adds its thin product on its own)
+_THIN_LIMIT = 2.0**480
+
+
+def _thin_columns(
+    rows: Sequence[np.ndarray], delta: np.ndarray, root: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(C (m, n), special)``: the columns that make the Gram carry ``rows @ A~``.
+
+    A buffer row ``[sqrt|delta_i| a~_i, C[:, i]]`` adds ``sign_i sqrt|delta_i| a~_i
+    C[:, i]^T = a~_i rows_i^T`` to the Gram's off-diagonal block when ``C[:, i] =
+    rows_i / (sign_i sqrt|delta_i|)``. Rows where that is not finite or beyond
+    :data:`_THIN_LIMIT` get ``C[:, i] = 0`` and are listed in ``special`` (their
+    thin products are added directly); row k (a~_k = 0) gets 0 and adds nothing.
+    """
+    signed = np.copysign(root, delta)  # sign_i sqrt|delta_i| (no branch on the sign)
+    C = np.empty((len(rows), root.shape[0]))
+    with np.errstate(all="ignore"):
+        for row, out in zip(rows, C, strict=True):
+            np.divide(row, signed, out=out)
+    C[:, k] = 0.0
+    largest = np.max(np.abs(C), axis=0)
+    if bool(largest.max() <= _THIN_LIMIT):  # the common case: every row carried
+        return C, np.zeros(0, dtype=np.intp)
+    special = np.flatnonzero(~(largest <= _THIN_LIMIT))  # NaN is special too
+    C[:, special] = 0.0
+    return C, special
+
+
+def _special_thin(
+    A: np.ndarray, k: int, rows: Sequence[np.ndarray], special: np.ndarray
+) -> np.ndarray:
+    """``rows[:, special] @ (A[special] - a_k)`` (m, d), gathered a block at a time."""
+    out = np.zeros((len(rows), A.shape[1]))
+    step = max(64, _BLOCK_BYTES // (8 * A.shape[1]))
+    for lo in range(0, special.shape[0], step):
+        part = special[lo : lo + step]
+        block = A[part]
+        block -= A[k]
+        out += np.stack([row[part] for row in rows]) @ block
+    return out
+
+
 def _signed_gram_numpy(
-    A: np.ndarray, k: int, delta: np.ndarray, rows: np.ndarray
+    A: np.ndarray, k: int, delta: np.ndarray, rows: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) by blocks of rows, no n x d work array;
-    and the thin product ``rows @ A`` (m, d) for ``rows`` (m, n) from the same pass.
+    and the thin product ``rows @ (A - 1 a_k^T)`` (m, d) for ``m`` rows (n,) in the same syrks.
 
     A is read once, block by block of contiguous rows. The rows of a block
     are shifted by the dominant row and scaled by sqrt|delta| chunk by chunk
@@ -617,26 +681,38 @@ def _signed_gram_numpy(
     (a block holding both signs is gathered by sign while it stays in the
     last-level cache); a full buffer is added by one symmetric rank-k update
     (syrk) into the Gram of its sign. n d^2 flops for any mix of signs,
-    memory for two blocks per worker. With several cores the blocks are dealt out to
-    worker threads in turn (:class:`_Workers`), each with its own Grams. Each
-    block also adds its part of ``rows @ A`` while it is still in cache.
+    memory for two blocks per worker. The buffer rows carry ``m`` more
+    columns (:func:`_thin_columns`), so the same syrks give the thin product
+    in the Gram's off-diagonal block: no second product over the rows (a
+    product with a few rows is bound by copying them, not by its flops).
+    With several cores the blocks are dealt out to worker threads in turn
+    (:class:`_Workers`), each with its own Grams.
     """
     n, d = A.shape
     root = np.sqrt(np.abs(delta))
     negative = delta < 0
+    columns, special = _thin_columns(rows, delta, root, k)
     workers = _WORKERS.for_array(A)
     step = max(64, _BLOCK_BYTES // (8 * d))
     if workers > 1:  # at least four blocks per worker, each at most a third of the serial one
         step = max(64, min(step // 3, -(-n // (4 * workers))))
     starts = list(range(0, n, step))
     parts = [starts[w::workers] for w in range(workers)]
-    found = _WORKERS.map(lambda part: _gram_blocks(A, k, root, negative, rows, part, step), parts)
+
+    def blocks(part: Sequence[int]) -> np.ndarray:
+        return _gram_blocks(A, k, root, negative, columns, part, step)
+
+    found = _WORKERS.map(blocks, parts)
     if found is None:
-        found = [_gram_blocks(A, k, root, negative, rows, starts, step)]
-    H, thin = found[0]
-    for G, T in found[1:]:
-        H += G
-        thin += T
+        found = [blocks(starts)]
+    G = found[0]
+    for other in found[1:]:
+        G += other
+    m = len(rows)
+    H = np.ascontiguousarray(G[:d, :d])
+    thin = np.ascontiguousarray(G[:d, d : d + m].T)
+    if special.shape[0]:
+        thin += _special_thin(A, k, rows, special)
     return H, thin
 
 
@@ -645,25 +721,32 @@ def _gram_blocks(
     k: int,
     root: np.ndarray,
     negative: np.ndarray,
-    rows: np.ndarray,
+    columns: np.ndarray,
     starts: Sequence[int],
     step: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The signed Gram and ``rows @ A`` of the row blocks ``[i, i + step)``, ``i`` in ``starts``.
+) -> np.ndarray:
+    """The signed Gram of the rows ``[sqrt|delta_i| (a_i - a_k), columns[:, i]]`` of the row blocks
+    ``[i, i + step)``, ``i`` in ``starts``: (w, w), w >= d + m.
 
     Rows are shifted and scaled into one buffer per sign of delta (``step``
     rows each), and a buffer is added to its sign's Gram by one syrk when it
     is full (and at the end): every syrk has a full block of rows whatever
-    the mix of signs (two half-size syrks cost a fifth more than one).
+    the mix of signs (two half-size syrks cost a fifth more than one). The
+    buffer's width is rounded up to whole cache lines (zero columns), and
+    each chunk is prepared in a contiguous scratch array first (numpy's
+    loops into strided rows are much slower); the buffers are this thread's
+    :class:`_Workspaces`.
     """
     n, d = A.shape
+    m = columns.shape[0]
+    width = -(-(d + m) // 8) * 8
     a_k = A[k]
     sub = max(16, _CHUNK_BYTES // (8 * d))
     cap = min(step, n)
-    buffers: dict[bool, np.ndarray] = {}  # keyed by "delta >= 0", made when first needed
+    scratch = _WORKSPACES.get("chunk", (min(sub, cap), d))
+    buffers: dict[bool, np.ndarray] = {}  # keyed by "delta >= 0", taken when first needed
     fill = {True: 0, False: 0}
-    grams = {True: np.zeros((d, d)), False: np.zeros((d, d))}
-    thin = np.zeros((rows.shape[0], d))
+    grams = {True: np.zeros((width, width)), False: np.zeros((width, width))}
 
     def flush(positive: bool) -> None:
         if fill[positive]:  # rows were put, so the buffer exists
@@ -673,24 +756,29 @@ def _gram_blocks(
 
     def put(positive: bool, which: range | np.ndarray) -> None:
         """The rows ``which`` of A (a range of consecutive rows, or an index array), shifted
-        and scaled, into the buffer of their sign, chunk by chunk."""
+        and scaled, with their columns, into the buffer of their sign, chunk by chunk."""
         buffer = buffers.get(positive)
         if buffer is None:
-            buffer = buffers[positive] = np.empty((cap, d))
+            name = "rows >= 0" if positive else "rows < 0"
+            buffer = buffers[positive] = _WORKSPACES.get(name, (cap, width))
+            buffer[:, d + m :] = 0.0
         done, count = 0, len(which)
         while done < count:
             at = fill[positive]
             take = min(sub, count - done, cap - at)
             out = buffer[at : at + take]
+            work = scratch[:take]
             if isinstance(which, range):
                 lo = which.start + done
-                np.subtract(A[lo : lo + take], a_k, out=out)
-                out *= root[lo : lo + take, None]
+                np.subtract(A[lo : lo + take], a_k, out=work)
+                np.multiply(work, root[lo : lo + take, None], out=out[:, :d])
+                out[:, d : d + m] = columns[:, lo : lo + take].T
             else:
                 part = which[done : done + take]
-                np.take(A, part, axis=0, out=out, mode="clip")
-                out -= a_k
-                out *= root[part, None]
+                np.take(A, part, axis=0, out=work, mode="clip")
+                work -= a_k
+                np.multiply(work, root[part, None], out=out[:, :d])
+                out[:, d : d + m] = columns[:, part].T
             done += take
             fill[positive] = at + take
             if fill[positive] == cap:
@@ -698,7 +786,6 @@ def _gram_blocks(
 
     for i in starts:
         j = min(i + step, n)
-        thin += rows[:, i:j] @ A[i:j]
         signs = negative[i:j]
         below = int(np.count_nonzero(signs))  # rows of the block with delta < 0
         if below in (0, j - i):
@@ -708,9 +795,9 @@ def _gram_blocks(
             put(False, i + np.flatnonzero(signs))
     flush(True)
     flush(False)
-    H = grams[True]
-    H -= grams[False]
-    return H, thin
+    G = grams[True]
+    G -= grams[False]
+    return G
 
 
 def shifted_row_pass(
@@ -766,13 +853,17 @@ def shifted_row_pass(
     return s, u_k, out
 
 
-def _signed_gram(xp: Any, A: Array, k: int, delta: Array, rows: Array) -> tuple[Array, Array]:
+def _signed_gram(
+    xp: Any, A: Array, k: int, delta: Array, rows: Sequence[Array]
+) -> tuple[Array, Array]:
     """(A - 1 a_k^T)^T diag(delta) (A - 1 a_k^T) as symmetric rank-n updates (syrk), and
-    ``rows @ A`` (one pass over A for both with numpy)."""
+    ``rows @ (A - 1 a_k^T)`` (m, d) for ``m`` rows (n,) (entry k of a row is ignored;
+    one pass over A for both with numpy)."""
     if xp is np:
         return _signed_gram_numpy(A, k, delta, rows)
-    thin = rows @ A
-    S = (A - A[k, :]) * xp.sqrt(xp.abs(delta))[:, None]
+    shifted = A - A[k, :]
+    thin = xp.stack(rows) @ shifted
+    S = shifted * xp.sqrt(xp.abs(delta))[:, None]
     return signed_gram(xp, S, delta < 0), thin  # the same two updates as the numpy path
 
 
@@ -804,38 +895,39 @@ def hessian_from(xp: Any, A: Array, zp: ZPieces) -> Array:
     With A~ = A - 1 a_k^T (k the dominant logit) and ``ones`` = B 1_n:
     A^T B A = A~^T B A~ + A~^T(B1) a_k^T + a_k (B1)^T A~ + <1, B1> a_k a_k^T.
     The diagonal part is one symmetric rank-n update per sign of delta over
-    the scaled rows of A~; the thin products with A (``p``, ``f``, ``B1`` and
-    the low-rank columns) come from the same pass over A as the Gram; the rank-2
-    part and the shift corrections are one d x 2 by 2 x d product added as
-    L + L^T, so the result is exactly symmetric (with numpy). Cost: n d^2
-    flops (one syrk) plus n d (3 + K). Accurate relative to the result when f
-    is one-hot: every row of the thin product has its dominant entry set from
-    its exactly known sum. The low-rank part adds ``(A^T U) C (A^T U)^T``.
+    the scaled rows of A~; the thin products with A~ (``p``, ``f``, ``B1`` and
+    the low-rank columns) come from the same syrks as the Gram (with numpy);
+    the rank-2 part and the shift corrections are one d x 2 by 2 x d product
+    added as L + L^T, so the result is exactly symmetric (with numpy). Cost:
+    n (d + 3 + K)^2 flops (the syrks) and one pass over A. Accurate relative
+    to the result when f is one-hot: row k of A~ is zero, so the dominant
+    entries (whose rounding is large there) drop out, and only the exactly
+    known totals enter (``A^T u = A~^T u + <1, u> a_k``). The low-rank part
+    adds ``(A^T U) C (A^T U)^T``.
     """
     f = zp.f
     k = zp.softmax.k
-    is_k = zp.softmax.is_k
     d = A.shape[1]
     a_k = A[k, :]
-    delta = zero_if_none(xp, zp.delta, f)
-    p = zero_if_none(xp, zp.p, f)
-    ones = zero_if_none(xp, zp.ones, f)
-    rows = _sum_zero_rows(xp, xp.stack([p, f, ones]), is_k)  # rows @ A = rows @ A~
-    if zp.columns:
-        columns = [
-            set_dominant_total(xp, u, is_k, total)
-            for u, total in zip(zp.columns, zp.totals, strict=True)
-        ]
-        rows = xp.concat([rows, xp.stack(columns)], axis=0)
+    present = [v for v in (zp.p, zp.ones) if v is not None]
+    rows = [f, *present, *zp.columns]  # f, then p and B1 where not zero
     if zp.delta is None:
-        H, thin = xp.zeros((d, d), dtype=A.dtype), rows @ A
-    else:  # the thin products come from the Gram's pass over A
-        H, thin = _signed_gram(xp, A, k, delta, rows)
-    P, F, M = thin[0, :], thin[1, :], thin[2, :]
+        H = xp.zeros((d, d), dtype=A.dtype)
+        thin = _sum_zero_rows(xp, xp.stack(rows), zp.softmax.is_k) @ A  # = rows @ A~
+    else:  # the thin products come from the Gram's syrks
+        H, thin = _signed_gram(xp, A, k, zp.delta, rows)
+    F = thin[0, :]
+    at = 1
+    P = M = xp.zeros_like(F)
+    if zp.p is not None:
+        P, at = thin[at, :], at + 1
+    if zp.ones is not None:
+        M, at = thin[at, :], at + 1
     U = xp.stack([0.5 * float(zp.c) * F - P, M + 0.5 * float(zp.ones_total) * a_k], axis=1)
     L = U @ xp.stack([F, a_k])
     if zp.columns:
-        AU = thin[3:, :].T
+        totals = xp.asarray([float(t) for t in zp.totals], dtype=A.dtype)
+        AU = thin[at:, :].T + a_k[:, None] * totals[None, :]
         core = xp.asarray([[float(c) for c in row] for row in zp.core], dtype=A.dtype)
         L = L + 0.5 * (AU @ core) @ AU.T
     return H + (L + L.T)
