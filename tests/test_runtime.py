@@ -284,3 +284,22 @@ def test_the_command_line_sets_openblas_thread_timeout_unless_set(preset):
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == [preset or "20", "False"]  # set before numpy loads, so OpenBLAS reads it
+
+
+def test_workspaces_are_reused_per_thread_and_replaced_when_far_off():
+    import threading
+
+    spaces = rt._Workspaces()
+    a = spaces.get("rows", (100, 8))
+    assert a.shape == (100, 8) and a.flags.c_contiguous and a.dtype == np.float64
+    b = spaces.get("rows", (90, 8))  # a bit smaller: the same memory
+    assert np.shares_memory(a, b)
+    c = spaces.get("rows", (101, 8))  # more than there is: replaced
+    assert not np.shares_memory(a, c)
+    d = spaces.get("rows", (10, 8))  # far less (under a quarter): replaced, memory returned
+    assert not np.shares_memory(c, d)
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(spaces.get("rows", (10, 8))))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(seen[0], d)  # another thread has its own
