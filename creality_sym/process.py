@@ -34,6 +34,9 @@ TRIM_THRESHOLD_BYTES = 128 << 20
 #: the environment variables by which a caller sets these itself (then they are kept)
 MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
+#: whether :func:`keep_freed_memory` changed this process's allocator
+_kept = False
+
 
 def set_openblas_thread_timeout() -> None:
     """``OPENBLAS_THREAD_TIMEOUT`` for OpenBLAS to read when it loads, unless already set."""
@@ -57,7 +60,19 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return bool(
+    global _kept
+    _kept = bool(
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
         and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
     )
+    return _kept
+
+
+def allocator_setting() -> str:
+    """How this process's allocator treats freed arrays, for benchmark headers."""
+    if _kept:
+        return "freed memory kept (heap up to 32 MB per array, 128 MB retained)"
+    named = [v for v in MALLOC_VARIABLES if v in os.environ]
+    if named:
+        return "set by the environment (" + ", ".join(named) + ")"
+    return "allocator defaults"

@@ -60,3 +60,19 @@ def test_the_command_applies_it(monkeypatch):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert calls == [1]
+
+
+def test_the_allocator_setting_is_reported(monkeypatch):
+    from creality_sym.bench.table import environment
+
+    for name in process.MALLOC_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(process, "_kept", False)
+    assert process.allocator_setting() == "allocator defaults"
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert process.allocator_setting() == "set by the environment (MALLOC_TRIM_THRESHOLD_)"
+    monkeypatch.setattr(process, "_kept", True)
+    assert process.allocator_setting().startswith("freed memory kept")
+    env = environment()
+    assert env["allocator"].startswith("freed memory kept")
+    assert "openblas_thread_timeout" in env

@@ -147,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
         f"creality bench: spec {model.SPEC_NAME}{' (' + shown + ')' if shown else ''}, "
         f"numpy {env['numpy']} ({env['blas']}), {env['cpus']} CPUs, {repeats} repeats, float64"
     )
+    print(
+        f"process: OPENBLAS_THREAD_TIMEOUT={env['openblas_thread_timeout'] or 'unset'}, "
+        f"{env['allocator']}"
+    )
     for note in notes:
         print(f"note: {note}")
     print(LEGEND)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from creality_sym.process import allocator_setting
+
 #: the generated Hessian must cost at most this many GEMM-form floors ...
 HESSIAN_MAX_X_GEMM = 1.0
 #: ... or this many for a spec whose global sums add a low-rank part (LOW_RANK_COLUMNS > 0)
@@ -127,6 +129,8 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
+        "allocator": allocator_setting(),
     }
 
 
