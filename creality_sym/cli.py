@@ -13,10 +13,7 @@ from collections.abc import Sequence
 
 from creality_sym import process
 
-#: OpenBLAS's idle threads spin ``2**28`` cycles (about 0.1 s) after each multi-threaded
-#: call unless told otherwise when it loads; spinning, they take a core from the generated
-#: runtime's worker threads. Set here, before any subcommand loads numpy; a value the
-#: caller set is kept (see :mod:`creality_sym.process`).
+#: before any subcommand loads numpy (why: :mod:`creality_sym.process`)
 process.set_openblas_thread_timeout()
 
 #: subcommand name -> (module, one-line help)
