@@ -130,6 +130,27 @@ def test_shifted_row_pass_is_the_shifted_product(monkeypatch, parallel, k):
     assert np.array_equal(again[0], s) and np.array_equal(again[2], y)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("m", [1, 4])
+def test_row_products_are_the_stacked_product(monkeypatch, parallel, m):
+    """V @ A for a few rows, serially (blocks stacked on the fly) or on the workers (blocks
+    dealt out in contiguous runs); the same bits on every call."""
+    rng = np.random.default_rng(17)
+    n, d = 700, 11
+    A = rng.normal(size=(n, d)) + 3.0
+    rows = [rng.normal(size=n) for _ in range(m)]
+    monkeypatch.setattr(rt, "_BLOCK_BYTES", 8 * d * 41)  # blocks that do not divide n
+    monkeypatch.setattr(rt, "_WORKER_PASS_BYTES", 8 * d * 29)
+    monkeypatch.setattr(rt, "_WORKER_PRODUCT_COLUMNS", d if parallel else d + 1)
+    monkeypatch.setattr(rt, "_PARALLEL_BYTES", 0)
+    if parallel and rt._WORKERS.for_array(A) < 2:
+        pytest.skip("threadpoolctl cannot limit this BLAS, or one core: the serial path only")
+    Y = rt.row_products(rows, A)
+    assert Y.shape == (m, d)
+    np.testing.assert_allclose(Y, np.stack(rows) @ A, rtol=1e-12, atol=1e-11)
+    assert np.array_equal(rt.row_products(rows, A), Y)
+
+
 def test_softmax_is_finite_and_accurate_at_extreme_logits():
     t = np.array([1e3, -1e3, 0.0, 1e3 - 50.0])
     sm = rt.softmax(np, t)

@@ -27,10 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ..codegen.static import _runtime as static_runtime
 from .inputs import real_array, real_scalar
-
-#: rows per block of :func:`stacked_products` (about 32 MB of float64 rows)
-_BLOCK_BYTES = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -459,24 +457,15 @@ class HessianOperator:
         return Hv, u
 
 
-def stacked_products(rows: Sequence[np.ndarray], A: np.ndarray) -> np.ndarray:
+def stacked_products(rows: Sequence[np.ndarray], A: np.ndarray, model: Any = None) -> np.ndarray:
     """``V @ A`` (m, d) for a few vectors ``rows`` (each (n,)) stacked as ``V``, and ``A (n, d)``.
 
-    One pass over ``A`` in row blocks; each block of ``V`` is stacked on the
-    fly, so no ``(m, n)`` array is formed (BLAS's one-call product would also
-    pack all of ``A`` first, slower for ``m`` this small).
+    One pass over ``A``: the runtime's ``row_products`` (``model``'s runtime
+    where it has one, so its worker threads serve every pass of a solve; else
+    the package's own copy).
     """
-    n, d = A.shape
-    step = max(1, _BLOCK_BYTES // (8 * d))
-    out = np.zeros((len(rows), d))
-    block = np.empty((len(rows), min(step, n)))
-    for i in range(0, n, step):
-        j = min(i + step, n)
-        V = block[:, : j - i]
-        for r, row in enumerate(rows):
-            V[r] = row[i:j]
-        out += V @ A[i:j]
-    return out
+    products = getattr(runtime_of(model), "row_products", None) if model is not None else None
+    return (products or static_runtime.row_products)(rows, A)
 
 
 def check_data_names(model: ModuleType, data: dict[str, Any]) -> tuple[ParameterInfo, ...]:

@@ -205,7 +205,7 @@ class SketchPCGSteps:
         """``(grad (d,), rows)``; ``A^T [p, f, U]`` come from the same pass over ``A``."""
         pieces = self.oracle.pieces(x, z, 2)
         assert pieces.g is not None
-        Y = stacked_products([pieces.g, *_operator_rows(pieces)], self.oracle.A)
+        Y = stacked_products([pieces.g, *_operator_rows(pieces)], self.oracle.A, self.oracle.model)
         self._pieces, self._Y = pieces, Y[1:]
         return Y[0] + self.oracle.x_gradient(x), 0
 
@@ -217,7 +217,9 @@ class SketchPCGSteps:
         """PCG to ``||H dx + grad|| <= target``, damped where ``H`` is not positive definite."""
         if self._pieces is None or self._Y is None:
             self._pieces = self.oracle.pieces(x, z, 2)
-            self._Y = stacked_products(_operator_rows(self._pieces), self.oracle.A)
+            self._Y = stacked_products(
+                _operator_rows(self._pieces), self.oracle.A, self.oracle.model
+            )
         pieces, shifted = self._pieces, self._Y[:3]
         assert pieces.delta is not None and pieces.p is not None
         a_k = self.oracle.A[pieces.k]
