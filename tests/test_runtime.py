@@ -132,12 +132,13 @@ def test_shifted_row_pass_is_the_shifted_product(monkeypatch, parallel, k):
 
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("m", [1, 4])
-def test_row_products_are_the_stacked_product(monkeypatch, parallel, m):
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_row_products_are_the_stacked_product(monkeypatch, parallel, m, order):
     """V @ A for a few rows, serially (blocks stacked on the fly) or on the workers (blocks
-    dealt out in contiguous runs); the same bits on every call."""
+    dealt out in contiguous runs), for any memory order of A; the same bits on every call."""
     rng = np.random.default_rng(17)
     n, d = 700, 11
-    A = rng.normal(size=(n, d)) + 3.0
+    A = np.asarray(rng.normal(size=(n, d)) + 3.0, order=order)
     rows = [rng.normal(size=n) for _ in range(m)]
     monkeypatch.setattr(rt, "_BLOCK_BYTES", 8 * d * 41)  # blocks that do not divide n
     monkeypatch.setattr(rt, "_WORKER_PASS_BYTES", 8 * d * 29)
