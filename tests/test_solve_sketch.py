@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import threading
 
 import creality_generated.creativity_reality as model
 import numpy as np
@@ -90,6 +91,55 @@ def test_measured_error_tracks_the_true_spectral_error():
     again = pre.build(pieces.delta, rest)
     assert np.array_equal(pre.index, index) and again.note == "sample reused"
     assert again.error == pytest.approx(built.error, rel=1e-2)  # power iteration: random start
+
+
+def test_the_sample_grams_on_held_workers_equal_the_serial_ones(monkeypatch):
+    """With the runtime's workers held, the sure rows' and the two halves' Grams are computed
+    on the workers (one part each): the same sample, the same Grams to float32 rounding."""
+    import creality_generated._runtime as rt
+
+    inst = random_instance(40_000, 12, gamma=0.5, seed=3)
+    delta = np.abs(np.random.default_rng(1).standard_normal(40_000)) + 0.1
+    delta[::7] *= -0.5  # mixed signs: each part splits its rows by sign
+    monkeypatch.setattr(rt, "_PARALLEL_BYTES", 0)
+    if rt._WORKERS.for_array(inst.A) < 2:
+        pytest.skip("threadpoolctl cannot limit this BLAS, or one core: the serial path only")
+    serial = SketchPreconditioner(inst.A, np.random.default_rng(0), rt)
+    serial._draw(delta, 3_000)
+    held = SketchPreconditioner(inst.A, np.random.default_rng(0), rt)
+    held._draw(delta, 3_000)
+    assert np.array_equal(serial.index, held.index)
+    used: set[str] = set()
+    signed_gram = rt.signed_gram
+
+    def spy(xp, S, negative):
+        used.add(threading.current_thread().name)
+        return signed_gram(xp, S, negative)
+
+    monkeypatch.setattr("creality_sym.solve.sketch.signed_gram", spy)
+    G, difference = serial._grams(delta)
+    assert used == {threading.current_thread().name}
+    used.clear()
+    with rt.hold_workers(inst.A) as holding:
+        assert holding
+        G_held, difference_held = held._grams(delta)
+    assert used and all(name.startswith("creality") for name in used)
+    np.testing.assert_allclose(G_held, G, rtol=1e-5, atol=1e-6 * np.abs(G).max())
+    np.testing.assert_allclose(difference_held, difference, atol=1e-5 * np.abs(G).max())
+
+
+def test_on_workers_keeps_the_order_of_the_parts(monkeypatch):
+    import creality_generated._runtime as rt
+
+    parts = list(range(7))
+    assert rt.on_workers(lambda p: p * p, parts) == [p * p for p in parts]  # not held: serial
+    monkeypatch.setattr(rt, "_PARALLEL_BYTES", 0)
+    with rt.hold_workers() as holding:
+        if not holding:
+            pytest.skip("threadpoolctl cannot limit this BLAS, or one core")
+        names = rt.on_workers(lambda p: (p, threading.current_thread().name), parts)
+    assert [p for p, _ in names] == parts
+    assert all(name.startswith("creality") for _, name in names)
 
 
 def test_coherent_rows_get_leverage_scores():

@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ..codegen.static import _runtime as static_runtime
 from ..codegen.static._runtime import signed_gram
 from . import sampling
 from .linalg import Factor, damped_cholesky
@@ -195,11 +197,16 @@ class SketchPreconditioner:
     A : (n, d) float64 array
     rng : numpy.random.Generator
         All sampling randomness (same seed, same samples).
+    runtime : module, optional
+        The generated runtime whose worker threads the caller holds while it
+        builds (its ``on_workers``; default the package's own copy): the
+        sample's Grams are then computed on them, one part each.
     """
 
-    def __init__(self, A: np.ndarray, rng: np.random.Generator) -> None:
+    def __init__(self, A: np.ndarray, rng: np.random.Generator, runtime: Any = None) -> None:
         self.A = A
         self.rng = rng
+        self._on_workers = getattr(runtime, "on_workers", None) or static_runtime.on_workers
         n, d = A.shape
         self.max_rows = max(1, int(MAX_ROW_FRACTION * n))
         self.leverage: np.ndarray | None = None
@@ -277,14 +284,20 @@ class SketchPreconditioner:
         scale = np.sqrt(np.abs(w))
         scale[b0:] *= math.sqrt(2.0)  # each half alone estimates the randomly kept part
         negative = w < 0.0
-        S0 = sure * scale[:b0, None]
-        G0 = signed_gram(np, S0, negative[:b0])
         if self._buffer.shape != random.shape or self._buffer.dtype != random.dtype:
             self._buffer = np.empty_like(random)
-        S = np.multiply(random, scale[b0:, None].astype(random.dtype), out=self._buffer)
-        m = b1 - b0
-        G1 = signed_gram(np, S[:m], negative[b0:b1]).astype(float)
-        G2 = signed_gram(np, S[m:], negative[b1:]).astype(float)
+        halves = ((0, b1 - b0), (b1 - b0, random.shape[0]))
+
+        def gram(part: int) -> np.ndarray:
+            """The Gram of the sure rows (part 0) or of one half (parts 1, 2), float64."""
+            if part == 0:
+                return signed_gram(np, sure * scale[:b0, None], negative[:b0])
+            lo, hi = halves[part - 1]
+            root = scale[b0 + lo : b0 + hi, None].astype(random.dtype)
+            S = np.multiply(random[lo:hi], root, out=self._buffer[lo:hi])
+            return signed_gram(np, S, negative[b0 + lo : b0 + hi]).astype(float)
+
+        G1, G2, G0 = self._on_workers(gram, [1, 2, 0])  # the halves first: one per worker
         return G0 + 0.5 * (G1 + G2), G1 - G2
 
     def _assemble(self, delta: np.ndarray, rest: np.ndarray) -> tuple[Factor, float]:

@@ -22,13 +22,22 @@ elsewhere) and ``step(x, z, grad, target) -> Step``:
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import sampling
 from .linalg import Factor, damped_cholesky, damped_cholesky_solve
-from .oracle import HessianOperator, Oracle, Pieces, row_pass, shifted_rows, stacked_products
+from .oracle import (
+    HessianOperator,
+    Oracle,
+    Pieces,
+    row_pass,
+    runtime_of,
+    shifted_rows,
+    stacked_products,
+)
 from .pcg import pcg
 from .sketch import SketchPreconditioner
 
@@ -197,7 +206,7 @@ class SketchPCGSteps:
 
     def __init__(self, oracle: Oracle, rng: np.random.Generator) -> None:
         self.oracle = oracle
-        self.preconditioner = SketchPreconditioner(oracle.A, rng)
+        self.preconditioner = SketchPreconditioner(oracle.A, rng, runtime_of(oracle.model))
         self._pieces: Pieces | None = None
         self._Y: np.ndarray | None = None
 
@@ -214,7 +223,19 @@ class SketchPCGSteps:
         self._pieces, self._Y = None, None
 
     def step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
-        """PCG to ``||H dx + grad|| <= target``, damped where ``H`` is not positive definite."""
+        """PCG to ``||H dx + grad|| <= target``, damped where ``H`` is not positive definite.
+
+        The whole step runs with the runtime's workers held (for a large
+        ``A``): the passes over ``A`` and the sample's Grams use them, and
+        every other BLAS call (the O(d^2) work between products) runs on one
+        thread, so no idle BLAS thread spins beside the workers, whatever
+        ``OPENBLAS_THREAD_TIMEOUT`` says.
+        """
+        hold = getattr(runtime_of(self.oracle.model), "hold_workers", None)
+        with hold(self.oracle.A) if hold is not None else nullcontext():
+            return self._step(x, z, grad, target)
+
+    def _step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:
         if self._pieces is None or self._Y is None:
             self._pieces = self.oracle.pieces(x, z, 2)
             self._Y = stacked_products(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -566,6 +566,18 @@ class _Workers:
             return list(self._pool.map(fn, parts))
         with self.hold() as held:
             return list(self._pool.map(fn, parts)) if held else None
+
+
+def on_workers(fn: Callable[[Any], Any], parts: Sequence[Any]) -> list[Any]:
+    """``[fn(part) for part in parts]``, on the workers where the calling thread holds them
+    (:func:`hold_workers`), else serially in the calling thread.
+
+    For independent pieces of work a caller splits itself (each ``fn`` call
+    runs with BLAS at one thread while the workers are held); the results are
+    in the order of ``parts`` whichever thread computed them.
+    """
+    found = _WORKERS.map(fn, parts) if _WORKERS.held else None
+    return [fn(part) for part in parts] if found is None else found
 
 
 def matvec(A: Array, x: Array) -> Array:
