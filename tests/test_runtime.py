@@ -143,6 +143,7 @@ def test_row_products_are_the_stacked_product(monkeypatch, parallel, m, order):
     monkeypatch.setattr(rt, "_BLOCK_BYTES", 8 * d * 41)  # blocks that do not divide n
     monkeypatch.setattr(rt, "_WORKER_PASS_BYTES", 8 * d * 29)
     monkeypatch.setattr(rt, "_WORKER_PRODUCT_COLUMNS", d if parallel else d + 1)
+    monkeypatch.setattr(rt, "_WORKER_PRODUCT_ROWS", 1)
     monkeypatch.setattr(rt, "_PARALLEL_BYTES", 0)
     if parallel and rt._WORKERS.for_array(A) < 2:
         pytest.skip("threadpoolctl cannot limit this BLAS, or one core: the serial path only")

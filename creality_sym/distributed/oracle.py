@@ -222,6 +222,10 @@ class ClusterOracle:
             return self._cache[1]
         return self.A @ x
 
+    def matvec(self, v: np.ndarray) -> RowVector:
+        """``A @ v`` for ``v (d,)``, as a row vector on the workers (the line search's ``A dx``)."""
+        return self.A @ v
+
     def gradient(self, x: np.ndarray) -> np.ndarray:
         """``(d,)`` gradient ``A^T g + x_gradient`` at ``x`` (recomputing ``A x``)."""
         z = self.A @ x

@@ -369,7 +369,7 @@ def _line_search(
     direction); ``overflowed`` says whether a trial point was non-finite.
     """
     if u is None:
-        u = oracle.A @ dx
+        u = oracle.matvec(dx)
     slope = float(grad @ dx)
     if not (math.isfinite(slope) and slope < 0.0):
         return 0.0, loss, x, z, not math.isfinite(slope)

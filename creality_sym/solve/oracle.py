@@ -139,12 +139,25 @@ class Oracle:
         check = getattr(model, "x_gradient", None)
         if check is None or getattr(model, "USES_EXP", True):
             self.diagnose(x0)
-            return A @ x0
+            return self.matvec(x0)
         check(x0, A, **params, validate=True)
-        z0 = A @ x0
+        z0 = self.matvec(x0)
         if not np.all(np.isfinite(z0)):
             self.diagnose(x0)
         return z0
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        """``A @ v`` (n,) for ``v (d,)``: on the runtime's workers for a large ``A``.
+
+        One pass either way; on the workers BLAS stays at one thread, so no
+        idle BLAS thread is left spinning beside the next blocked pass (the
+        Hessian's, a product's) when ``OPENBLAS_THREAD_TIMEOUT`` is not set.
+        """
+        runtime = self._runtime
+        if not (hasattr(runtime, "matvec") and hasattr(runtime, "hold_workers")):
+            return self.A @ v
+        with runtime.hold_workers(self.A):
+            return np.asarray(runtime.matvec(self.A, v))
 
     def diagnose(self, x: np.ndarray) -> None:
         """Raise the model's own ``ValueError`` for the data at ``x``, if it finds one.

@@ -866,18 +866,21 @@ def shifted_row_pass(
     return s, u_k, out
 
 
-#: fewest columns of A for which :func:`row_products` deals its blocks to the workers: a
-#: small-``m`` GEMM on one thread is inefficient for narrow blocks (at d = 100, 1.3x the
-#: two-thread BLAS call), while from d = 128 on the workers take 0.7-0.8x its time
+#: fewest columns of A and rows of V for which :func:`row_products` deals its blocks to the
+#: workers: a small-``m`` GEMM on one thread is inefficient for narrow blocks (at d = 100,
+#: 1.3x the two-thread BLAS call), and one row is a GEMV that BLAS's own call streams as
+#: fast; from d = 128 and three rows on the workers take 0.7-0.8x its time
 _WORKER_PRODUCT_COLUMNS = 128
+_WORKER_PRODUCT_ROWS = 3
 
 
 def row_products(rows: Sequence[np.ndarray], A: np.ndarray) -> np.ndarray:
     """``V @ A`` (m, d) for a few vectors ``rows`` (each (n,)) stacked as ``V``, and ``A (n, d)``.
 
     One pass over ``A``. Where the blocked passes use worker threads
-    (:meth:`_Workers.for_array`) and ``A`` has at least
-    :data:`_WORKER_PRODUCT_COLUMNS` columns, ``V`` is stacked once and each
+    (:meth:`_Workers.for_array`), ``A`` has at least
+    :data:`_WORKER_PRODUCT_COLUMNS` columns and ``V`` at least
+    :data:`_WORKER_PRODUCT_ROWS` rows, ``V`` is stacked once and each
     worker multiplies a contiguous run of row blocks (one BLAS thread each,
     partial sums added in a fixed order); otherwise BLAS multiplies row blocks
     of about :data:`_BLOCK_BYTES`, each block of ``V`` stacked on the fly (no
@@ -886,7 +889,8 @@ def row_products(rows: Sequence[np.ndarray], A: np.ndarray) -> np.ndarray:
     """
     n, d = A.shape
     m = len(rows)
-    workers = _WORKERS.for_array(A) if d >= _WORKER_PRODUCT_COLUMNS else 1
+    wide = d >= _WORKER_PRODUCT_COLUMNS and m >= _WORKER_PRODUCT_ROWS
+    workers = _WORKERS.for_array(A) if wide else 1
     if workers > 1:
         V = np.stack(rows)
         step = max(16, _WORKER_PASS_BYTES // (8 * d))
