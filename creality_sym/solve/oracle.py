@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -146,6 +147,16 @@ class Oracle:
             self.diagnose(x0)
         return z0
 
+    def workers(self) -> AbstractContextManager[bool]:
+        """Hold the runtime's worker threads for passes over ``A`` (see its ``hold_workers``).
+
+        Yields whether they are held: not for a small ``A``, nor without a
+        runtime that has them. While held, BLAS runs at one thread, so no
+        idle BLAS thread spins beside the blocked passes.
+        """
+        hold = getattr(self._runtime, "hold_workers", None)
+        return hold(self.A) if hold is not None else nullcontext(False)
+
     def matvec(self, v: np.ndarray) -> np.ndarray:
         """``A @ v`` (n,) for ``v (d,)``: on the runtime's workers for a large ``A``.
 
@@ -153,11 +164,11 @@ class Oracle:
         idle BLAS thread is left spinning beside the next blocked pass (the
         Hessian's, a product's) when ``OPENBLAS_THREAD_TIMEOUT`` is not set.
         """
-        runtime = self._runtime
-        if not (hasattr(runtime, "matvec") and hasattr(runtime, "hold_workers")):
+        matvec = getattr(self._runtime, "matvec", None)
+        if matvec is None:
             return self.A @ v
-        with runtime.hold_workers(self.A):
-            return np.asarray(runtime.matvec(self.A, v))
+        with self.workers():
+            return np.asarray(matvec(self.A, v))
 
     def diagnose(self, x: np.ndarray) -> None:
         """Raise the model's own ``ValueError`` for the data at ``x``, if it finds one.
@@ -325,7 +336,7 @@ class Oracle:
         if z is None or not self.via_pieces or not hasattr(runtime, "hold_workers"):
             return np.asarray(self.model.hessian(x, self.A, **self.params, validate=False), float)
         pieces = self.pieces(x, z, 2)
-        with runtime.quiet(), runtime.hold_workers(self.A):
+        with runtime.quiet(), self.workers():
             H = np.array(runtime.hessian_from(np, self.A, pieces.raw), dtype=float)
         if self.has_x_terms:
             H[np.diag_indices_from(H)] += self.x_hessian_diag(x)

@@ -22,7 +22,6 @@ elsewhere) and ``step(x, z, grad, target) -> Step``:
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,8 +230,7 @@ class SketchPCGSteps:
         thread, so no idle BLAS thread spins beside the workers, whatever
         ``OPENBLAS_THREAD_TIMEOUT`` says.
         """
-        hold = getattr(runtime_of(self.oracle.model), "hold_workers", None)
-        with hold(self.oracle.A) if hold is not None else nullcontext():
+        with self.oracle.workers():
             return self._step(x, z, grad, target)
 
     def _step(self, x: np.ndarray, z: np.ndarray, grad: np.ndarray, target: float) -> Step:

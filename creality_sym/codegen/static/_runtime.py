@@ -568,6 +568,22 @@ class _Workers:
             return list(self._pool.map(fn, parts)) if held else None
 
 
+def _summed_runs(
+    blocks: Callable[[Sequence[int]], np.ndarray], starts: Sequence[int], workers: int
+) -> np.ndarray | None:
+    """``sum(blocks(run))`` over ``workers`` contiguous runs of ``starts``, one run per worker,
+    the partial sums added in a fixed order (the same bits on every call); None when the
+    workers are not available (the caller runs ``blocks(starts)`` itself)."""
+    per = -(-len(starts) // workers)
+    found = _WORKERS.map(blocks, [starts[w * per : (w + 1) * per] for w in range(workers)])
+    if found is None:
+        return None
+    out = found[0]
+    for part in found[1:]:
+        out += part
+    return out
+
+
 def on_workers(fn: Callable[[Any], Any], parts: Sequence[Any]) -> list[Any]:
     """``[fn(part) for part in parts]``, on the workers where the calling thread holds them
     (:func:`hold_workers`), else serially in the calling thread.
@@ -853,15 +869,9 @@ def shifted_row_pass(
             out += np.matmul(t[: j - i], block, out=term)
         return out
 
-    found = None
-    if workers > 1:  # contiguous runs of blocks, one per worker
-        per = -(-len(starts) // workers)
-        found = _WORKERS.map(blocks, [starts[w * per : (w + 1) * per] for w in range(workers)])
-    if found is None:
-        found = [blocks(starts)]
-    out = found[0]
-    for part_out in found[1:]:
-        out += part_out
+    out = _summed_runs(blocks, starts, workers) if workers > 1 else None
+    if out is None:
+        out = blocks(starts)
     out -= float(weights @ s) * a_k
     return s, u_k, out
 
@@ -895,7 +905,6 @@ def row_products(rows: Sequence[np.ndarray], A: np.ndarray) -> np.ndarray:
         V = np.stack(rows)
         step = max(16, _WORKER_PASS_BYTES // (8 * d))
         starts = list(range(0, n, step))
-        per = -(-len(starts) // workers)
 
         def blocks(part: Sequence[int]) -> np.ndarray:
             out = np.zeros((m, d))
@@ -905,12 +914,9 @@ def row_products(rows: Sequence[np.ndarray], A: np.ndarray) -> np.ndarray:
                 out += np.matmul(V[:, i:j], A[i:j], out=term)
             return out
 
-        found = _WORKERS.map(blocks, [starts[w * per : (w + 1) * per] for w in range(workers)])
-        if found is not None:
-            out = found[0]
-            for part in found[1:]:
-                out += part
-            return out
+        summed = _summed_runs(blocks, starts, workers)
+        if summed is not None:
+            return summed
     step = max(1, _BLOCK_BYTES // (8 * d))
     out = np.zeros((m, d))
     block = np.empty((m, min(step, n)))
