@@ -176,6 +176,34 @@ def _gather(
     return head, out
 
 
+#: bytes of kept rows scaled at a time for their Gram (about one core's share of the cache)
+GRAM_CHUNK_BYTES = 2 << 20
+
+
+def scaled_gram(rows: np.ndarray, scale: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """``sum_i sign_i scale_i^2 r_i r_i^T`` (d, d) in float64, for ``rows (m, d)``.
+
+    ``scale (m,)`` is nonnegative and ``sign_i = -1`` where ``negative (m,)``.
+    The rows are scaled a chunk of :data:`GRAM_CHUNK_BYTES` at a time into
+    a small buffer of their dtype (float32 rows stay float32; no scaled copy
+    of all of them) and each chunk's signed Gram
+    (:func:`~creality_sym.codegen.static._runtime.signed_gram`) is added in
+    float64.
+    """
+    m, d = rows.shape
+    G = np.zeros((d, d))
+    if m == 0:
+        return G
+    step = max(16, GRAM_CHUNK_BYTES // (rows.itemsize * d))
+    buffer = np.empty((min(step, m), d), dtype=rows.dtype)
+    root = scale.astype(rows.dtype)[:, None]
+    for i in range(0, m, step):
+        j = min(i + step, m)
+        S = np.multiply(rows[i:j], root[i:j], out=buffer[: j - i])
+        G += signed_gram(np, S, negative[i:j])
+    return G
+
+
 @dataclass(frozen=True)
 class Built:
     """A preconditioner: its ``factor`` (of ``M + mu I``), measured ``error``, ``rows`` kept.
@@ -214,7 +242,6 @@ class SketchPreconditioner:
         self.inv_prob = np.empty(0)
         self.bounds = (0, 0)  # rows [0, b0) kept surely, [b0, b1) half 1, [b1, end) half 2
         self.rows: tuple[np.ndarray, np.ndarray] = (np.empty((0, d)), np.empty((0, d)))
-        self._buffer = np.empty((0, d))
         #: dtype of the randomly kept rows: float32 until a CG solve is slow, then float64
         self.dtype: type = np.float32
         self.planned = 0
@@ -284,18 +311,14 @@ class SketchPreconditioner:
         scale = np.sqrt(np.abs(w))
         scale[b0:] *= math.sqrt(2.0)  # each half alone estimates the randomly kept part
         negative = w < 0.0
-        if self._buffer.shape != random.shape or self._buffer.dtype != random.dtype:
-            self._buffer = np.empty_like(random)
         halves = ((0, b1 - b0), (b1 - b0, random.shape[0]))
 
         def gram(part: int) -> np.ndarray:
             """The Gram of the sure rows (part 0) or of one half (parts 1, 2), float64."""
             if part == 0:
-                return signed_gram(np, sure * scale[:b0, None], negative[:b0])
+                return scaled_gram(sure, scale[:b0], negative[:b0])
             lo, hi = halves[part - 1]
-            root = scale[b0 + lo : b0 + hi, None].astype(random.dtype)
-            S = np.multiply(random[lo:hi], root, out=self._buffer[lo:hi])
-            return signed_gram(np, S, negative[b0 + lo : b0 + hi]).astype(float)
+            return scaled_gram(random[lo:hi], scale[b0 + lo : b0 + hi], negative[b0 + lo : b0 + hi])
 
         G1, G2, G0 = self._on_workers(gram, [1, 2, 0])  # the halves first: one per worker
         return G0 + 0.5 * (G1 + G2), G1 - G2
