@@ -1105,6 +1105,9 @@ class Model:
     ``z_functions[term]`` holds the (loss, gradient, hessian) piece functions
     of a term (``"total"`` for the weighted sum; None where a piece is zero),
     ``x_functions`` the same for x-space terms (absent terms have none).
+    ``z_all[term]``, where a term has one, computes the pieces of every order
+    at once (one CSE over the three programs, so what they share is computed
+    once): :meth:`z_pieces` uses it for ``order=2`` unless ``only``.
     ``logit_scale(*scalars)`` gives the softmax scale (None: scale 1).
     """
 
@@ -1115,6 +1118,7 @@ class Model:
     x_functions: Mapping[str, tuple[XFunction | None, XFunction | None, XFunction | None]]
     logit_scale: Any = None
     uses_exp: bool = False
+    z_all: Mapping[str, ZFunction] = field(default_factory=dict)
 
     # -- arguments --------------------------------------------------------
     def term_name(self, term: str | None) -> str:
@@ -1159,11 +1163,16 @@ class Model:
         """Loss (order 0), gradient (1) and Hessian (2) pieces of ``term`` at logits z.
 
         All orders up to ``order``, or with ``only`` just that one (each piece
-        function computes its own reductions).
+        function computes its own reductions); all three from the term's
+        combined function (:attr:`z_all`) where it has one.
         """
         zv, _, sv = self._split(values)
         sm = self.softmax(xp, z, sv)
         out = ZPieces(sm)
+        combined = self.z_all.get(term) if order == 2 and not only else None
+        if combined is not None:
+            set_pieces(out, combined(xp, sm, z, *zv, *sv))
+            return out
         functions = self.z_functions.get(term, (None, None, None))
         for fn in functions[order if only else 0 : order + 1]:
             if fn is not None:

@@ -215,6 +215,88 @@ def _z_hessian_reality(xp, sm, z, b, w, gamma):
     }
 
 
+def _z_all_reality(xp, sm, z, b, w, gamma):
+    """z-space pieces of every order of term 'reality' (unweighted), in one program. (ops: 97)"""
+    f = sm.f
+    fc = sm.fc
+    is_k = sm.is_k
+    bc_k = 1.0 - b[sm.k]
+    # stage 1 of 3: reductions (ops: 9)
+    t0_f_sq = f * f
+    t0_one_minus_fc = 1 - fc
+    t0_one_minus_fc_sq = t0_one_minus_fc * t0_one_minus_fc
+    sum_b_sq = xp.sum(b * b)
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_sq, t0_f_sq))
+    sum_f_sq_2 = xp.sum(at_dominant(xp, is_k, 2 * t0_one_minus_fc_sq, 2 * t0_f_sq))
+    sum_b_f = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (1 - bc_k), b * f))
+    # stage 2 of 3: reductions (ops: 26)
+    t1_f_sq = f * f
+    t1_1 = 1 / xp.sqrt(sum_b_sq)
+    t1_2 = sum_f_sq ** (-3 / 2)
+    t1_b_f_t1_1_t1_2 = sum_b_f * t1_1 * t1_2
+    t1_4 = t1_1 / xp.sqrt(sum_f_sq)
+    t1_one_minus_fc = 1 - fc
+    t1_6 = t1_b_f_t1_1_t1_2 * (t1_one_minus_fc * t1_one_minus_fc)
+    sum4 = xp.sum(at_dominant(xp, is_k, t1_6, t1_b_f_t1_1_t1_2 * t1_f_sq))
+    sum5 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            -t1_4 * t1_one_minus_fc * (1 - bc_k) + t1_6,
+            -b * f * t1_4 + sum_b_f * t1_1 * t1_2 * t1_f_sq,
+        )
+    )
+    # stage 3 of 3: outputs (ops: 62)
+    t2_0 = 1 / xp.sqrt(sum_f_sq)
+    t2_1 = 1 / xp.sqrt(sum_b_sq)
+    t2_b_f_t2_1 = sum_b_f * t2_1
+    t2_f_sq = f * f
+    t2_4 = sum_f_sq ** (-3 / 2)
+    t2_b_f = b * f
+    t2_t2_0_t2_1 = t2_0 * t2_1
+    t2_7 = f * sum5 + t2_b_f * t2_t2_0_t2_1
+    t2_8 = 2 * sum_b_f * t2_1 * t2_4 * t2_f_sq - t2_7
+    t2_one_minus_fc = 1 - fc
+    t2_one_minus_fc_sq = t2_one_minus_fc * t2_one_minus_fc
+    t2_one_minus_bc_k = 1 - bc_k
+    t2_12 = sum5 * t2_one_minus_fc + t2_one_minus_bc_k * t2_one_minus_fc * t2_t2_0_t2_1
+    t2_13 = 2 * sum_b_f * t2_1 * t2_4 * t2_one_minus_fc_sq - t2_12
+    loss = -t2_0 * t2_b_f_t2_1
+    g = at_dominant(
+        xp,
+        is_k,
+        sum_b_f * t2_1 * t2_4 * t2_one_minus_fc_sq - t2_12,
+        sum_b_f * t2_1 * t2_4 * t2_f_sq - t2_7,
+    )
+    delta = at_dominant(xp, is_k, t2_13, t2_8)
+    c = sum4
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_sq_2 * t2_one_minus_fc + 2 * t2_one_minus_fc_sq,
+        -f * sum_f_sq_2 + 2 * t2_f_sq,
+    )
+    lr1 = at_dominant(
+        xp,
+        is_k,
+        -sum_b_f * t2_one_minus_fc + t2_one_minus_bc_k * t2_one_minus_fc,
+        -f * sum_b_f + t2_b_f,
+    )
+    core0_0 = -3 / 4 * t2_b_f_t2_1 / sum_f_sq ** (5 / 2)
+    core0_1 = (1 / 2) * t2_1 * t2_4
+    return {
+        "loss": loss,
+        "g": g,
+        "delta": delta,
+        "p": delta,
+        "c": c,
+        "lr0": lr0,
+        "lr1": lr1,
+        "core0_0": core0_0,
+        "core0_1": core0_1,
+    }
+
+
 def _z_loss_creativity(xp, sm, z, b, w, gamma):
     """z-space loss pieces of term 'creativity' (unweighted). (ops: 3)"""
     f = sm.f
@@ -268,6 +350,34 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma):
     return {"delta": delta, "p": delta, "c": c}
 
 
+def _z_all_creativity(xp, sm, z, b, w, gamma):
+    """z-space pieces of every order of term 'creativity' (unweighted), in one program. (ops: 23)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    # stage 1 of 2: reductions (ops: 7)
+    t0_one_minus_fc = 1 - fc
+    sum_f_logf = xp.sum(at_dominant(xp, is_k, logf_k * t0_one_minus_fc, f * logf))
+    sum_f_logf_plus_1 = xp.sum(
+        at_dominant(xp, is_k, t0_one_minus_fc * (logf_k + 1), f * (logf + 1))
+    )
+    # stage 2 of 2: outputs (ops: 16)
+    t1_f_f_logf_plus_1 = f * sum_f_logf_plus_1
+    t1_logf_plus_1 = logf + 1
+    t1_2 = f * t1_logf_plus_1 + f - t1_f_f_logf_plus_1
+    t1_fc_minus_1 = fc - 1
+    t1_neg_fc_minus_1 = -t1_fc_minus_1
+    t1_5 = sum_f_logf_plus_1 * t1_neg_fc_minus_1 - t1_neg_fc_minus_1 * (logf_k + 1)
+    t1_6 = -t1_5 - t1_fc_minus_1
+    loss = sum_f_logf
+    g = at_dominant(xp, is_k, -t1_5, f * t1_logf_plus_1 - t1_f_f_logf_plus_1)
+    delta = at_dominant(xp, is_k, t1_6, t1_2)
+    c = 1
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
+
+
 def _z_loss_regularizer(xp, sm, z, b, w, gamma):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
@@ -297,6 +407,31 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma):
     ones = full(xp, sm.f, t1_w_sq)
     ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
+
+
+def _z_all_regularizer(xp, sm, z, b, w, gamma):
+    """z-space pieces of every order of term 'regularizer' (unweighted), in one program. (ops: 7)"""
+    # stage 1 of 2: reductions (ops: 5)
+    t0_w_sq = w * w
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * t0_w_sq * (z * z))
+    # stage 2 of 2: outputs (ops: 2)
+    t1_w_sq = w * w
+    loss = sum_half_w_sq_z_sq
+    g = t1_w_sq * z
+    g_total = sum_w_sq_z
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
 
 
 def _z_loss_total(xp, sm, z, b, w, gamma):
@@ -468,6 +603,121 @@ def _z_hessian_total(xp, sm, z, b, w, gamma):
     }
 
 
+def _z_all_total(xp, sm, z, b, w, gamma):
+    """z-space pieces of every order of the weighted total, in one program. (ops: 127)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    z_k = z[sm.k]
+    bc_k = 1.0 - b[sm.k]
+    w_k = w[sm.k]
+    # stage 1 of 3: reductions (ops: 24)
+    t0_f_sq = f * f
+    t0_w_sq = w * w
+    t0_one_minus_fc = 1 - fc
+    t0_one_minus_fc_sq = t0_one_minus_fc * t0_one_minus_fc
+    sum_b_sq = xp.sum(b * b)
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_sq, t0_f_sq))
+    sum_f_sq_2 = xp.sum(at_dominant(xp, is_k, 2 * t0_one_minus_fc_sq, 2 * t0_f_sq))
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_b_f = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * (1 - bc_k), b * f))
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum6 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            gamma * logf_k * t0_one_minus_fc + (1 / 2) * (w_k * w_k) * (z_k * z_k),
+            f * gamma * logf + (1 / 2) * t0_w_sq * (z * z),
+        )
+    )
+    # stage 2 of 3: reductions (ops: 30)
+    t1_0 = 1 / xp.sqrt(sum_b_sq)
+    t1_1 = sum_b_f * t1_0 / sum_f_sq ** (3 / 2)
+    t1_f_sq_t1_1 = t1_1 * (f * f)
+    t1_3 = t1_0 / xp.sqrt(sum_f_sq)
+    t1_one_minus_fc = 1 - fc
+    t1_one_minus_fc_sq_t1_1 = t1_1 * (t1_one_minus_fc * t1_one_minus_fc)
+    sum7 = xp.sum(at_dominant(xp, is_k, t1_one_minus_fc_sq_t1_1, t1_f_sq_t1_1))
+    sum8 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            gamma * t1_one_minus_fc * (logf_k + 1)
+            - t1_3 * t1_one_minus_fc * (1 - bc_k)
+            + t1_one_minus_fc_sq_t1_1,
+            -b * f * t1_3 + f * gamma * (logf + 1) + t1_f_sq_t1_1,
+        )
+    )
+    # stage 3 of 3: outputs (ops: 73)
+    t2_0 = 1 / xp.sqrt(sum_f_sq)
+    t2_1 = 1 / xp.sqrt(sum_b_sq)
+    t2_b_f_t2_1 = sum_b_f * t2_1
+    t2_w_sq = w * w
+    t2_f_sq = f * f
+    t2_5 = sum_f_sq ** (-3 / 2)
+    t2_b_f_t2_1_t2_5 = t2_5 * t2_b_f_t2_1
+    t2_f_gamma = f * gamma
+    t2_b_f = b * f
+    t2_t2_0_t2_1 = t2_0 * t2_1
+    t2_10 = -f * sum8 - t2_b_f * t2_t2_0_t2_1 + t2_f_gamma * (logf + 1)
+    t2_f_sq_2 = 2 * t2_f_sq
+    t2_12 = t2_10 + t2_b_f_t2_1_t2_5 * t2_f_sq_2 + t2_f_gamma
+    t2_w_k_sq = w_k * w_k
+    t2_one_minus_fc = 1 - fc
+    t2_one_minus_fc_sq = t2_one_minus_fc * t2_one_minus_fc
+    t2_gamma_one_minus_fc = gamma * t2_one_minus_fc
+    t2_one_minus_bc_k = 1 - bc_k
+    t2_18 = (
+        -sum8 * t2_one_minus_fc
+        + t2_gamma_one_minus_fc * (logf_k + 1)
+        - t2_one_minus_bc_k * t2_one_minus_fc * t2_t2_0_t2_1
+    )
+    t2_19 = t2_18 + 2 * t2_b_f_t2_1_t2_5 * t2_one_minus_fc_sq + t2_gamma_one_minus_fc
+    loss = sum6 - t2_0 * t2_b_f_t2_1
+    g = at_dominant(
+        xp,
+        is_k,
+        t2_18 + t2_b_f_t2_1_t2_5 * t2_one_minus_fc_sq + t2_w_k_sq * z_k,
+        t2_10 + t2_b_f_t2_1_t2_5 * t2_f_sq + t2_w_sq * z,
+    )
+    g_total = sum_w_sq_z
+    delta = at_dominant(xp, is_k, t2_19 + t2_w_k_sq, t2_12 + t2_w_sq)
+    p = at_dominant(xp, is_k, t2_19, t2_12)
+    c = gamma + sum7
+    ones = full(xp, sm.f, t2_w_sq)
+    ones_total = sum_w_sq
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_sq_2 * t2_one_minus_fc + 2 * t2_one_minus_fc_sq,
+        -f * sum_f_sq_2 + t2_f_sq_2,
+    )
+    lr1 = at_dominant(
+        xp,
+        is_k,
+        -sum_b_f * t2_one_minus_fc + t2_one_minus_bc_k * t2_one_minus_fc,
+        -f * sum_b_f + t2_b_f,
+    )
+    core0_0 = -3 / 4 * t2_b_f_t2_1 / sum_f_sq ** (5 / 2)
+    core0_1 = (1 / 2) * t2_1 * t2_5
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "p": p,
+        "c": c,
+        "ones": ones,
+        "ones_total": ones_total,
+        "lr0": lr0,
+        "lr1": lr1,
+        "core0_0": core0_0,
+        "core0_1": core0_1,
+    }
+
+
 _MODEL = Model(
     name=SPEC_NAME,
     parameters=PARAMETERS,
@@ -481,6 +731,12 @@ _MODEL = Model(
     x_functions={},
     logit_scale=None,
     uses_exp=USES_EXP,
+    z_all={
+        "reality": _z_all_reality,
+        "creativity": _z_all_creativity,
+        "regularizer": _z_all_regularizer,
+        "total": _z_all_total,
+    },
 )
 
 

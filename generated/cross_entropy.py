@@ -121,6 +121,25 @@ def _z_hessian_reality(xp, sm, z, b, w, gamma):
     return {"delta": delta, "p": delta, "c": c}
 
 
+def _z_all_reality(xp, sm, z, b, w, gamma):
+    """z-space pieces of every order of term 'reality' (unweighted), in one program. (ops: 8)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    bc_k = 1.0 - b[sm.k]
+    # stage 1 of 2: reductions (ops: 5)
+    sum_neg_b_logf = xp.sum(at_dominant(xp, is_k, -logf_k * (1 - bc_k), -b * logf))
+    # stage 2 of 2: outputs (ops: 3)
+    t1_one_minus_fc = 1 - fc
+    loss = sum_neg_b_logf
+    g = at_dominant(xp, is_k, bc_k - fc, -b + f)
+    delta = at_dominant(xp, is_k, t1_one_minus_fc, f)
+    c = 1
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
+
+
 def _z_loss_creativity(xp, sm, z, b, w, gamma):
     """z-space loss pieces of term 'creativity' (unweighted). (ops: 3)"""
     f = sm.f
@@ -174,6 +193,34 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma):
     return {"delta": delta, "p": delta, "c": c}
 
 
+def _z_all_creativity(xp, sm, z, b, w, gamma):
+    """z-space pieces of every order of term 'creativity' (unweighted), in one program. (ops: 23)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    # stage 1 of 2: reductions (ops: 7)
+    t0_one_minus_fc = 1 - fc
+    sum_f_logf = xp.sum(at_dominant(xp, is_k, logf_k * t0_one_minus_fc, f * logf))
+    sum_f_logf_plus_1 = xp.sum(
+        at_dominant(xp, is_k, t0_one_minus_fc * (logf_k + 1), f * (logf + 1))
+    )
+    # stage 2 of 2: outputs (ops: 16)
+    t1_f_f_logf_plus_1 = f * sum_f_logf_plus_1
+    t1_logf_plus_1 = logf + 1
+    t1_2 = f * t1_logf_plus_1 + f - t1_f_f_logf_plus_1
+    t1_fc_minus_1 = fc - 1
+    t1_neg_fc_minus_1 = -t1_fc_minus_1
+    t1_5 = sum_f_logf_plus_1 * t1_neg_fc_minus_1 - t1_neg_fc_minus_1 * (logf_k + 1)
+    t1_6 = -t1_5 - t1_fc_minus_1
+    loss = sum_f_logf
+    g = at_dominant(xp, is_k, -t1_5, f * t1_logf_plus_1 - t1_f_f_logf_plus_1)
+    delta = at_dominant(xp, is_k, t1_6, t1_2)
+    c = 1
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
+
+
 def _z_loss_regularizer(xp, sm, z, b, w, gamma):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
@@ -203,6 +250,31 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma):
     ones = full(xp, sm.f, t1_w_sq)
     ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
+
+
+def _z_all_regularizer(xp, sm, z, b, w, gamma):
+    """z-space pieces of every order of term 'regularizer' (unweighted), in one program. (ops: 7)"""
+    # stage 1 of 2: reductions (ops: 5)
+    t0_w_sq = w * w
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * t0_w_sq * (z * z))
+    # stage 2 of 2: outputs (ops: 2)
+    t1_w_sq = w * w
+    loss = sum_half_w_sq_z_sq
+    g = t1_w_sq * z
+    g_total = sum_w_sq_z
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
 
 
 def _z_loss_total(xp, sm, z, b, w, gamma):
@@ -290,6 +362,72 @@ def _z_hessian_total(xp, sm, z, b, w, gamma):
     return {"delta": delta, "p": p, "c": c, "ones": ones, "ones_total": ones_total}
 
 
+def _z_all_total(xp, sm, z, b, w, gamma):
+    """z-space pieces of every order of the weighted total, in one program. (ops: 54)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    z_k = z[sm.k]
+    bc_k = 1.0 - b[sm.k]
+    w_k = w[sm.k]
+    # stage 1 of 2: reductions (ops: 25)
+    t0_w_sq = w * w
+    t0_f_gamma = f * gamma
+    t0_gamma_one_minus_fc = gamma * (1 - fc)
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum_f_gamma_logf_plus_1 = xp.sum(
+        at_dominant(xp, is_k, t0_gamma_one_minus_fc * (logf_k + 1), t0_f_gamma * (logf + 1))
+    )
+    sum3 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            logf_k * t0_gamma_one_minus_fc
+            - logf_k * (1 - bc_k)
+            + (1 / 2) * (w_k * w_k) * (z_k * z_k),
+            -b * logf + logf * t0_f_gamma + (1 / 2) * t0_w_sq * (z * z),
+        )
+    )
+    # stage 2 of 2: outputs (ops: 29)
+    t1_0 = sum_f_gamma_logf_plus_1 - 1
+    t1_f_t1_0 = f * t1_0
+    t1_w_sq = w * w
+    t1_logf_plus_1 = logf + 1
+    t1_f_gamma = f * gamma
+    t1_5 = t1_f_gamma * t1_logf_plus_1 + t1_f_gamma - t1_f_t1_0
+    t1_w_k_sq = w_k * w_k
+    t1_one_minus_fc = 1 - fc
+    t1_gamma_one_minus_fc = gamma * t1_one_minus_fc
+    t1_9 = -t1_0 * t1_one_minus_fc + t1_gamma_one_minus_fc * (logf_k + 1)
+    t1_10 = t1_9 + t1_gamma_one_minus_fc
+    loss = sum3
+    g = at_dominant(
+        xp,
+        is_k,
+        bc_k + t1_9 + t1_w_k_sq * z_k - 1,
+        -b + f * gamma * t1_logf_plus_1 - t1_f_t1_0 + t1_w_sq * z,
+    )
+    g_total = sum_w_sq_z
+    delta = at_dominant(xp, is_k, t1_10 + t1_w_k_sq, t1_5 + t1_w_sq)
+    p = at_dominant(xp, is_k, t1_10, t1_5)
+    c = gamma + 1
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "p": p,
+        "c": c,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
+
+
 _MODEL = Model(
     name=SPEC_NAME,
     parameters=PARAMETERS,
@@ -303,6 +441,12 @@ _MODEL = Model(
     x_functions={},
     logit_scale=None,
     uses_exp=USES_EXP,
+    z_all={
+        "reality": _z_all_reality,
+        "creativity": _z_all_creativity,
+        "regularizer": _z_all_regularizer,
+        "total": _z_all_total,
+    },
 )
 
 

@@ -113,6 +113,31 @@ def _z_hessian_reality(xp, sm, z, b, w):
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
+def _z_all_reality(xp, sm, z, b, w):
+    """z-space pieces of every order of term 'reality' (unweighted), in one program. (ops: 22)"""
+    # stage 1 of 2: reductions (ops: 8)
+    t0_exp_z = xp.exp(z)
+    sum_b_exp_z = xp.sum(b * t0_exp_z)
+    sum1 = xp.sum((1 / 2) * ((-b + t0_exp_z) * (-b + t0_exp_z)))
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
+    # stage 2 of 2: outputs (ops: 14)
+    t1_exp_z = xp.exp(z)
+    loss = sum1
+    g = t1_exp_z * (-b + t1_exp_z)
+    g_total = -sum_b_exp_z + sum_exp_z_2
+    delta = t1_exp_z * (-b + 2 * t1_exp_z)
+    ones = -b * t1_exp_z + 2 * xp.exp(2 * z)
+    ones_total = -sum_b_exp_z + 2 * sum_exp_z_2
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
+
+
 def _z_loss_regularizer(xp, sm, z, b, w):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
@@ -142,6 +167,31 @@ def _z_hessian_regularizer(xp, sm, z, b, w):
     ones = full(xp, sm.f, t1_w_sq)
     ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
+
+
+def _z_all_regularizer(xp, sm, z, b, w):
+    """z-space pieces of every order of term 'regularizer' (unweighted), in one program. (ops: 7)"""
+    # stage 1 of 2: reductions (ops: 5)
+    t0_w_sq = w * w
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * t0_w_sq * (z * z))
+    # stage 2 of 2: outputs (ops: 2)
+    t1_w_sq = w * w
+    loss = sum_half_w_sq_z_sq
+    g = t1_w_sq * z
+    g_total = sum_w_sq_z
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
 
 
 def _z_loss_total(xp, sm, z, b, w):
@@ -181,6 +231,36 @@ def _z_hessian_total(xp, sm, z, b, w):
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
 
 
+def _z_all_total(xp, sm, z, b, w):
+    """z-space pieces of every order of the weighted total, in one program. (ops: 36)"""
+    # stage 1 of 2: reductions (ops: 14)
+    t0_w_sq = w * w
+    t0_exp_z = xp.exp(z)
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_b_exp_z = xp.sum(b * t0_exp_z)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum3 = xp.sum((1 / 2) * t0_w_sq * (z * z) + (1 / 2) * ((-b + t0_exp_z) * (-b + t0_exp_z)))
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
+    # stage 2 of 2: outputs (ops: 22)
+    t1_w_sq = w * w
+    t1_exp_z = xp.exp(z)
+    t1_neg_b_exp_z = -sum_b_exp_z
+    loss = sum3
+    g = t1_exp_z * (-b + t1_exp_z) + t1_w_sq * z
+    g_total = sum_exp_z_2 + sum_w_sq_z + t1_neg_b_exp_z
+    delta = t1_exp_z * (-b + 2 * t1_exp_z) + t1_w_sq
+    ones = -b * t1_exp_z + t1_w_sq + 2 * xp.exp(2 * z)
+    ones_total = 2 * sum_exp_z_2 + sum_w_sq + t1_neg_b_exp_z
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
+
+
 _MODEL = Model(
     name=SPEC_NAME,
     parameters=PARAMETERS,
@@ -193,6 +273,11 @@ _MODEL = Model(
     x_functions={},
     logit_scale=None,
     uses_exp=USES_EXP,
+    z_all={
+        "reality": _z_all_reality,
+        "regularizer": _z_all_regularizer,
+        "total": _z_all_total,
+    },
 )
 
 

@@ -146,6 +146,45 @@ def _z_hessian_reality(xp, sm, z, b, w, gamma, q):
     return {"delta": delta, "p": delta, "c": c}
 
 
+def _z_all_reality(xp, sm, z, b, w, gamma, q):
+    """z-space pieces of every order of term 'reality' (unweighted), in one program. (ops: 28)"""
+    f = sm.f
+    fc = sm.fc
+    is_k = sm.is_k
+    bc_k = 1.0 - b[sm.k]
+    # stage 1 of 2: reductions (ops: 11)
+    t0_f_minus_b = -b + f
+    t0_one_minus_fc = 1 - fc
+    t0_bc_k_minus_fc = bc_k - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_f_f_minus_b = xp.sum(
+        at_dominant(xp, is_k, t0_bc_k_minus_fc * t0_one_minus_fc, f * t0_f_minus_b)
+    )
+    sum_f_minus_b_sq_half = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            (1 / 2) * (t0_bc_k_minus_fc * t0_bc_k_minus_fc),
+            (1 / 2) * (t0_f_minus_b * t0_f_minus_b),
+        )
+    )
+    # stage 2 of 2: outputs (ops: 17)
+    t1_f_f_f_minus_b = f * sum_f_f_minus_b
+    t1_f_minus_b = -b + f
+    t1_2 = f * t1_f_minus_b - t1_f_f_f_minus_b + f * f
+    t1_one_minus_fc = 1 - fc
+    t1_4 = sum_f_f_minus_b * t1_one_minus_fc
+    t1_bc_k_minus_fc = bc_k - fc
+    t1_6 = -t1_4 + t1_bc_k_minus_fc * t1_one_minus_fc + t1_one_minus_fc * t1_one_minus_fc
+    loss = sum_f_minus_b_sq_half
+    g = at_dominant(
+        xp, is_k, -t1_4 + t1_bc_k_minus_fc * t1_one_minus_fc, f * t1_f_minus_b - t1_f_f_f_minus_b
+    )
+    delta = at_dominant(xp, is_k, t1_6, t1_2)
+    c = sum_f_sq
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
+
+
 def _z_loss_creativity(xp, sm, z, b, w, gamma, q):
     """z-space loss pieces of term 'creativity' (unweighted). (ops: 7)"""
     f = sm.f
@@ -220,6 +259,57 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma, q):
     return {"delta": delta, "p": delta, "c": c, "lr0": lr0, "core0_0": core0_0}
 
 
+def _z_all_creativity(xp, sm, z, b, w, gamma, q):
+    """z-space pieces of every order of term 'creativity' (unweighted), in one program. (ops: 49)"""
+    f = sm.f
+    fc = sm.fc
+    is_k = sm.is_k
+    # stage 1 of 3: reductions (ops: 5)
+    t0_f_pow_q = f**q
+    t0_one_minus_fc_pow_q = (1 - fc) ** q
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_pow_q, t0_f_pow_q))
+    sum_f_pow_q_q = xp.sum(at_dominant(xp, is_k, q * t0_one_minus_fc_pow_q, q * t0_f_pow_q))
+    # stage 2 of 3: reductions (ops: 11)
+    t1_inv_f_pow_q_q = q * 1 / (sum_f_pow_q)
+    t1_1 = f**q * t1_inv_f_pow_q_q
+    t1_inv_q_minus_1 = 1 / (q - 1)
+    t1_3 = t1_inv_f_pow_q_q * (1 - fc) ** q
+    sum2 = xp.sum(at_dominant(xp, is_k, t1_3, t1_1))
+    sum3 = xp.sum(at_dominant(xp, is_k, t1_3 * t1_inv_q_minus_1, t1_1 * t1_inv_q_minus_1))
+    # stage 3 of 3: outputs (ops: 33)
+    t2_inv_q_minus_1 = 1 / (q - 1)
+    t2_f_sum3 = f * sum3
+    t2_f_pow_q = f**q
+    t2_inv_f_pow_q = 1 / (sum_f_pow_q)
+    t2_4 = q * t2_f_pow_q * t2_inv_f_pow_q
+    t2_5 = t2_4 * t2_inv_q_minus_1 + t2_4 - t2_f_sum3
+    t2_one_minus_fc = 1 - fc
+    t2_one_minus_fc_pow_q_q = q * t2_one_minus_fc**q
+    t2_8 = t2_inv_f_pow_q * t2_one_minus_fc_pow_q_q
+    t2_9 = -sum3 * t2_one_minus_fc + t2_8 * t2_inv_q_minus_1
+    t2_t2_8_plus_t2_9 = t2_8 + t2_9
+    loss = t2_inv_q_minus_1 * xp.log(sum_f_pow_q)
+    g = at_dominant(xp, is_k, t2_9, q * t2_f_pow_q * t2_inv_f_pow_q * t2_inv_q_minus_1 - t2_f_sum3)
+    delta = at_dominant(xp, is_k, t2_t2_8_plus_t2_9, t2_5)
+    c = sum2
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_pow_q_q * t2_one_minus_fc + t2_one_minus_fc_pow_q_q,
+        -f * sum_f_pow_q_q + q * t2_f_pow_q,
+    )
+    core0_0 = -t2_inv_q_minus_1 * 1 / (sum_f_pow_q * sum_f_pow_q)
+    return {
+        "loss": loss,
+        "g": g,
+        "delta": delta,
+        "p": delta,
+        "c": c,
+        "lr0": lr0,
+        "core0_0": core0_0,
+    }
+
+
 def _z_loss_regularizer(xp, sm, z, b, w, gamma, q):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
@@ -249,6 +339,31 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma, q):
     ones = full(xp, sm.f, t1_w_sq)
     ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
+
+
+def _z_all_regularizer(xp, sm, z, b, w, gamma, q):
+    """z-space pieces of every order of term 'regularizer' (unweighted), in one program. (ops: 7)"""
+    # stage 1 of 2: reductions (ops: 5)
+    t0_w_sq = w * w
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * t0_w_sq * (z * z))
+    # stage 2 of 2: outputs (ops: 2)
+    t1_w_sq = w * w
+    loss = sum_half_w_sq_z_sq
+    g = t1_w_sq * z
+    g_total = sum_w_sq_z
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
 
 
 def _z_loss_total(xp, sm, z, b, w, gamma, q):
@@ -383,6 +498,91 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, q):
     }
 
 
+def _z_all_total(xp, sm, z, b, w, gamma, q):
+    """z-space pieces of every order of the weighted total, in one program. (ops: 97)"""
+    f = sm.f
+    fc = sm.fc
+    is_k = sm.is_k
+    z_k = z[sm.k]
+    bc_k = 1.0 - b[sm.k]
+    w_k = w[sm.k]
+    # stage 1 of 3: reductions (ops: 24)
+    t0_f_pow_q = f**q
+    t0_w_sq = w * w
+    t0_one_minus_fc_pow_q = (1 - fc) ** q
+    sum_f_pow_q = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc_pow_q, t0_f_pow_q))
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_f_pow_q_q = xp.sum(at_dominant(xp, is_k, q * t0_one_minus_fc_pow_q, q * t0_f_pow_q))
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum4 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            (1 / 2) * (w_k * w_k) * (z_k * z_k) + (1 / 2) * ((bc_k - fc) * (bc_k - fc)),
+            (1 / 2) * t0_w_sq * (z * z) + (1 / 2) * ((-b + f) * (-b + f)),
+        )
+    )
+    # stage 2 of 3: reductions (ops: 22)
+    t1_gamma_inv_f_pow_q_q = gamma * q * 1 / (sum_f_pow_q)
+    t1_1 = f**q * t1_gamma_inv_f_pow_q_q
+    t1_inv_q_minus_1 = 1 / (q - 1)
+    t1_one_minus_fc = 1 - fc
+    t1_4 = t1_gamma_inv_f_pow_q_q * t1_one_minus_fc**q
+    sum5 = xp.sum(at_dominant(xp, is_k, t1_4 + t1_one_minus_fc * t1_one_minus_fc, t1_1 + f * f))
+    sum6 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            t1_4 * t1_inv_q_minus_1 + t1_one_minus_fc * (bc_k - fc),
+            f * (-b + f) + t1_1 * t1_inv_q_minus_1,
+        )
+    )
+    # stage 3 of 3: outputs (ops: 51)
+    t2_gamma_inv_q_minus_1 = gamma * 1 / (q - 1)
+    t2_w_sq = w * w
+    t2_f_pow_q = f**q
+    t2_f_pow_q_q = q * t2_f_pow_q
+    t2_inv_f_pow_q = 1 / (sum_f_pow_q)
+    t2_5 = t2_gamma_inv_q_minus_1 * t2_inv_f_pow_q
+    t2_6 = -f * sum6 + f * (-b + f) + t2_5 * t2_f_pow_q_q
+    t2_gamma_inv_f_pow_q = gamma * t2_inv_f_pow_q
+    t2_8 = t2_6 + t2_f_pow_q_q * t2_gamma_inv_f_pow_q + f * f
+    t2_w_k_sq = w_k * w_k
+    t2_one_minus_fc = 1 - fc
+    t2_one_minus_fc_pow_q_q = q * t2_one_minus_fc**q
+    t2_12 = -sum6 * t2_one_minus_fc + t2_5 * t2_one_minus_fc_pow_q_q + t2_one_minus_fc * (bc_k - fc)
+    t2_13 = (
+        t2_12 + t2_gamma_inv_f_pow_q * t2_one_minus_fc_pow_q_q + t2_one_minus_fc * t2_one_minus_fc
+    )
+    loss = sum4 + t2_gamma_inv_q_minus_1 * xp.log(sum_f_pow_q)
+    g = at_dominant(xp, is_k, t2_12 + t2_w_k_sq * z_k, t2_6 + t2_w_sq * z)
+    g_total = sum_w_sq_z
+    delta = at_dominant(xp, is_k, t2_13 + t2_w_k_sq, t2_8 + t2_w_sq)
+    p = at_dominant(xp, is_k, t2_13, t2_8)
+    c = sum5
+    ones = full(xp, sm.f, t2_w_sq)
+    ones_total = sum_w_sq
+    lr0 = at_dominant(
+        xp,
+        is_k,
+        -sum_f_pow_q_q * t2_one_minus_fc + t2_one_minus_fc_pow_q_q,
+        -f * sum_f_pow_q_q + q * t2_f_pow_q,
+    )
+    core0_0 = -t2_gamma_inv_q_minus_1 * 1 / (sum_f_pow_q * sum_f_pow_q)
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "p": p,
+        "c": c,
+        "ones": ones,
+        "ones_total": ones_total,
+        "lr0": lr0,
+        "core0_0": core0_0,
+    }
+
+
 _MODEL = Model(
     name=SPEC_NAME,
     parameters=PARAMETERS,
@@ -396,6 +596,12 @@ _MODEL = Model(
     x_functions={},
     logit_scale=None,
     uses_exp=USES_EXP,
+    z_all={
+        "reality": _z_all_reality,
+        "creativity": _z_all_creativity,
+        "regularizer": _z_all_regularizer,
+        "total": _z_all_total,
+    },
 )
 
 

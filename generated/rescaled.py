@@ -143,6 +143,51 @@ def _z_hessian_reality(xp, sm, z, b, w):
     }
 
 
+def _z_all_reality(xp, sm, z, b, w):
+    """z-space pieces of every order of term 'reality' (unweighted), in one program. (ops: 41)"""
+    # stage 1 of 3: reductions (ops: 5)
+    t0_exp_z = xp.exp(z)
+    sum_b_sq = xp.sum(b * b)
+    sum_b_exp_z = xp.sum(b * t0_exp_z)
+    sum_exp_z = xp.sum(t0_exp_z)
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
+    # stage 2 of 3: reductions (ops: 7)
+    t1_exp_z_minus_b_exp_z = -b * sum_exp_z + xp.exp(z)
+    sum4 = xp.sum(-b * t1_exp_z_minus_b_exp_z)
+    sum5 = xp.sum((1 / 2) * (t1_exp_z_minus_b_exp_z * t1_exp_z_minus_b_exp_z))
+    # stage 3 of 3: outputs (ops: 29)
+    t2_exp_z = xp.exp(z)
+    t2_exp_z_sum4 = sum4 * t2_exp_z
+    t2_b_exp_z = b * sum_exp_z
+    t2_b_exp_z_exp_z = sum_b_exp_z * sum_exp_z
+    loss = sum5
+    g = t2_exp_z * (-t2_b_exp_z + t2_exp_z) + t2_exp_z_sum4
+    g_total = sum_b_sq * (sum_exp_z * sum_exp_z) + sum_exp_z_2 - 2 * t2_b_exp_z_exp_z
+    delta = t2_exp_z * (-t2_b_exp_z + 2 * t2_exp_z) + t2_exp_z_sum4
+    ones = -t2_b_exp_z * t2_exp_z + t2_exp_z_sum4 + 2 * xp.exp(2 * z)
+    ones_total = sum4 * sum_exp_z + 2 * sum_exp_z_2 - t2_b_exp_z_exp_z
+    lr0 = full(xp, sm.f, t2_exp_z)
+    lr0_total = sum_exp_z
+    lr1 = -b * t2_exp_z
+    lr1_total = -sum_b_exp_z
+    core0_0 = sum_b_sq
+    core0_1 = 1
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+        "lr0": lr0,
+        "lr0_total": lr0_total,
+        "lr1": lr1,
+        "lr1_total": lr1_total,
+        "core0_0": core0_0,
+        "core0_1": core0_1,
+    }
+
+
 def _z_loss_regularizer(xp, sm, z, b, w):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
@@ -172,6 +217,31 @@ def _z_hessian_regularizer(xp, sm, z, b, w):
     ones = full(xp, sm.f, t1_w_sq)
     ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
+
+
+def _z_all_regularizer(xp, sm, z, b, w):
+    """z-space pieces of every order of term 'regularizer' (unweighted), in one program. (ops: 7)"""
+    # stage 1 of 2: reductions (ops: 5)
+    t0_w_sq = w * w
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * t0_w_sq * (z * z))
+    # stage 2 of 2: outputs (ops: 2)
+    t1_w_sq = w * w
+    loss = sum_half_w_sq_z_sq
+    g = t1_w_sq * z
+    g_total = sum_w_sq_z
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
 
 
 def _z_loss_total(xp, sm, z, b, w):
@@ -245,6 +315,58 @@ def _z_hessian_total(xp, sm, z, b, w):
     }
 
 
+def _z_all_total(xp, sm, z, b, w):
+    """z-space pieces of every order of the weighted total, in one program. (ops: 54)"""
+    # stage 1 of 3: reductions (ops: 7)
+    t0_w_sq = w * w
+    t0_exp_z = xp.exp(z)
+    sum_b_sq = xp.sum(b * b)
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_b_exp_z = xp.sum(b * t0_exp_z)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum_exp_z = xp.sum(t0_exp_z)
+    sum_exp_z_2 = xp.sum(xp.exp(2 * z))
+    # stage 2 of 3: reductions (ops: 12)
+    t1_exp_z_minus_b_exp_z = -b * sum_exp_z + xp.exp(z)
+    sum6 = xp.sum(-b * t1_exp_z_minus_b_exp_z)
+    sum7 = xp.sum(
+        (1 / 2) * (t1_exp_z_minus_b_exp_z * t1_exp_z_minus_b_exp_z) + (1 / 2) * (w * w) * (z * z)
+    )
+    # stage 3 of 3: outputs (ops: 35)
+    t2_exp_z = xp.exp(z)
+    t2_exp_z_sum6 = sum6 * t2_exp_z
+    t2_w_sq = w * w
+    t2_b_exp_z = b * sum_exp_z
+    t2_b_exp_z_exp_z = sum_b_exp_z * sum_exp_z
+    t2_exp_z_sum6_plus_w_sq = t2_exp_z_sum6 + t2_w_sq
+    loss = sum7
+    g = t2_exp_z * (-t2_b_exp_z + t2_exp_z) + t2_exp_z_sum6 + t2_w_sq * z
+    g_total = sum_b_sq * (sum_exp_z * sum_exp_z) + sum_exp_z_2 + sum_w_sq_z - 2 * t2_b_exp_z_exp_z
+    delta = t2_exp_z * (-t2_b_exp_z + 2 * t2_exp_z) + t2_exp_z_sum6_plus_w_sq
+    ones = -t2_b_exp_z * t2_exp_z + t2_exp_z_sum6_plus_w_sq + 2 * xp.exp(2 * z)
+    ones_total = sum6 * sum_exp_z + 2 * sum_exp_z_2 + sum_w_sq - t2_b_exp_z_exp_z
+    lr0 = full(xp, sm.f, t2_exp_z)
+    lr0_total = sum_exp_z
+    lr1 = -b * t2_exp_z
+    lr1_total = -sum_b_exp_z
+    core0_0 = sum_b_sq
+    core0_1 = 1
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+        "lr0": lr0,
+        "lr0_total": lr0_total,
+        "lr1": lr1,
+        "lr1_total": lr1_total,
+        "core0_0": core0_0,
+        "core0_1": core0_1,
+    }
+
+
 _MODEL = Model(
     name=SPEC_NAME,
     parameters=PARAMETERS,
@@ -257,6 +379,11 @@ _MODEL = Model(
     x_functions={},
     logit_scale=None,
     uses_exp=USES_EXP,
+    z_all={
+        "reality": _z_all_reality,
+        "regularizer": _z_all_regularizer,
+        "total": _z_all_total,
+    },
 )
 
 

@@ -146,6 +146,45 @@ def _z_hessian_reality(xp, sm, z, b, gamma):
     return {"delta": delta, "p": delta, "c": c}
 
 
+def _z_all_reality(xp, sm, z, b, gamma):
+    """z-space pieces of every order of term 'reality' (unweighted), in one program. (ops: 28)"""
+    f = sm.f
+    fc = sm.fc
+    is_k = sm.is_k
+    bc_k = 1.0 - b[sm.k]
+    # stage 1 of 2: reductions (ops: 11)
+    t0_f_minus_b = -b + f
+    t0_one_minus_fc = 1 - fc
+    t0_bc_k_minus_fc = bc_k - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_f_f_minus_b = xp.sum(
+        at_dominant(xp, is_k, t0_bc_k_minus_fc * t0_one_minus_fc, f * t0_f_minus_b)
+    )
+    sum_f_minus_b_sq_half = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            (1 / 2) * (t0_bc_k_minus_fc * t0_bc_k_minus_fc),
+            (1 / 2) * (t0_f_minus_b * t0_f_minus_b),
+        )
+    )
+    # stage 2 of 2: outputs (ops: 17)
+    t1_f_f_f_minus_b = f * sum_f_f_minus_b
+    t1_f_minus_b = -b + f
+    t1_2 = f * t1_f_minus_b - t1_f_f_f_minus_b + f * f
+    t1_one_minus_fc = 1 - fc
+    t1_4 = sum_f_f_minus_b * t1_one_minus_fc
+    t1_bc_k_minus_fc = bc_k - fc
+    t1_6 = -t1_4 + t1_bc_k_minus_fc * t1_one_minus_fc + t1_one_minus_fc * t1_one_minus_fc
+    loss = sum_f_minus_b_sq_half
+    g = at_dominant(
+        xp, is_k, -t1_4 + t1_bc_k_minus_fc * t1_one_minus_fc, f * t1_f_minus_b - t1_f_f_f_minus_b
+    )
+    delta = at_dominant(xp, is_k, t1_6, t1_2)
+    c = sum_f_sq
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
+
+
 def _z_loss_creativity(xp, sm, z, b, gamma):
     """z-space loss pieces of term 'creativity' (unweighted). (ops: 3)"""
     f = sm.f
@@ -197,6 +236,34 @@ def _z_hessian_creativity(xp, sm, z, b, gamma):
     delta = at_dominant(xp, is_k, t1_3, t1_0)
     c = 1
     return {"delta": delta, "p": delta, "c": c}
+
+
+def _z_all_creativity(xp, sm, z, b, gamma):
+    """z-space pieces of every order of term 'creativity' (unweighted), in one program. (ops: 23)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    # stage 1 of 2: reductions (ops: 7)
+    t0_one_minus_fc = 1 - fc
+    sum_f_logf = xp.sum(at_dominant(xp, is_k, logf_k * t0_one_minus_fc, f * logf))
+    sum_f_logf_plus_1 = xp.sum(
+        at_dominant(xp, is_k, t0_one_minus_fc * (logf_k + 1), f * (logf + 1))
+    )
+    # stage 2 of 2: outputs (ops: 16)
+    t1_f_f_logf_plus_1 = f * sum_f_logf_plus_1
+    t1_logf_plus_1 = logf + 1
+    t1_2 = f * t1_logf_plus_1 + f - t1_f_f_logf_plus_1
+    t1_fc_minus_1 = fc - 1
+    t1_neg_fc_minus_1 = -t1_fc_minus_1
+    t1_5 = sum_f_logf_plus_1 * t1_neg_fc_minus_1 - t1_neg_fc_minus_1 * (logf_k + 1)
+    t1_6 = -t1_5 - t1_fc_minus_1
+    loss = sum_f_logf
+    g = at_dominant(xp, is_k, -t1_5, f * t1_logf_plus_1 - t1_f_f_logf_plus_1)
+    delta = at_dominant(xp, is_k, t1_6, t1_2)
+    c = 1
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
 
 
 def _x_loss_prior(xp, x, lam, x0, gamma):
@@ -311,6 +378,56 @@ def _z_hessian_total(xp, sm, z, b, gamma):
     return {"delta": delta, "p": delta, "c": c}
 
 
+def _z_all_total(xp, sm, z, b, gamma):
+    """z-space pieces of every order of the weighted total, in one program. (ops: 47)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    bc_k = 1.0 - b[sm.k]
+    # stage 1 of 2: reductions (ops: 23)
+    t0_f_gamma = f * gamma
+    t0_f_minus_b = -b + f
+    t0_one_minus_fc = 1 - fc
+    t0_gamma_one_minus_fc = gamma * t0_one_minus_fc
+    t0_bc_k_minus_fc = bc_k - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum1 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            logf_k * t0_gamma_one_minus_fc + (1 / 2) * (t0_bc_k_minus_fc * t0_bc_k_minus_fc),
+            logf * t0_f_gamma + (1 / 2) * (t0_f_minus_b * t0_f_minus_b),
+        )
+    )
+    sum2 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            t0_bc_k_minus_fc * t0_one_minus_fc + t0_gamma_one_minus_fc * (logf_k + 1),
+            f * t0_f_minus_b + t0_f_gamma * (logf + 1),
+        )
+    )
+    # stage 2 of 2: outputs (ops: 24)
+    t1_f_gamma = f * gamma
+    t1_1 = -f * sum2 + f * (-b + f) + t1_f_gamma * (logf + 1)
+    t1_2 = t1_1 + t1_f_gamma + f * f
+    t1_one_minus_fc = 1 - fc
+    t1_gamma_one_minus_fc = gamma * t1_one_minus_fc
+    t1_5 = (
+        -sum2 * t1_one_minus_fc
+        + t1_gamma_one_minus_fc * (logf_k + 1)
+        + t1_one_minus_fc * (bc_k - fc)
+    )
+    t1_6 = t1_5 + t1_gamma_one_minus_fc + t1_one_minus_fc * t1_one_minus_fc
+    loss = sum1
+    g = at_dominant(xp, is_k, t1_5, t1_1)
+    delta = at_dominant(xp, is_k, t1_6, t1_2)
+    c = gamma + sum_f_sq
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
+
+
 def _x_loss_total(xp, x, lam, x0, gamma):
     """x-space loss pieces of the weighted total. (ops: 5)"""
     # stage 1 of 2: reductions (ops: 5)
@@ -349,6 +466,11 @@ _MODEL = Model(
     },
     logit_scale=None,
     uses_exp=USES_EXP,
+    z_all={
+        "reality": _z_all_reality,
+        "creativity": _z_all_creativity,
+        "total": _z_all_total,
+    },
 )
 
 

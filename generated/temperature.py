@@ -148,6 +148,50 @@ def _z_hessian_reality(xp, sm, z, b, w, gamma, tau):
     return {"delta": delta, "p": delta, "c": c}
 
 
+def _z_all_reality(xp, sm, z, b, w, gamma, tau):
+    """z-space pieces of every order of term 'reality' (unweighted), in one program. (ops: 36)"""
+    f = sm.f
+    fc = sm.fc
+    is_k = sm.is_k
+    bc_k = 1.0 - b[sm.k]
+    # stage 1 of 2: reductions (ops: 11)
+    t0_f_minus_b = -b + f
+    t0_one_minus_fc = 1 - fc
+    t0_bc_k_minus_fc = bc_k - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_f_f_minus_b = xp.sum(
+        at_dominant(xp, is_k, t0_bc_k_minus_fc * t0_one_minus_fc, f * t0_f_minus_b)
+    )
+    sum_f_minus_b_sq_half = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            (1 / 2) * (t0_bc_k_minus_fc * t0_bc_k_minus_fc),
+            (1 / 2) * (t0_f_minus_b * t0_f_minus_b),
+        )
+    )
+    # stage 2 of 2: outputs (ops: 25)
+    t1_inv_tau = 1 / (tau)
+    t1_f_f_f_minus_b = f * sum_f_f_minus_b
+    t1_f_minus_b = -b + f
+    t1_3 = 1 / (tau * tau)
+    t1_4 = t1_3 * (f * t1_f_minus_b - t1_f_f_f_minus_b + f * f)
+    t1_one_minus_fc = 1 - fc
+    t1_6 = sum_f_f_minus_b * t1_one_minus_fc
+    t1_bc_k_minus_fc = bc_k - fc
+    t1_8 = t1_3 * (-t1_6 + t1_bc_k_minus_fc * t1_one_minus_fc + t1_one_minus_fc * t1_one_minus_fc)
+    loss = sum_f_minus_b_sq_half
+    g = at_dominant(
+        xp,
+        is_k,
+        t1_inv_tau * (-t1_6 + t1_bc_k_minus_fc * t1_one_minus_fc),
+        t1_inv_tau * (f * t1_f_minus_b - t1_f_f_f_minus_b),
+    )
+    delta = at_dominant(xp, is_k, t1_8, t1_4)
+    c = sum_f_sq * t1_3
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
+
+
 def _z_loss_creativity(xp, sm, z, b, w, gamma, tau):
     """z-space loss pieces of term 'creativity' (unweighted). (ops: 3)"""
     f = sm.f
@@ -205,6 +249,38 @@ def _z_hessian_creativity(xp, sm, z, b, w, gamma, tau):
     return {"delta": delta, "p": delta, "c": c}
 
 
+def _z_all_creativity(xp, sm, z, b, w, gamma, tau):
+    """z-space pieces of every order of term 'creativity' (unweighted), in one program. (ops: 30)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    # stage 1 of 2: reductions (ops: 7)
+    t0_one_minus_fc = 1 - fc
+    sum_f_logf = xp.sum(at_dominant(xp, is_k, logf_k * t0_one_minus_fc, f * logf))
+    sum_f_logf_plus_1 = xp.sum(
+        at_dominant(xp, is_k, t0_one_minus_fc * (logf_k + 1), f * (logf + 1))
+    )
+    # stage 2 of 2: outputs (ops: 23)
+    t1_inv_tau = 1 / (tau)
+    t1_f_f_logf_plus_1 = f * sum_f_logf_plus_1
+    t1_logf_plus_1 = logf + 1
+    t1_3 = 1 / (tau * tau)
+    t1_4 = t1_3 * (f * t1_logf_plus_1 + f - t1_f_f_logf_plus_1)
+    t1_fc_minus_1 = fc - 1
+    t1_neg_fc_minus_1 = -t1_fc_minus_1
+    t1_7 = sum_f_logf_plus_1 * t1_neg_fc_minus_1 - t1_neg_fc_minus_1 * (logf_k + 1)
+    t1_8 = t1_3 * (-t1_7 - t1_fc_minus_1)
+    loss = sum_f_logf
+    g = at_dominant(
+        xp, is_k, -t1_7 * t1_inv_tau, t1_inv_tau * (f * t1_logf_plus_1 - t1_f_f_logf_plus_1)
+    )
+    delta = at_dominant(xp, is_k, t1_8, t1_4)
+    c = t1_3
+    return {"loss": loss, "g": g, "delta": delta, "p": delta, "c": c}
+
+
 def _z_loss_regularizer(xp, sm, z, b, w, gamma, tau):
     """z-space loss pieces of term 'regularizer' (unweighted). (ops: 4)"""
     # stage 1 of 2: reductions (ops: 4)
@@ -234,6 +310,31 @@ def _z_hessian_regularizer(xp, sm, z, b, w, gamma, tau):
     ones = full(xp, sm.f, t1_w_sq)
     ones_total = sum_w_sq
     return {"delta": delta, "ones": ones, "ones_total": ones_total}
+
+
+def _z_all_regularizer(xp, sm, z, b, w, gamma, tau):
+    """z-space pieces of every order of term 'regularizer' (unweighted), in one program. (ops: 7)"""
+    # stage 1 of 2: reductions (ops: 5)
+    t0_w_sq = w * w
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum_half_w_sq_z_sq = xp.sum((1 / 2) * t0_w_sq * (z * z))
+    # stage 2 of 2: outputs (ops: 2)
+    t1_w_sq = w * w
+    loss = sum_half_w_sq_z_sq
+    g = t1_w_sq * z
+    g_total = sum_w_sq_z
+    delta = full(xp, sm.f, t1_w_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
 
 
 def _z_loss_total(xp, sm, z, b, w, gamma, tau):
@@ -345,6 +446,82 @@ def _z_hessian_total(xp, sm, z, b, w, gamma, tau):
     return {"delta": delta, "p": p, "c": c, "ones": ones, "ones_total": ones_total}
 
 
+def _z_all_total(xp, sm, z, b, w, gamma, tau):
+    """z-space pieces of every order of the weighted total, in one program. (ops: 74)"""
+    f = sm.f
+    logf = sm.logf
+    fc = sm.fc
+    is_k = sm.is_k
+    logf_k = sm.logf[sm.k]
+    z_k = z[sm.k]
+    bc_k = 1.0 - b[sm.k]
+    w_k = w[sm.k]
+    # stage 1 of 2: reductions (ops: 34)
+    t0_w_sq = w * w
+    t0_f_gamma = f * gamma
+    t0_f_minus_b = -b + f
+    t0_one_minus_fc = 1 - fc
+    t0_gamma_one_minus_fc = gamma * t0_one_minus_fc
+    t0_bc_k_minus_fc = bc_k - fc
+    sum_f_sq = xp.sum(at_dominant(xp, is_k, t0_one_minus_fc * t0_one_minus_fc, f * f))
+    sum_w_sq = xp.sum(t0_w_sq)
+    sum_w_sq_z = xp.sum(t0_w_sq * z)
+    sum3 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            t0_bc_k_minus_fc * t0_one_minus_fc + t0_gamma_one_minus_fc * (logf_k + 1),
+            f * t0_f_minus_b + t0_f_gamma * (logf + 1),
+        )
+    )
+    sum4 = xp.sum(
+        at_dominant(
+            xp,
+            is_k,
+            logf_k * t0_gamma_one_minus_fc
+            + (1 / 2) * (t0_bc_k_minus_fc * t0_bc_k_minus_fc)
+            + (1 / 2) * (w_k * w_k) * (z_k * z_k),
+            logf * t0_f_gamma
+            + (1 / 2) * t0_w_sq * (z * z)
+            + (1 / 2) * (t0_f_minus_b * t0_f_minus_b),
+        )
+    )
+    # stage 2 of 2: outputs (ops: 40)
+    t1_w_sq = w * w
+    t1_inv_tau = 1 / (tau)
+    t1_f_gamma = f * gamma
+    t1_3 = -f * sum3 + f * (-b + f) + t1_f_gamma * (logf + 1)
+    t1_4 = 1 / (tau * tau)
+    t1_5 = t1_4 * (t1_3 + t1_f_gamma + f * f)
+    t1_w_k_sq = w_k * w_k
+    t1_one_minus_fc = 1 - fc
+    t1_gamma_one_minus_fc = gamma * t1_one_minus_fc
+    t1_9 = (
+        -sum3 * t1_one_minus_fc
+        + t1_gamma_one_minus_fc * (logf_k + 1)
+        + t1_one_minus_fc * (bc_k - fc)
+    )
+    t1_10 = t1_4 * (t1_9 + t1_gamma_one_minus_fc + t1_one_minus_fc * t1_one_minus_fc)
+    loss = sum4
+    g = at_dominant(xp, is_k, t1_9 * t1_inv_tau + t1_w_k_sq * z_k, t1_3 * t1_inv_tau + t1_w_sq * z)
+    g_total = sum_w_sq_z
+    delta = at_dominant(xp, is_k, t1_10 + t1_w_k_sq, t1_5 + t1_w_sq)
+    p = at_dominant(xp, is_k, t1_10, t1_5)
+    c = t1_4 * (gamma + sum_f_sq)
+    ones = full(xp, sm.f, t1_w_sq)
+    ones_total = sum_w_sq
+    return {
+        "loss": loss,
+        "g": g,
+        "g_total": g_total,
+        "delta": delta,
+        "p": p,
+        "c": c,
+        "ones": ones,
+        "ones_total": ones_total,
+    }
+
+
 def _logit_scale(gamma, tau):
     return 1 / (tau)
 
@@ -362,6 +539,12 @@ _MODEL = Model(
     x_functions={},
     logit_scale=_logit_scale,
     uses_exp=USES_EXP,
+    z_all={
+        "reality": _z_all_reality,
+        "creativity": _z_all_creativity,
+        "regularizer": _z_all_regularizer,
+        "total": _z_all_total,
+    },
 )
 
 

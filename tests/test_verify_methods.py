@@ -208,6 +208,25 @@ def test_a_planted_error_in_one_terms_hessian_fails_only_that_term(rendered) -> 
     assert ("creativity", "gradient") not in bad
 
 
+@pytest.mark.parametrize("name", ["delta", "g"])
+def test_a_planted_error_in_the_combined_program_fails_that_term(rendered, name) -> None:
+    """The combined program (z_pieces at order 2, the solver's) is checked on its own."""
+    files = dict(rendered)
+    text = files["cross_entropy.py"]
+    start = text.index("def _z_all_total(")
+    end = text.index("\ndef ", start + 1)
+    body = text[start:end]
+    planted = body.replace("    return ", f"    {name} = 1.01 * {name}\n    return ", 1)
+    assert planted != body and f"    {name} = " in body
+    files["cross_entropy.py"] = text[:start] + planted + text[end:]
+    rows = _run_on(files)
+    bad = {(r.term, r.quantity) for r in rows if r.failed and r.method == "generated"}
+    quantity = "hessian" if name == "delta" else "gradient"
+    assert bad == {("total", quantity)}
+    detail = next(r.detail for r in rows if r.failed)
+    assert "(z_pieces 2)" in detail
+
+
 def test_a_module_that_does_not_import_fails_with_the_error(rendered) -> None:
     files = dict(rendered, **{"cross_entropy.py": "def broken(:\n"})
     rows = _run_on(files)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -272,6 +273,46 @@ def _check_term(
     errors.add("Hv~fd(grad)", _norm(fdv - hv), allowed, where)
     allowed = 1e-10 * _inf(sh @ np.abs(v2)) + 1e-3 * _inf(bh @ np.abs(v2))
     errors.add("hvp=H@v", _inf(mod.hvp(x0, v2) - H @ v2), allowed, where)
+    combined = _combined(mod, inst)
+    if combined is not None:
+        L_c, g_c, H_c = combined
+        allowed = 1e-11 * lscale + 4 * big * (1 + lscale)
+        errors.add("loss~mpmath (z_pieces 2)", abs(L_c - L_mp), allowed, where)
+        allowed = DERIVED_TOL * _inf(sg) + _inf(bg)
+        errors.add("grad~derived (z_pieces 2)", _inf(g_c - g_der), allowed, where)
+        allowed = DERIVED_TOL * _inf(sh) + _inf(bh)
+        errors.add("H~derived (z_pieces 2)", _inf(H_c - H_der), allowed, where)
+
+
+def _combined(mod: _Module, inst: Instance) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """Loss, gradient and Hessian from the term's combined program (``z_pieces`` at
+    ``order=2``, which the solver's line search uses), or None where it has none.
+
+    The z-space pieces go through the runtime's own ``gradient_from`` and
+    ``hessian_from``; the x-space parts come from the module's x-space pieces.
+    """
+    model = getattr(mod.m, "_MODEL", None)
+    term = "total" if mod.term is None else mod.term
+    if model is None or term not in getattr(model, "z_all", {}):
+        return None
+    runtime = sys.modules.get(type(model).__module__)
+    A, x = inst.A, inst.x
+    try:
+        with np.errstate(all="ignore"):
+            values = model.prepare(x, A, mod.values, False).values
+            zp = model.z_pieces(np, A @ x, values, term, 2)
+            xp = model.x_pieces(np, x, values, term, 2)
+            loss = float(0.0 if zp.loss is None else zp.loss)
+            loss += float(0.0 if xp.loss is None else xp.loss)
+            g = np.asarray(runtime.gradient_from(np, A, zp), float)
+            H = np.array(runtime.hessian_from(np, A, zp), float)
+    except Exception as exc:
+        raise CallFailure(f"z_pieces(order=2) raised {type(exc).__name__}: {exc}") from None
+    if xp.gradient is not None:
+        g = g + np.asarray(xp.gradient, float)
+    if xp.hessian_diag is not None:
+        H[np.diag_indices_from(H)] += np.asarray(xp.hessian_diag, float)
+    return loss, g, H
 
 
 def _inf(a: np.ndarray) -> float:
@@ -283,8 +324,9 @@ def _norm(a: np.ndarray) -> float:
 
 
 _GRADIENT_CHECKS = ("loss~mpmath", "grad~derived", "grad.v~mpmath", "grad.v~fd(loss)")
+_GRADIENT_CHECKS += ("loss~mpmath (z_pieces 2)", "grad~derived (z_pieces 2)")
 _HESSIAN_CHECKS = ("H symmetric", "H~derived", "vHv~mpmath", "vHv~fd(loss)", "Hv~fd(grad)")
-_HESSIAN_CHECKS += ("hvp=H@v",)
+_HESSIAN_CHECKS += ("hvp=H@v", "H~derived (z_pieces 2)")
 
 
 def _kernel_check(

@@ -140,8 +140,41 @@ def _label(td: TermDerivation) -> str:
     return "the weighted total" if td.name == "total" else f"term {td.name!r} (unweighted)"
 
 
-def piece_functions(derivation: Derivation) -> tuple[list[PrintedFunction], dict, dict]:
-    """Every non-zero piece function, and the z/x tables ``{term: (loss, grad, hess)}``."""
+def _printed(
+    name: str,
+    outputs: dict[str, sp.Expr],
+    *,
+    arguments: tuple[str, ...],
+    like: str,
+    dominant: dict[sp.Symbol, sp.Expr] | None,
+    space: str,
+    doc: str,
+) -> PrintedFunction:
+    """One piece function: ``outputs`` lowered to one program and printed."""
+    program = lower(outputs, dominant=dominant)
+    vectors = {k for k in outputs if VECTOR_OUTPUTS.match(k)}
+    lines, results = _print_program(
+        program, vectors=vectors, like=like, dominant=dominant, space=space
+    )
+    return PrintedFunction(
+        name=name,
+        arguments=arguments,
+        lines=tuple(lines),
+        results=tuple(results.items()),
+        operations=program.operation_count,
+        doc=doc,
+    )
+
+
+def piece_functions(derivation: Derivation) -> tuple[list[PrintedFunction], dict, dict, dict]:
+    """Every non-zero piece function, the z/x tables ``{term: (loss, grad, hess)}`` and the
+    combined z-space functions ``{term: name}``.
+
+    A term with more than one non-zero z-space program also gets
+    ``_z_all_<term>``: the three programs' outputs lowered together, so the
+    reductions and temporaries they share are computed once (the runtime's
+    ``z_pieces`` at ``order=2``).
+    """
     spec = derivation.spec
     params = [p for p in spec.parameters]
     z_args = ("sm", "z", *(p.python_name for p in params if p.kind == "vector" and p.space == "z"))
@@ -150,36 +183,48 @@ def piece_functions(derivation: Derivation) -> tuple[list[PrintedFunction], dict
     dominant = dominant_substitution(spec)
     functions: list[PrintedFunction] = []
     tables: dict[str, dict[str, list[str | None]]] = {"z": {}, "x": {}}
+    combined: dict[str, str] = {}
     for td in derivation.all:
         for space, arguments, like in (("z", z_args + scalars, "f"), ("x", x_args + scalars, "x")):
             row: list[str | None] = []
+            together: dict[str, sp.Expr] = {}
             for kind in KINDS:
                 outputs = program_outputs(spec, td, space, kind)
                 present = td.has_z if space == "z" else td.has_x
                 if not present or _is_zero_program(outputs):
                     row.append(None)
                     continue
-                at_k = dominant if space == "z" else None
-                program = lower(outputs, dominant=at_k)
-                vectors = {k for k in outputs if VECTOR_OUTPUTS.match(k)}
-                lines, results = _print_program(
-                    program, vectors=vectors, like=like, dominant=at_k, space=space
-                )
                 name = f"_{space}_{kind}_{td.name}"
                 functions.append(
-                    PrintedFunction(
-                        name=name,
+                    _printed(
+                        name,
+                        outputs,
                         arguments=arguments,
-                        lines=tuple(lines),
-                        results=tuple(results.items()),
-                        operations=program.operation_count,
+                        like=like,
+                        dominant=dominant if space == "z" else None,
+                        space=space,
                         doc=f"{space}-space {kind} pieces of {_label(td)}.",
                     )
                 )
                 row.append(name)
+                together.update(outputs)
             if any(row):
                 tables[space][td.name] = row
-    return functions, tables["z"], tables["x"]
+            if space == "z" and sum(fn is not None for fn in row) > 1:
+                name = f"_z_all_{td.name}"
+                functions.append(
+                    _printed(
+                        name,
+                        together,
+                        arguments=arguments,
+                        like=like,
+                        dominant=dominant,
+                        space=space,
+                        doc=f"z-space pieces of every order of {_label(td)}, in one program.",
+                    )
+                )
+                combined[td.name] = name
+    return functions, tables["z"], tables["x"], combined
 
 
 def loss_text(spec: Spec) -> str:
@@ -198,7 +243,7 @@ def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
     env = environment(TEMPLATES)
     template = env.get_template(MODULE_TEMPLATE)
     names = renaming(spec)
-    functions, z_table, x_table = piece_functions(derivation)
+    functions, z_table, x_table, z_all = piece_functions(derivation)
     scale = spec.logit_scale.xreplace(names)
     parameters = [
         {
@@ -252,6 +297,7 @@ def render(derivation: Derivation, *, spec_file: str) -> dict[str, str]:
         functions=functions,
         z_table=z_table,
         x_table=x_table,
+        z_all=z_all,
     )
     return {f"{spec.name}.py": format_python(text)}
 
