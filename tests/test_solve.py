@@ -287,6 +287,27 @@ def test_leverage_estimates_within_constant_factor():
     assert np.quantile(ratio, 0.05) > 0.2 and np.quantile(ratio, 0.95) < 5.0
 
 
+def test_leverage_estimates_on_held_workers_equal_the_serial_ones(monkeypatch):
+    import creality_generated._runtime as rt
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((30_000, 40))
+    SA = rng.standard_normal((160, 40))
+    monkeypatch.setattr(sampling, "LEVERAGE_BLOCK_BYTES", 8 * 40 * 500)  # 60 blocks, 8 runs
+    with threadpool_limits(1, user_api="blas"):
+        serial = sampling.leverage_estimates(A, np.ones(30_000), SA, 9, np.random.default_rng(0))
+    monkeypatch.setattr(rt, "_PARALLEL_BYTES", 0)
+    with rt.hold_workers(A) as holding:
+        if not holding:
+            pytest.skip("threadpoolctl cannot limit this BLAS, or one core")
+        held = sampling.leverage_estimates(
+            A, np.ones(30_000), SA, 9, np.random.default_rng(0), rt.on_workers
+        )
+    assert np.array_equal(held, serial)
+    assert np.all(held > 0)
+
+
 def test_sampled_gram_is_unbiased_with_negative_weights():
     rng = np.random.default_rng(2)
     n, d = 400, 5

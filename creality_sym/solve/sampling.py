@@ -37,7 +37,9 @@ not, the Newton solver's Cholesky test catches a non-PD estimate and damps it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -97,23 +99,54 @@ def products_and_sketch(
     return out[:k].T.copy(), out[k:]
 
 
+#: rows of ``A`` per block of the leverage product (about 4 MB of float64 ``A``)
+LEVERAGE_BLOCK_BYTES = 4 << 20
+#: blocks per run dealt to one worker thread
+LEVERAGE_RUN_BLOCKS = 8
+
+
 def leverage_estimates(
-    A_low: np.ndarray, weights: np.ndarray, SA: np.ndarray, k: int, rng: np.random.Generator
+    A_low: np.ndarray,
+    weights: np.ndarray,
+    SA: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    on_workers: Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]] | None = None,
 ) -> np.ndarray:
     """Approximate leverage scores ``(n,)`` of ``diag(weights)^{1/2} A`` from its sketch ``SA``.
 
     ``A_low (n, d)`` is ``A`` (float32 copy allowed), ``weights (n,) >= 0``,
     ``SA (m, d)`` a sketch of ``diag(weights)^{1/2} A``. Computes
     ``weights_i * ||a_i R^-1 G||^2`` with ``R`` from a QR of ``SA`` (ridge
-    ``1e-10 ||SA||_F`` keeps it invertible) and ``G`` Gaussian ``(d, k)``.
+    ``1e-10 ||SA||_F`` keeps it invertible) and ``G`` Gaussian ``(d, k)``,
+    by blocks of rows (each block's ``(rows, k)`` product stays in cache).
+    ``on_workers`` (the runtime's, where the caller holds its workers) deals
+    runs of :data:`LEVERAGE_RUN_BLOCKS` blocks to the worker threads; the
+    blocks are the same either way (so are the scores, bit for bit, with BLAS
+    at one thread).
     """
-    d = A_low.shape[1]
+    n, d = A_low.shape
     ridge = 1e-10 * float(np.linalg.norm(SA)) + np.finfo(float).tiny
     R = np.linalg.qr(np.vstack([SA, ridge * np.eye(d)]), mode="r")
     G = rng.standard_normal((d, k)) / math.sqrt(k)
-    M = np.linalg.solve(R, G)  # numpy's LAPACK only in the loop: one BLAS thread pool
-    E = A_low @ M.astype(A_low.dtype)
-    return weights * np.einsum("ij,ij->i", E, E).astype(float)
+    M = np.linalg.solve(R, G).astype(A_low.dtype)  # numpy's LAPACK: one BLAS thread pool
+    out = np.empty(n)
+    step = max(64, LEVERAGE_BLOCK_BYTES // (8 * d))
+
+    def scores(run: tuple[int, int]) -> None:
+        for i in range(run[0], run[1], step):
+            j = min(i + step, run[1])
+            E = A_low[i:j] @ M
+            np.einsum("ij,ij->i", E, E, out=out[i:j], casting="unsafe")
+
+    per = LEVERAGE_RUN_BLOCKS * step
+    runs = [(lo, min(lo + per, n)) for lo in range(0, n, per)]
+    if on_workers is not None and len(runs) > 1:
+        on_workers(scores, runs)
+    else:
+        scores((0, n))
+    out *= weights
+    return out
 
 
 @dataclass(frozen=True)

@@ -293,7 +293,9 @@ class SketchPreconditioner:
             return
         n = self.A.shape[0]
         k = sampling.jl_columns(n)
-        self.leverage = sampling.leverage_estimates(self.A, np.ones(n), factor.L.T, k, self.rng)
+        self.leverage = sampling.leverage_estimates(
+            self.A, np.ones(n), factor.L.T, k, self.rng, self._on_workers
+        )
 
     # -- building ---------------------------------------------------------------
 
