@@ -309,6 +309,37 @@ def test_the_command_line_sets_openblas_thread_timeout_unless_set(preset):
     assert out == [preset or "20", "False"]  # set before numpy loads, so OpenBLAS reads it
 
 
+@pytest.mark.parametrize("when", ["before numpy", "after numpy"])
+def test_the_workers_measure_whether_idle_blas_threads_park(when):
+    """OPENBLAS_THREAD_TIMEOUT set after numpy loaded reads prompt but is not: measured."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    set_it = "os.environ['OPENBLAS_THREAD_TIMEOUT'] = '20'"
+    code = "\n".join(
+        [
+            "import os",
+            set_it if when == "before numpy" else "",
+            "import numpy",
+            set_it if when == "after numpy" else "",
+            "import creality_generated._runtime as rt",
+            "rt.PARK_PROBE_SECONDS = 0.05",
+            "w = rt._WORKERS",
+            "usable = w._ready()",
+            "blas = w._controller.select(user_api='blas').lib_controllers if usable else []",
+            "print(usable, rt.blas_parks_promptly(blas), w._parks)",
+        ]
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    if out[:2] != ["True", "True"]:
+        pytest.skip("no OpenBLAS that threadpoolctl can limit, or one core")
+    assert out[2] == ("True" if when == "before numpy" else "False")
+
+
 def test_workspaces_are_reused_per_thread_and_replaced_when_far_off():
     import threading
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -465,6 +466,29 @@ def blas_parks_promptly(controllers: Sequence[Any]) -> bool:
     return bool(controllers) and apis == {"openblas"} and timeout <= PROMPT_THREAD_TIMEOUT
 
 
+#: seconds :func:`idle_blas_threads_park` sleeps after a two-thread product
+PARK_PROBE_SECONDS = 0.02
+
+
+def idle_blas_threads_park(controller: Any) -> bool:
+    """Whether BLAS's idle threads really stop spinning promptly: measured, once per process.
+
+    ``OPENBLAS_THREAD_TIMEOUT`` counts only as OpenBLAS saw it when it loaded;
+    a program that sets it after ``import numpy`` changes the variable, not
+    OpenBLAS. So after one product on two BLAS threads (``controller``,
+    threadpoolctl's) the process's CPU time over a sleep of
+    :data:`PARK_PROBE_SECONDS` is read: a thread still spinning adds about
+    the whole sleep, parked threads nothing. Busy threads of the caller's own
+    read as spinning too, which only keeps the workers for larger ``A``.
+    """
+    a = np.ones((256, 256))
+    with controller.limit(limits=2, user_api="blas"):
+        a @ a
+    start = time.process_time()
+    time.sleep(PARK_PROBE_SECONDS)
+    return time.process_time() - start < 0.5 * PARK_PROBE_SECONDS
+
+
 class _Workers:
     """Worker threads for the blocked passes over A, each with one BLAS thread.
 
@@ -508,13 +532,14 @@ class _Workers:
                 self._controller = ThreadpoolController()
                 blas = self._controller.select(user_api="blas").lib_controllers
                 self._usable = bool(blas)
-                self._parks = blas_parks_promptly(blas)
+                self._parks = blas_parks_promptly(blas) and idle_blas_threads_park(self._controller)
         return self._usable
 
     @property
     def threshold(self) -> int:
         """Bytes of A from which a blocked pass uses the workers: :data:`_PARALLEL_BYTES`,
-        or at most :data:`_PARKED_PARALLEL_BYTES` where BLAS parks its threads promptly."""
+        or at most :data:`_PARKED_PARALLEL_BYTES` where BLAS parks its threads promptly
+        (:func:`blas_parks_promptly`, confirmed by :func:`idle_blas_threads_park`)."""
         if self._ready() and self._parks:
             return min(_PARALLEL_BYTES, _PARKED_PARALLEL_BYTES)
         return _PARALLEL_BYTES
