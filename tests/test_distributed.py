@@ -58,6 +58,17 @@ def _data(inst: Instance, A) -> dict:
 # ----------------------------------------------------------------------------- the audit
 
 
+#: the in-process cluster's two worker threads run their Hypothesis searches at the same time,
+#: and Hypothesis reads the other thread's draws as use of the global ``random`` module inside
+#: a strategy (the audit's strategies draw from Hypothesis only; with worker processes, as on
+#: a real cluster, the warning cannot arise)
+CONCURRENT_SEARCHES = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
+
+
+@CONCURRENT_SEARCHES
 def test_audit_tasks_give_the_local_verdicts_and_files(client, tmp_path: Path) -> None:
     bounds = select(default_bounds(), ["bcre-psd", "breal-norm", "sampling-spectral"])
     local = audit(bounds, seed=3, max_evals=60, out=tmp_path / "local")
@@ -79,6 +90,7 @@ def test_audit_tasks_give_the_local_verdicts_and_files(client, tmp_path: Path) -
     assert remote[0].counterexample is not None and remote[0].counterexample.model is MODEL
 
 
+@CONCURRENT_SEARCHES
 def test_audit_command_on_a_scheduler(client, tmp_path: Path, capsys) -> None:
     address = client.scheduler.address
     args = ["audit", "--lemma", "bcre-psd", "f-lipschitz", "--max-evals", "40", "--seed", "2"]
