@@ -116,7 +116,7 @@ def test_the_sample_grams_on_held_workers_equal_the_serial_ones(monkeypatch):
         used.add(threading.current_thread().name)
         return signed_gram(xp, S, negative)
 
-    monkeypatch.setattr("creality_sym.solve.sketch.signed_gram", spy)
+    monkeypatch.setattr("creality_sym.solve.sampling.signed_gram", spy)
     G, difference = serial._grams(delta)
     assert used == {threading.current_thread().name}
     used.clear()
@@ -218,17 +218,17 @@ def test_far_starts_converge_like_exact_newton(x_scale, gamma):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("share", [0.0, 0.4, 1.0])
 def test_scaled_gram_is_the_signed_weighted_gram_in_chunks(monkeypatch, dtype, share):
-    from creality_sym.solve import sketch
+    from creality_sym.solve import sampling
 
     rng = np.random.default_rng(4)
     rows = rng.standard_normal((1_000, 7)).astype(dtype)
     scale = rng.random(1_000) + 0.1
     negative = rng.random(1_000) < share
-    monkeypatch.setattr(sketch, "GRAM_CHUNK_BYTES", 150 * 7 * rows.itemsize)  # 7 chunks
-    got = sketch.scaled_gram(rows, scale, negative)
+    monkeypatch.setattr(sampling, "GRAM_CHUNK_BYTES", 150 * 7 * rows.itemsize)  # 7 chunks
+    got = sampling.scaled_gram(rows, scale, negative)
     assert got.dtype == np.float64 and got.shape == (7, 7)
     R = rows.astype(float)
     expected = R.T @ (R * (np.where(negative, -1.0, 1.0) * scale**2)[:, None])
     tol = 1e-12 if dtype == np.float64 else 1e-5
     assert np.max(np.abs(got - expected)) <= tol * np.max(np.abs(R.T @ (R * (scale**2)[:, None])))
-    assert np.array_equal(sketch.scaled_gram(rows[:0], scale[:0], negative[:0]), np.zeros((7, 7)))
+    assert np.array_equal(sampling.scaled_gram(rows[:0], scale[:0], negative[:0]), np.zeros((7, 7)))

@@ -149,6 +149,34 @@ def leverage_estimates(
     return out
 
 
+#: bytes of rows scaled at a time for their Gram (about one core's share of the cache)
+GRAM_CHUNK_BYTES = 2 << 20
+
+
+def scaled_gram(rows: np.ndarray, scale: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """``sum_i sign_i scale_i^2 r_i r_i^T`` (d, d) in float64, for ``rows (m, d)``.
+
+    ``scale (m,)`` is nonnegative and ``sign_i = -1`` where ``negative (m,)``.
+    The rows are scaled a chunk of :data:`GRAM_CHUNK_BYTES` at a time into
+    a small buffer of their dtype (float32 rows stay float32; no scaled copy
+    of all of them) and each chunk's signed Gram
+    (:func:`~creality_sym.codegen.static._runtime.signed_gram`) is added in
+    float64. Every signed Gram of a row set in the solver is formed here.
+    """
+    m, d = rows.shape
+    G = np.zeros((d, d))
+    if m == 0:
+        return G
+    step = max(16, GRAM_CHUNK_BYTES // (rows.itemsize * d))
+    buffer = np.empty((min(step, m), d), dtype=rows.dtype)
+    root = scale.astype(rows.dtype)[:, None]
+    for i in range(0, m, step):
+        j = min(i + step, m)
+        S = np.multiply(rows[i:j], root[i:j], out=buffer[: j - i])
+        G += signed_gram(np, S, negative[i:j])
+    return G
+
+
 @dataclass(frozen=True)
 class SampledGram:
     """``matrix (d, d)`` estimating ``A^T diag(delta) A`` from ``rows`` distinct kept rows."""
@@ -180,14 +208,12 @@ def sampled_gram(
     kept = np.flatnonzero(rng.random(scores.shape[0]) < pi)
     weight = delta[kept] / pi[kept]
     negative = weight < 0.0
-    rows = A[kept]  # a copy, scaled in place
-    rows *= np.sqrt(np.abs(weight))[:, None]
-    K = signed_gram(np, rows, negative)
+    K = scaled_gram(A[kept], np.sqrt(np.abs(weight)), negative)
     return SampledGram(K, int(kept.size), int(np.count_nonzero(negative)))
 
 
 def exact_gram(A: np.ndarray, delta: np.ndarray) -> SampledGram:
     """``A^T diag(delta) A`` computed in full (used when the sample size reaches ``n``)."""
     negative = delta < 0.0
-    K = signed_gram(np, A * np.sqrt(np.abs(delta))[:, None], negative)
+    K = scaled_gram(A, np.sqrt(np.abs(delta)), negative)
     return SampledGram(K, A.shape[0], int(np.count_nonzero(negative)))

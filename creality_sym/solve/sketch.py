@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 
 from ..codegen.static import _runtime as static_runtime
-from ..codegen.static._runtime import signed_gram
 from . import sampling
 from .linalg import Factor, damped_cholesky
 
@@ -176,34 +175,6 @@ def _gather(
     return head, out
 
 
-#: bytes of kept rows scaled at a time for their Gram (about one core's share of the cache)
-GRAM_CHUNK_BYTES = 2 << 20
-
-
-def scaled_gram(rows: np.ndarray, scale: np.ndarray, negative: np.ndarray) -> np.ndarray:
-    """``sum_i sign_i scale_i^2 r_i r_i^T`` (d, d) in float64, for ``rows (m, d)``.
-
-    ``scale (m,)`` is nonnegative and ``sign_i = -1`` where ``negative (m,)``.
-    The rows are scaled a chunk of :data:`GRAM_CHUNK_BYTES` at a time into
-    a small buffer of their dtype (float32 rows stay float32; no scaled copy
-    of all of them) and each chunk's signed Gram
-    (:func:`~creality_sym.codegen.static._runtime.signed_gram`) is added in
-    float64.
-    """
-    m, d = rows.shape
-    G = np.zeros((d, d))
-    if m == 0:
-        return G
-    step = max(16, GRAM_CHUNK_BYTES // (rows.itemsize * d))
-    buffer = np.empty((min(step, m), d), dtype=rows.dtype)
-    root = scale.astype(rows.dtype)[:, None]
-    for i in range(0, m, step):
-        j = min(i + step, m)
-        S = np.multiply(rows[i:j], root[i:j], out=buffer[: j - i])
-        G += signed_gram(np, S, negative[i:j])
-    return G
-
-
 @dataclass(frozen=True)
 class Built:
     """A preconditioner: its ``factor`` (of ``M + mu I``), measured ``error``, ``rows`` kept.
@@ -307,7 +278,7 @@ class SketchPreconditioner:
         """
         w = delta[self.index] * self.inv_prob
         if self.exact:
-            return self.A.T @ (self.A * w[:, None]), None
+            return sampling.scaled_gram(self.A, np.sqrt(np.abs(w)), w < 0.0), None
         sure, random = self.rows
         b0, b1 = self.bounds
         scale = np.sqrt(np.abs(w))
@@ -318,9 +289,11 @@ class SketchPreconditioner:
         def gram(part: int) -> np.ndarray:
             """The Gram of the sure rows (part 0) or of one half (parts 1, 2), float64."""
             if part == 0:
-                return scaled_gram(sure, scale[:b0], negative[:b0])
+                return sampling.scaled_gram(sure, scale[:b0], negative[:b0])
             lo, hi = halves[part - 1]
-            return scaled_gram(random[lo:hi], scale[b0 + lo : b0 + hi], negative[b0 + lo : b0 + hi])
+            return sampling.scaled_gram(
+                random[lo:hi], scale[b0 + lo : b0 + hi], negative[b0 + lo : b0 + hi]
+            )
 
         G1, G2, G0 = self._on_workers(gram, [1, 2, 0])  # the halves first: one per worker
         return G0 + 0.5 * (G1 + G2), G1 - G2
