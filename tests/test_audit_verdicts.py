@@ -185,3 +185,20 @@ def test_max_evals_repeats_exactly(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "max-evals 150 per bound" in outputs[0]
     counts = {line.split()[0]: line.split()[3] for line in tables[0][2:]}
     assert counts["sampling-spectral"] == "150" and int(counts["f-lipschitz"]) >= 140
+
+
+def test_counted_search_ignores_the_modules_loaded(tmp_path: Path, monkeypatch) -> None:
+    """Hypothesis draws literal constants from local modules in ``sys.modules``; the
+    audit's search must give the same counted result whatever the process imported."""
+    bounds = select(default_bounds(), ["f-lipschitz", "hessian-pd"])
+
+    def counted() -> list[tuple]:
+        return [(v.verdict, v.instances, v.tightness) for v in audit(bounds, seed=4, max_evals=80)]
+
+    before = counted()
+    constants = ", ".join(repr(0.0137 * k + 1e-3 / k) for k in range(1, 400))
+    (tmp_path / "user_constants_module.py").write_text(f"VALUES = [{constants}]\nN = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import user_constants_module  # noqa: F401  (a local module: its floats join the pool)
+
+    assert counted() == before == counted()

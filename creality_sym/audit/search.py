@@ -14,9 +14,11 @@ or an evaluation count for a repeatable search):
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -359,6 +361,65 @@ class _Stop(BaseException):
     """
 
 
+
+_CONSTANTS_LOCK = threading.Lock()
+_CONSTANTS_USERS = 0
+_CONSTANTS_SAVED: Any = None
+
+
+def _no_local_constants() -> Any:
+    from hypothesis.internal.conjecture.providers import Constants
+
+    return Constants()
+
+
+@contextlib.contextmanager
+def module_independent_draws() -> Iterator[None]:
+    """Hypothesis draws that depend on the seed alone, not on which modules are loaded.
+
+    Hypothesis mixes into its draws literal constants it collects from the
+    *local* modules in ``sys.modules`` (files outside site-packages): the
+    same seed then gave a different search, and so a different tightness,
+    after ``import creality_sym.solve``, in an editable install against a
+    regular one, or beside a user's own modules. Inside this block the pool
+    of local constants is empty (Hypothesis' built-in constants stay), so an
+    audit's counted search repeats exactly in any process. Re-entrant and
+    shared by concurrent searches (threads of one process); the draws of
+    Hypothesis runs outside the block are untouched.
+    """
+    global _CONSTANTS_USERS, _CONSTANTS_SAVED
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - a Hypothesis without this module
+        yield
+        return
+    if not callable(getattr(providers, "_get_local_constants", None)):
+        yield  # pragma: no cover - a Hypothesis that collects no local constants
+        return
+    with _CONSTANTS_LOCK:
+        if _CONSTANTS_USERS == 0:
+            _CONSTANTS_SAVED = providers._get_local_constants
+            providers._get_local_constants = _no_local_constants
+            _clear_constants_cache(providers)
+        _CONSTANTS_USERS += 1
+    try:
+        yield
+    finally:
+        with _CONSTANTS_LOCK:
+            _CONSTANTS_USERS -= 1
+            if _CONSTANTS_USERS == 0:
+                providers._get_local_constants = _CONSTANTS_SAVED
+                _CONSTANTS_SAVED = None
+                _clear_constants_cache(providers)
+
+
+def _clear_constants_cache(providers: Any) -> None:
+    """Forget the per-constraint constant pools Hypothesis computed from the other pool."""
+    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
+    if cache is not None:
+        cache.clear()
+
+
 def hypothesis_phase(tracker: Tracker, *, seed_value: int, max_examples: int = 100) -> list[Point]:
     """Hypothesis generation + ``target()``; returns the best points it met.
 
@@ -403,7 +464,8 @@ def hypothesis_phase(tracker: Tracker, *, seed_value: int, max_examples: int = 1
             target(p.score)
 
     try:
-        probe()
+        with module_independent_draws():
+            probe()
     except _Stop:
         pass
     except Exception as exc:  # Hypothesis itself gave up; the numpy stages go on
