@@ -361,7 +361,6 @@ class _Stop(BaseException):
     """
 
 
-
 _CONSTANTS_LOCK = threading.Lock()
 _CONSTANTS_USERS = 0
 _CONSTANTS_SAVED: Any = None
