@@ -383,13 +383,15 @@ def module_independent_draws() -> Iterator[None]:
     regular one, or beside a user's own modules. Inside this block the pool
     of local constants is empty (Hypothesis' built-in constants stay), so an
     audit's counted search repeats exactly in any process. Re-entrant and
-    shared by concurrent searches (threads of one process); the draws of
-    Hypothesis runs outside the block are untouched.
+    shared by concurrent searches (threads of one process). The switch is
+    process-wide: a Hypothesis test running in another thread while a search
+    is inside the block draws without local constants too; once no search is
+    inside, Hypothesis is as it was.
     """
     global _CONSTANTS_USERS, _CONSTANTS_SAVED
     try:
         from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover - a Hypothesis without this module
+    except ImportError:  # pragma: no cover - an older Hypothesis (no local constants either)
         yield
         return
     if not callable(getattr(providers, "_get_local_constants", None)):
